@@ -1,0 +1,21 @@
+"""Jobbers: a distributed, asyncio-native task platform built on Redis."""
+
+from jobbers.client import JobbersClient
+from jobbers.context import task
+from jobbers.models.task import Task, TaskStatus
+from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.registry import register_task
+from jobbers.settings import Settings
+
+__all__ = [
+    "BackoffStrategy",
+    "DeadLetterPolicy",
+    "JobbersClient",
+    "Settings",
+    "ShutdownPolicy",
+    "Task",
+    "TaskConfig",
+    "TaskStatus",
+    "register_task",
+    "task",
+]

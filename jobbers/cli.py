@@ -1,0 +1,140 @@
+"""Console entry points: parse arguments, build settings, call into the rooms."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from jobbers.cleaner import CleanerOptions, run_cleaner
+from jobbers.config_store import ConfigStore
+from jobbers.errors import JobbersError
+from jobbers.registry import load_task_module
+from jobbers.scheduler import Scheduler
+from jobbers.settings import Settings
+from jobbers.state.connection import connect
+from jobbers.state.store import TaskStore
+from jobbers.worker import Worker
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+        return uvloop.run(coro)  # type: ignore[no-any-return]
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def _stores(settings: Settings) -> tuple[TaskStore, ConfigStore]:
+    return TaskStore(connect(settings.redis_url), settings.redis_key_prefix), ConfigStore(settings.sql_path)
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    """``jobbers_worker <task_module>``: run a worker for ``WORKER_ROLE``."""
+    parser = argparse.ArgumentParser(prog="jobbers_worker", description="Run a Jobbers worker.")
+    parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    _setup_logging(settings)
+    try:
+        load_task_module(args.task_module)
+    except JobbersError as exc:
+        parser.exit(2, f"jobbers_worker: {exc}\n")
+
+    async def main() -> int:
+        store, config = _stores(settings)
+        await config.migrate()
+        try:
+            await Worker(settings, store, config).run()
+        finally:
+            await config.close()
+            await store.redis.aclose()
+        return 0
+
+    return _run(main())
+
+
+def scheduler_main(argv: list[str] | None = None) -> int:
+    """``jobbers_scheduler``: promote due tasks of ``SCHEDULER_ROLE``'s queues."""
+    argparse.ArgumentParser(prog="jobbers_scheduler", description="Run the Jobbers scheduler.").parse_args(
+        argv
+    )
+    settings = Settings()
+    _setup_logging(settings)
+
+    async def main() -> int:
+        store, config = _stores(settings)
+        await config.migrate()
+        try:
+            await Scheduler(settings, store, config).run()
+        finally:
+            await config.close()
+            await store.redis.aclose()
+        return 0
+
+    return _run(main())
+
+
+def cleaner_main(argv: list[str] | None = None) -> int:
+    """``jobbers_cleaner [--stale-time S] ...``: one maintenance pass; prints counts as JSON."""
+    parser = argparse.ArgumentParser(prog="jobbers_cleaner", description="One Jobbers maintenance pass.")
+    for flag, text in (
+        ("--stale-time", "mark tasks whose heartbeat is older than this as stalled"),
+        ("--completed-task-age", "delete terminal tasks older than this"),
+        ("--dlq-age", "remove dead letter entries older than this"),
+        ("--rate-limit-age", "prune rate-limit entries older than this"),
+        ("--min-queue-age", "only consider tasks submitted at or after this epoch time"),
+        ("--max-queue-age", "only consider tasks submitted at or before this epoch time"),
+    ):
+        parser.add_argument(flag, type=float, metavar="SECONDS", default=None, help=text)
+    args = parser.parse_args(argv)
+    for name, value in vars(args).items():
+        if value is not None and value < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
+    settings = Settings()
+    _setup_logging(settings)
+    options = CleanerOptions(**vars(args))
+
+    async def main() -> int:
+        store = TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        try:
+            report = await run_cleaner(store, options)
+        finally:
+            await store.redis.aclose()
+        print(json.dumps(report.counts()))
+        return 0
+
+    return _run(main())
+
+
+def migrate_main(argv: list[str] | None = None) -> int:
+    """``jobbers_migrate``: create the SQL tables and the ``default`` queue."""
+    argparse.ArgumentParser(prog="jobbers_migrate", description="Create Jobbers' SQL tables.").parse_args(
+        argv
+    )
+    settings = Settings()
+    _setup_logging(settings)
+
+    async def main() -> int:
+        config = ConfigStore(settings.sql_path)
+        try:
+            await config.migrate()
+        finally:
+            await config.close()
+        print(f"jobbers_migrate: schema ready at {settings.sql_path}")
+        return 0
+
+    return _run(main())

@@ -1,0 +1,123 @@
+"""A small Python API for producers that do not use HTTP: submit, inspect, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from jobbers.config_store import ConfigStore
+from jobbers.errors import QueueNotFoundError, TaskConflictError, TaskNotFoundError
+from jobbers.models.task import Task
+from jobbers.models.task_config import DeadLetterPolicy
+from jobbers.registry import find_task_config, validate_params
+from jobbers.settings import Settings
+from jobbers.state.connection import connect
+from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome, TaskStore, new_task_id
+
+
+class JobbersClient:
+    """Submit and manage tasks through Redis directly (the same state functions the manager uses).
+
+    If the task is registered in this process, its params are checked against its signature and
+    its stall/dead-letter options are stored with it; the queue is checked against the SQL config
+    (cached for ``queue_cache_seconds``).
+    """
+
+    def __init__(self, store: TaskStore, config: ConfigStore | None = None, queue_cache_seconds: float = 5.0):
+        self.store = store
+        self.config = config
+        self._queue_cache: tuple[float, set[str]] | None = None
+        self._queue_cache_seconds = queue_cache_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
+        settings = settings or Settings()
+        store = TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        return cls(store, ConfigStore(settings.sql_path))
+
+    async def close(self) -> None:
+        await self.store.redis.aclose()
+        if self.config is not None:
+            await self.config.close()
+
+    async def _check_queue(self, queue: str) -> None:
+        if self.config is None:
+            return
+        now = time.monotonic()
+        if self._queue_cache is None or now - self._queue_cache[0] > self._queue_cache_seconds:
+            self._queue_cache = (now, {q.name for q in await self.config.list_queues()})
+        if queue not in self._queue_cache[1]:
+            raise QueueNotFoundError(f"queue {queue!r} does not exist; create it first (POST /queues)")
+
+    def build(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        version: int = 1,
+        queue: str = "default",
+        run_at: dt.datetime | None = None,
+        task_id: str | None = None,
+        idempotency_key: str | None = None,
+        trace: str = "",
+    ) -> NewTask:
+        """A validated ``NewTask`` (not yet submitted)."""
+        params = dict(params or {})
+        config = find_task_config(name, version)
+        if config is not None:
+            validate_params(config, params)
+        return NewTask(
+            name=name,
+            version=version,
+            queue=queue,
+            params=params,
+            id=task_id or new_task_id(),
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            max_stalls=config.max_stalls if config else 1,
+            max_heartbeat_interval=config.max_heartbeat_interval if config else None,
+            dead_letter=bool(config and config.dead_letter_policy is DeadLetterPolicy.SAVE),
+            trace=trace,
+        )
+
+    async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:
+        """Submit one task now (or at ``run_at``); 1 round trip to Redis."""
+        task = self.build(name, params, **options)
+        await self._check_queue(task.queue)
+        return await self.store.submit(task)
+
+    async def submit_many(self, tasks: Sequence[NewTask]) -> list[SubmitOutcome]:
+        """Submit many tasks built with ``build``, pipelined, atomically per task."""
+        for queue in {t.queue for t in tasks}:
+            await self._check_queue(queue)
+        return await self.store.submit_many(tasks)
+
+    async def get(self, task_id: str) -> Task:
+        """The task's current record; raises ``TaskNotFoundError``."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id}")
+        return task
+
+    async def wait(self, task_id: str, seconds: float = 30.0, interval: float = 0.05) -> Task:
+        """Poll until the task reaches a terminal status; raises ``TimeoutError`` after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            task = await self.get(task_id)
+            if task.status.is_terminal:
+                return task
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} still {task.status.value} after {seconds}s")
+            await asyncio.sleep(interval)
+
+    async def cancel(self, task_id: str) -> CancelOutcome:
+        """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
+        (outcome,) = await self.store.cancel([task_id])
+        if outcome.outcome == "not_found":
+            raise TaskNotFoundError(f"no task {task_id}")
+        if outcome.outcome == "conflict":
+            raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
+        return outcome

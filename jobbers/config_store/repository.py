@@ -1,0 +1,143 @@
+"""Async repository over the queue/role tables; the only code that speaks SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from jobbers.config_store.tables import metadata, queues, role_queues, roles
+from jobbers.errors import QueueNotFoundError
+from jobbers.models.queue_config import QueueConfig, RatePeriod
+from jobbers.models.role import DEFAULT_QUEUE, DEFAULT_ROLE, Role, queues_for_role
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class ConfigStore:
+    """Queues and roles. ``migrate()`` creates the tables and the ``default`` queue."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> None:
+        """Create missing tables and the ``default`` queue; safe to run any number of times."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            exists = await conn.scalar(select(queues.c.name).where(queues.c.name == DEFAULT_QUEUE))
+            if exists is None:
+                await conn.execute(
+                    insert(queues).values(name=DEFAULT_QUEUE, rate_denominator=1, rate_period="second")
+                )
+
+    # -- queues -----------------------------------------------------------------------------
+
+    async def list_queues(self) -> list[QueueConfig]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(queues).order_by(queues.c.name))).mappings().all()
+        return [_queue_from_row(r) for r in rows]
+
+    async def get_queue(self, name: str) -> QueueConfig | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(queues).where(queues.c.name == name))).mappings().first()
+        return _queue_from_row(row) if row else None
+
+    async def save_queue(self, config: QueueConfig) -> bool:
+        """Create or replace a queue; returns True if it was created."""
+        values = _queue_values(config)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(queues).where(queues.c.name == config.name).values(**values))
+            if result.rowcount:
+                return False
+            await conn.execute(insert(queues).values(name=config.name, **values))
+            return True
+
+    async def delete_queue(self, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(role_queues).where(role_queues.c.queue == name))
+            result = await conn.execute(delete(queues).where(queues.c.name == name))
+            return bool(result.rowcount)
+
+    # -- roles ------------------------------------------------------------------------------
+
+    async def list_roles(self) -> list[Role]:
+        async with self.engine.connect() as conn:
+            names = (await conn.execute(select(roles.c.name).order_by(roles.c.name))).scalars().all()
+            links = (await conn.execute(select(role_queues))).all()
+        by_role: dict[str, list[str]] = {n: [] for n in names}
+        for role, queue in links:
+            by_role.setdefault(role, []).append(queue)
+        return [Role(name=n, queues=sorted(by_role[n])) for n in names]
+
+    async def get_role(self, name: str) -> Role | None:
+        async with self.engine.connect() as conn:
+            exists = await conn.scalar(select(roles.c.name).where(roles.c.name == name))
+            queue_names = (
+                (await conn.execute(select(role_queues.c.queue).where(role_queues.c.role == name)))
+                .scalars()
+                .all()
+            )
+        if exists is None:
+            # The default role exists implicitly and consumes every queue until given a list.
+            return Role(name=DEFAULT_ROLE) if name == DEFAULT_ROLE else None
+        return Role(name=name, queues=sorted(queue_names))
+
+    async def save_role(self, role: Role) -> bool:
+        """Create or replace a role's queue list; raises ``QueueNotFoundError`` for unknown queues."""
+        async with self.engine.begin() as conn:
+            known = set((await conn.execute(select(queues.c.name))).scalars().all())
+            missing = sorted(set(role.queues) - known)
+            if missing:
+                raise QueueNotFoundError(f"queues do not exist: {', '.join(missing)}")
+            exists = await conn.scalar(select(roles.c.name).where(roles.c.name == role.name))
+            if exists is None:
+                await conn.execute(insert(roles).values(name=role.name))
+            await conn.execute(delete(role_queues).where(role_queues.c.role == role.name))
+            if role.queues:
+                await conn.execute(
+                    insert(role_queues), [{"role": role.name, "queue": q} for q in sorted(set(role.queues))]
+                )
+            return exists is None
+
+    async def delete_role(self, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(role_queues).where(role_queues.c.role == name))
+            result = await conn.execute(delete(roles).where(roles.c.name == name))
+            return bool(result.rowcount)
+
+    async def queues_for_role(self, role_name: str) -> list[QueueConfig]:
+        """The queue configs a worker of ``role_name`` consumes (see ``models.role.queues_for_role``)."""
+        all_queues = await self.list_queues()
+        names = queues_for_role(await self.get_role(role_name), [q.name for q in all_queues])
+        by_name = {q.name: q for q in all_queues}
+        return [by_name[n] for n in names]
+
+
+def _queue_values(config: QueueConfig) -> dict[str, Any]:
+    return {
+        "max_concurrent": config.max_concurrent,
+        "rate_numerator": config.rate_numerator,
+        "rate_denominator": config.rate_denominator,
+        "rate_period": config.rate_period.value,
+    }
+
+
+def _queue_from_row(row: Any) -> QueueConfig:
+    return QueueConfig(
+        name=row["name"],
+        max_concurrent=row["max_concurrent"],
+        rate_numerator=row["rate_numerator"],
+        rate_denominator=row["rate_denominator"] or 1,
+        rate_period=RatePeriod(row["rate_period"] or "second"),
+    )

@@ -1,0 +1,27 @@
+"""Roles: named sets of queues that a worker consumes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from jobbers.models.queue_config import NAME_PATTERN
+
+DEFAULT_ROLE = "default"
+DEFAULT_QUEUE = "default"
+
+
+class Role(BaseModel):
+    """A role. The ``default`` role with no queues assigned consumes every queue."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    queues: list[str] = Field(default_factory=list)
+
+
+def queues_for_role(role: Role | None, all_queues: list[str]) -> list[str]:
+    """The queues a worker of ``role`` consumes, given every queue that exists."""
+    if role is None:
+        return []
+    if role.name == DEFAULT_ROLE and not role.queues:
+        return sorted(all_queues)
+    existing = set(all_queues)
+    return [q for q in role.queues if q in existing]

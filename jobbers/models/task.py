@@ -1,0 +1,99 @@
+"""The task record and its lifecycle: statuses and the allowed-transition table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TaskStatus(StrEnum):
+    """Every status a task can be in; lower-case in JSON and in Redis."""
+
+    UNSUBMITTED = "unsubmitted"
+    SUBMITTED = "submitted"
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STALLED = "stalled"
+    DROPPED = "dropped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.STALLED, TaskStatus.DROPPED}
+)
+
+CANCELLABLE_STATUSES: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.SUBMITTED, TaskStatus.SCHEDULED, TaskStatus.STARTED}
+)
+
+#: The one table of allowed transitions. The Lua scripts in ``jobbers/state/lua`` each guard on
+#: the prior status; ``tests/test_transitions.py`` checks that every script stays inside this table.
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.UNSUBMITTED: frozenset({TaskStatus.SUBMITTED, TaskStatus.SCHEDULED}),
+    TaskStatus.SUBMITTED: frozenset({TaskStatus.STARTED, TaskStatus.CANCELLED}),
+    TaskStatus.SCHEDULED: frozenset({TaskStatus.SUBMITTED, TaskStatus.CANCELLED}),
+    TaskStatus.STARTED: frozenset(
+        {
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.STALLED,
+            TaskStatus.DROPPED,
+            TaskStatus.SCHEDULED,  # retry with a delay
+            TaskStatus.SUBMITTED,  # retry without delay, resubmit on shutdown, lease recovered
+        }
+    ),
+    # A dead-lettered task may be resubmitted from the DLQ.
+    TaskStatus.FAILED: frozenset({TaskStatus.SUBMITTED}),
+    TaskStatus.STALLED: frozenset({TaskStatus.SUBMITTED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+    TaskStatus.DROPPED: frozenset(),
+}
+
+
+def is_transition_allowed(old: TaskStatus, new: TaskStatus) -> bool:
+    """Whether a task may move from ``old`` to ``new``."""
+    return new in ALLOWED_TRANSITIONS[old]
+
+
+class ErrorRecord(BaseModel):
+    """One failed attempt: what was raised, when, and on which attempt."""
+
+    exception_type: str
+    message: str
+    at: dt.datetime
+    attempt: int
+
+
+class Task(BaseModel):
+    """A task as stored in Redis and shown by the API."""
+
+    id: str
+    name: str
+    version: int = 1
+    queue: str = "default"
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: TaskStatus = TaskStatus.UNSUBMITTED
+    submitted_at: dt.datetime | None = None
+    run_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    last_heartbeat_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    retry_attempt: int = 0
+    stall_count: int = 0
+    result: Any = None
+    error: str | None = None
+    errors: list[ErrorRecord] = Field(default_factory=list)
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    dead_lettered: bool = False

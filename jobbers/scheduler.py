@@ -8,6 +8,7 @@ import logging
 import signal
 
 from jobbers.config_store import ConfigStore
+from jobbers.lifecycle import settle
 from jobbers.settings import Settings
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
 from jobbers.state.store import TaskStore
@@ -59,8 +60,8 @@ class Scheduler:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), sleep)
         finally:
-            listen.cancel()
-            await asyncio.gather(listen, return_exceptions=True)
+            listener.stop()
+            await settle([listen])
 
     async def run_once(self) -> float:
         """One pass over the role's queues; returns how long to sleep before the next."""

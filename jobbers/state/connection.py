@@ -60,11 +60,16 @@ class SignalListener:
             self.handlers[keys.sched_channel] = lambda _msg: on_schedule()
         self.on_reconnect = on_reconnect
         self.subscribed = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask ``run`` to return (within a second)."""
+        self._stopping = True
 
     async def run(self) -> None:
-        """Listen until cancelled."""
+        """Listen until ``stop()`` or cancellation."""
         delay = 0.05
-        while True:
+        while not self._stopping:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*self.handlers)
@@ -72,8 +77,8 @@ class SignalListener:
                 delay = 0.05
                 if self.on_reconnect:
                     self.on_reconnect()
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message["type"] != "message":
                         continue
                     channel = message["channel"].decode()

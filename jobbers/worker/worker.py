@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from jobbers.config_store import ConfigStore
 from jobbers.context import RunningTask, set_current_task
+from jobbers.lifecycle import settle
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
@@ -90,6 +91,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._rotation = 0
+        self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -125,10 +127,10 @@ class Worker:
             await self._drain()
         finally:
             await self._flush_remaining()
-            flusher.cancel()
-            for t in background:
-                t.cancel()
-            await asyncio.gather(flusher, *background, return_exceptions=True)
+            self._closed = True
+            self._outcome_ready.set()
+            listener.stop()
+            await settle([flusher, *background])
         log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
 
     def request_shutdown(self) -> None:
@@ -364,7 +366,7 @@ class Worker:
     # -- writing outcomes -------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closed:
             await self._outcome_ready.wait()
             self._outcome_ready.clear()
             await self._flush_once(deadline=None)

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from jobbers import registry
 from jobbers.state.store import TaskStore
+from tests.e2e import E2E, make_e2e
 from tests.redis_server import RedisServer, find_redis_servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +66,19 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def e2e_redis_server() -> Iterator[RedisServer]:
+    """One redis-server for process-level tests (the system Redis when present)."""
+    server = RedisServer(REDIS_BINARIES.get("system") or next(iter(REDIS_BINARIES.values())))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def e2e(e2e_redis_server: RedisServer, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
+    """A platform for real processes, with a store and client on the same Redis and SQLite."""
+    async for env in make_e2e(e2e_redis_server, key_prefix, tmp_path):
+        yield env

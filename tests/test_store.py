@@ -11,7 +11,15 @@ from redis.exceptions import ResponseError
 from jobbers.models.queue_config import QueueConfig, RatePeriod, rate_limit_allows
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
-from jobbers.state.store import NewTask, Outcome, TaskStore, is_valid_task_id, new_task_id
+from jobbers.state.store import (
+    LeaseRenewal,
+    NewTask,
+    Outcome,
+    StallConfig,
+    TaskStore,
+    is_valid_task_id,
+    new_task_id,
+)
 from tests.helpers import assert_exactly_one_terminal_state, status_index_of
 
 DEFAULT = [QueueConfig(name="default")]
@@ -113,11 +121,16 @@ async def test_renew_extends_leases_records_heartbeats_and_reports_lost_and_canc
     a, b = [o.id for o in await store.submit_many([NewTask(name="t"), NewTask(name="t")])]
     claimed = {t.id: t for t in (await store.claim("w", 0.2, 2, DEFAULT)).tasks}
     await store.cancel([b])
-    lost, cancel = await store.renew_leases(30, [(a, claimed[a].token, True), (b, claimed[b].token, False),
-                                                  ("nope", "x", False)])
+    lost, cancel = await store.renew_leases(30, [
+        LeaseRenewal(a, claimed[a].token, heartbeat=True),
+        LeaseRenewal(b, claimed[b].token, config=StallConfig(0.1, max_stalls=3, dead_letter=True)),
+        LeaseRenewal("nope", "x"),
+    ])
     assert lost == ["nope"] and cancel == [b]
     task = await store.get_task(a)
     assert task is not None and task.last_heartbeat_at is not None
+    stored = await store.redis.hmget(store.keys.task(b), ["hb_timeout", "max_stalls", "dlq_policy"])
+    assert stored == [b"100", b"3", b"save"]  # the worker's registry values, for the cleaner
     await asyncio.sleep(0.3)
     recovered = await store.recover_expired_leases()
     assert recovered.requeued == [] and recovered.stalled == []  # renewed, so not expired
@@ -149,7 +162,7 @@ async def test_a_cancel_request_racing_a_claim_always_ends_in_one_terminal_state
         claim, (cancel,) = await asyncio.gather(store.claim("w", 30, 1, DEFAULT), store.cancel([task_id]))
         if claim.tasks:
             assert cancel.outcome == "requested"
-            _, to_cancel = await store.renew_leases(30, [(task_id, claim.tasks[0].token, False)])
+            _, to_cancel = await store.renew_leases(30, [LeaseRenewal(task_id, claim.tasks[0].token)])
             assert to_cancel == [task_id]  # the worker learns of it on its next renewal at the latest
             await store.finish([Outcome(id=task_id, token=claim.tasks[0].token, status="cancelled")])
         else:
@@ -207,7 +220,7 @@ async def test_silent_heartbeat_stalls_by_task_interval_or_stale_time(store: Tas
     claimed = {t.id: t for t in (await store.claim("w", 30, 2, DEFAULT)).tasks}
     await asyncio.sleep(0.15)
     assert await store.stall_silent_tasks(None) == [own]
-    await store.renew_leases(30, [(plain, claimed[plain].token, True)])  # a fresh heartbeat
+    await store.renew_leases(30, [LeaseRenewal(plain, claimed[plain].token, heartbeat=True)])  # fresh heartbeat
     assert await store.stall_silent_tasks(10) == []
     await asyncio.sleep(0.15)
     now_ms = await store.redis_time_ms()

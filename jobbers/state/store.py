@@ -29,6 +29,8 @@ SCRIPT_NAMES = (
     "prune",
     "prune_dlq",
     "prune_rate",
+    "dlq_resubmit",
+    "dlq_remove",
 )
 
 
@@ -105,6 +107,25 @@ class ClaimResult:
 
 
 @dataclass(frozen=True)
+class StallConfig:
+    """The parts of a task's config the cleaner needs to judge it without the task module."""
+
+    max_heartbeat_seconds: float  # 0 = no own heartbeat interval
+    max_stalls: int
+    dead_letter: bool
+
+
+@dataclass(frozen=True)
+class LeaseRenewal:
+    """One running task in a renewal: its lease, whether it heartbeat, and (once) its config."""
+
+    id: str
+    token: str
+    heartbeat: bool = False
+    config: StallConfig | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The end of one attempt, to be written under its lease token."""
 
@@ -122,6 +143,15 @@ class Outcome:
 @dataclass(frozen=True)
 class CancelOutcome:
     """Per id: ``cancelled``, ``requested`` (running; worker will stop it), ``not_found``, ``conflict``."""
+
+    id: str
+    outcome: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ResubmitOutcome:
+    """Per id: ``resubmitted``, ``not_found`` (not in the DLQ), or ``conflict`` (not failed/stalled)."""
 
     id: str
     outcome: str
@@ -220,17 +250,22 @@ class TaskStore:
         return ClaimResult(tasks=tasks, now_ms=int(now_ms), retry_in_ms=retry if retry >= 0 else None)
 
     async def renew_leases(
-        self, lease_seconds: float, leases: Sequence[tuple[str, str, bool]]
+        self, lease_seconds: float, leases: Sequence[LeaseRenewal]
     ) -> tuple[list[str], list[str]]:
-        """Extend the leases of (id, token, heartbeat) entries; 1 round trip for all of them.
+        """Extend the leases of one worker's tasks; 1 round trip for all of them.
 
         Returns (ids whose lease is lost, ids whose cancellation was requested).
         """
         if not leases:
             return [], []
         args: list[Any] = [int(lease_seconds * 1000), len(leases)]
-        for task_id, token, heartbeat in leases:
-            args += [task_id, token, "1" if heartbeat else "0"]
+        for lease in leases:
+            args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
+            if lease.config is None:
+                args += ["", "", ""]
+            else:
+                hb_ms = int(lease.config.max_heartbeat_seconds * 1000)
+                args += [hb_ms, lease.config.max_stalls, "save" if lease.config.dead_letter else "none"]
         lost, cancel = await self._run("renew", args)
         return [_s(x) for x in lost], [_s(x) for x in cancel]
 
@@ -358,6 +393,27 @@ class TaskStore:
         """Redis's clock in epoch milliseconds (all lease and age decisions use it)."""
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
+
+    async def ping(self) -> bool:
+        """Whether Redis answers; raises the client's connection error when it does not."""
+        return bool(await self.redis.ping())  # type: ignore[misc,unused-ignore]
+
+    # -- dead letter queue (manager side) ---------------------------------------------------
+
+    async def resubmit_dead_letters(
+        self, task_ids: Sequence[str], reset_retry_count: bool
+    ) -> list[ResubmitOutcome]:
+        """Move dead-lettered tasks back to their queues (guarded on DLQ membership and status)."""
+        if not task_ids:
+            return []
+        rows = await self._run("dlq_resubmit", ["1" if reset_retry_count else "0", *task_ids])
+        return [ResubmitOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2])) for r in rows]
+
+    async def remove_dead_letters(self, task_ids: Sequence[str]) -> list[str]:
+        """Remove DLQ entries; returns the ids that were in the DLQ. Task records stay until pruned."""
+        if not task_ids:
+            return []
+        return [_s(x) for x in await self._run("dlq_remove", list(task_ids))]
 
 
 def _unpack_params(raw: bytes) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from jobbers.registry import find_task_config
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
-from jobbers.state.store import ClaimedTask, Outcome, TaskStore
+from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, StallConfig, TaskStore
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,22 @@ class Running:
     atask: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
+    config_sent: bool = False
 
     def interrupt(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.atask is not None and not self.atask.done():
             self.atask.cancel()
+
+
+def _stall_config(config: TaskConfig) -> StallConfig:
+    interval = config.max_heartbeat_interval
+    return StallConfig(
+        max_heartbeat_seconds=interval.total_seconds() if interval else 0.0,
+        max_stalls=config.max_stalls,
+        dead_letter=config.dead_letter_policy is DeadLetterPolicy.SAVE,
+    )
 
 
 def make_worker_id() -> str:
@@ -411,18 +421,25 @@ class Worker:
             await asyncio.sleep(interval)
             leases = []
             for entry in self.running.values():
-                leases.append((entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))
+                stall_config = None
+                if not entry.config_sent and entry.config is not None:
+                    stall_config = _stall_config(entry.config)
+                    entry.config_sent = True
+                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty,
+                                           stall_config))
                 entry.handle.heartbeat_dirty = False
-            leases += [(task_id, token, False) for task_id, token in self.unacked.items()]
+            leases += [LeaseRenewal(task_id, token) for task_id, token in self.unacked.items()]
             if not leases:
                 continue
             try:
                 lost, cancel = await self.store.renew_leases(self.lease_seconds, leases)
             except TRANSIENT_REDIS_ERRORS as exc:
                 log.warning("lease renewal failed: %s", exc)
-                for task_id, _token, heartbeat in leases:
-                    if heartbeat and task_id in self.running:
-                        self.running[task_id].handle.heartbeat_dirty = True
+                for lease in leases:
+                    if lease.id in self.running:
+                        entry = self.running[lease.id]
+                        entry.handle.heartbeat_dirty |= lease.heartbeat
+                        entry.config_sent &= lease.config is None
                 continue
             for task_id in lost:
                 if task_id in self.running:

@@ -1,0 +1,233 @@
+"""Read-only listings of tasks for the API: filtered, ordered, and paged by an opaque cursor.
+
+Every listing walks a sorted set (a per-status index, a queue's schedule, or the DLQ) in
+(score, id) order and resumes *after* the last item it returned, so a page is never shifted by
+tasks that leave the set meanwhile. A page says ``next_cursor = None`` only when the walk reached
+the end: a page cut short by the scan budget (filters that match little) still hands out a cursor,
+so nothing is truncated silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobbers.errors import InvalidCursorError
+from jobbers.models.task import Task, TaskStatus
+from jobbers.state.codec import decode_task
+from jobbers.state.store import TaskStore
+
+#: At most this many index entries are examined per page before it is handed back with a cursor,
+#: so a filter that matches little cannot turn one request into a scan of every task.
+SCAN_BUDGET = 5000
+#: Index entries fetched per round trip while scanning with a filter.
+SCAN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a walk stopped: which of its sorted sets (``index``), and the last (score, id) seen."""
+
+    index: int
+    score: int
+    member: str
+
+    def encode(self) -> str:
+        raw = f"{self.index}:{self.score}:{self.member}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> Position:
+        """Parse a cursor from ``encode``; raises ``InvalidCursorError`` for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            index, score, member = raw.split(":", 2)
+            position = cls(int(index), int(score), member)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursorError(f"malformed cursor {cursor[:80]!r}") from None
+        if position.index < 0 or not member or len(member) > 128:
+            raise InvalidCursorError(f"malformed cursor {cursor[:80]!r}")
+        return position
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Optional filters on a task's queue and name."""
+
+    queue: str | None = None
+    task_name: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.queue is None and self.task_name is None
+
+    def matches(self, task: Task) -> bool:
+        return (self.queue is None or task.queue == self.queue) and (
+            self.task_name is None or task.name == self.task_name
+        )
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A task and the score it was listed by (ms): entered its status, runs, or was dead-lettered."""
+
+    task: Task
+    score_ms: int
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page; ``total`` is the size of the whole listing when it is known without a scan."""
+
+    items: list[Listed]
+    next_cursor: str | None
+    total: int | None
+
+
+class TaskQueries:
+    """Listings over a ``TaskStore``'s indexes."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.keys = store.keys
+
+    async def list_by_status(
+        self, statuses: Sequence[TaskStatus], filters: TaskFilter, limit: int, cursor: str | None
+    ) -> TaskPage:
+        """Tasks in ``statuses`` (in that order), each status oldest first."""
+        wanted = list(statuses)
+        keys = [self.keys.status(s.value) for s in wanted]
+        by_key = dict(zip(keys, wanted, strict=True))
+
+        def keep(key: str, task: Task) -> bool:
+            # A task moving between statuses may be read after its index entry: list it once, where it is.
+            return task.status is by_key[key] and filters.matches(task)
+
+        page_items, next_position = await self._walk(keys, keep, filters.is_empty, limit, cursor)
+        total = await self._count(keys) if filters.is_empty else None
+        return TaskPage(page_items, next_position, total)
+
+    async def list_dead_letters(self, filters: TaskFilter, limit: int, cursor: str | None) -> TaskPage:
+        """Dead-lettered tasks, oldest dead-lettering first."""
+        keys = [self.keys.dlq]
+        page_items, next_position = await self._walk(
+            keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor
+        )
+        total = await self._count(keys) if filters.is_empty else None
+        return TaskPage(page_items, next_position, total)
+
+    async def list_scheduled(self, queues: Sequence[str], limit: int, cursor: str | None) -> TaskPage:
+        """Scheduled tasks (delayed submissions and retry delays) of ``queues``, soonest first."""
+        after = _after(Position.decode(cursor)) if cursor else None
+        keys = [self.keys.sched(q) for q in queues]
+        merged: list[tuple[int, str]] = []
+        for key in keys:
+            merged += await self._entries_after(key, after, limit + 1)
+        merged.sort()
+        more = len(merged) > limit
+        merged = merged[:limit]
+        tasks = await self._fetch([member for _, member in merged])
+        items = [
+            Listed(task, score)
+            for (score, _), task in zip(merged, tasks, strict=True)
+            if task is not None and task.status is TaskStatus.SCHEDULED
+        ]
+        next_cursor = Position(0, *merged[-1]).encode() if more and merged else None
+        return TaskPage(items, next_cursor, await self._count(keys))
+
+    async def waiting_counts(self, queue: str) -> tuple[int, int]:
+        """(ready, scheduled) tasks of ``queue``."""
+        ready, scheduled = await self._counts([self.keys.queue(queue), self.keys.sched(queue)])
+        return ready, scheduled
+
+    # -- walking the indexes ----------------------------------------------------------------
+
+    async def _walk(
+        self,
+        keys: Sequence[str],
+        keep: Callable[[str, Task], bool],
+        unfiltered: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Listed], str | None]:
+        """Up to ``limit`` kept tasks from ``keys`` in turn, resuming after ``cursor``."""
+        start = Position.decode(cursor) if cursor else None
+        found: list[Listed] = []
+        last_returned: Position | None = None
+        examined = 0
+        # Unfiltered, one extra entry tells whether another page exists.
+        chunk = min(limit + 1, SCAN_CHUNK) if unfiltered else SCAN_CHUNK
+        for index in range(start.index if start else 0, len(keys)):
+            key = keys[index]
+            after = _after(start) if start and index == start.index else None
+            offset = 0
+            while True:
+                raw: Any = await self.redis.zrangebyscore(
+                    key, after[0] if after else "-inf", "+inf", start=offset, num=chunk, withscores=True
+                )
+                offset += len(raw)
+                entries = [(int(score), _text(member)) for member, score in raw]
+                entries = [e for e in entries if after is None or e > after]
+                tasks = await self._fetch([member for _, member in entries])
+                for (score, member), task in zip(entries, tasks, strict=True):
+                    examined += 1
+                    position = Position(index, score, member)
+                    if task is None or not keep(key, task):
+                        if examined >= SCAN_BUDGET:
+                            return found, position.encode()
+                        continue
+                    if len(found) == limit:
+                        return found, last_returned.encode() if last_returned else None
+                    found.append(Listed(task, score))
+                    last_returned = position
+                    if examined >= SCAN_BUDGET:
+                        return found, position.encode()
+                if len(raw) < chunk:
+                    break
+        return found, None
+
+    async def _entries_after(
+        self, key: str, after: tuple[int, str] | None, count: int
+    ) -> list[tuple[int, str]]:
+        """Up to ``count`` (score, id) entries of ``key`` strictly after ``after``."""
+        out: list[tuple[int, str]] = []
+        offset = 0
+        while len(out) < count:
+            raw: Any = await self.redis.zrangebyscore(
+                key, after[0] if after else "-inf", "+inf", start=offset, num=count, withscores=True
+            )
+            offset += len(raw)
+            out += [e for e in ((int(s), _text(m)) for m, s in raw) if after is None or e > after]
+            if len(raw) < count:
+                break
+        return out[:count]
+
+    async def _fetch(self, task_ids: Sequence[str]) -> list[Task | None]:
+        """The tasks with these ids, aligned with them (None where a record is gone); 1 round trip."""
+        if not task_ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hgetall(self.keys.task(task_id))
+        return [decode_task(fields) if fields else None for fields in await pipe.execute()]
+
+    async def _counts(self, keys: Sequence[str]) -> list[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcard(key)
+        return [int(n) for n in await pipe.execute()]
+
+    async def _count(self, keys: Sequence[str]) -> int:
+        return sum(await self._counts(keys)) if keys else 0
+
+
+def _after(position: Position) -> tuple[int, str]:
+    return (position.score, position.member)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw

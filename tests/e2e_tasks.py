@@ -1,0 +1,86 @@
+"""Task module loaded by worker processes in the end-to-end and fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from jobbers.context import task
+from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy
+from jobbers.registry import register_task
+
+#: Executions are appended here (one line per run) so tests can count them.
+RUN_LOG = os.environ.get("E2E_RUN_LOG", "")
+
+
+def _record(label: str) -> None:
+    if RUN_LOG:
+        with open(RUN_LOG, "a") as f:
+            f.write(f"{task.id} {label} {os.getpid()}\n")
+
+
+@register_task(name="noop")
+async def noop(**kwargs: object) -> None:
+    _record("noop")
+
+
+@register_task(name="nap")
+async def nap(seconds: float = 0.5) -> str:
+    _record("nap")
+    await asyncio.sleep(seconds)
+    return "rested"
+
+
+@register_task(name="block_first_time")
+async def block_first_time(marker: str, seconds: float = 1.5) -> int:
+    """Blocks the whole worker (no awaits) on its first execution only."""
+    _record("block")
+    if not Path(marker).exists():
+        Path(marker).write_text("x")
+        time.sleep(seconds)
+    return os.getpid()
+
+
+@register_task(name="suicide", dead_letter_policy=DeadLetterPolicy.SAVE, max_stalls=1)
+async def suicide() -> None:
+    """Kills its own worker every time."""
+    _record("suicide")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register_task(name="stop_policy", on_shutdown="stop", dead_letter_policy=DeadLetterPolicy.SAVE)
+async def stop_policy(seconds: float = 5) -> str:
+    _record("stop")
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@register_task(name="resubmit_policy", on_shutdown="resubmit")
+async def resubmit_policy(seconds: float = 5) -> str:
+    _record("resubmit")
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@register_task(name="continue_policy", on_shutdown="continue")
+async def continue_policy(seconds: float = 1) -> str:
+    _record("continue")
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@register_task(name="flaky", max_retries=2, retry_delay=0.1, backoff_strategy=BackoffStrategy.CONSTANT,
+               expected_exceptions=(ConnectionError,), dead_letter_policy=DeadLetterPolicy.SAVE)
+async def flaky() -> None:
+    _record("flaky")
+    raise ConnectionError("upstream timed out")
+
+
+@register_task(name="hangs", max_heartbeat_interval=0.3)
+async def hangs() -> None:
+    """Heartbeats once, then goes silent (but keeps awaiting, so its lease stays renewed)."""
+    task.heartbeat()
+    await asyncio.sleep(30)

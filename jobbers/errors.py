@@ -19,12 +19,36 @@ class InvalidParamsError(JobbersError):
     """The params do not fit the registered task's signature."""
 
 
-class TaskNotFoundError(JobbersError):
+class NotFoundError(JobbersError):
+    """The thing named in a request (a task, queue, role, dead letter entry) does not exist."""
+
+
+class ConflictError(JobbersError):
+    """The request conflicts with the current state (it exists already, or is in the wrong state)."""
+
+
+class TaskNotFoundError(NotFoundError):
     """No task has this id."""
 
 
-class TaskConflictError(JobbersError):
+class TaskConflictError(ConflictError):
     """The task is not in a state that allows the requested change."""
+
+
+class ConfigNotFoundError(NotFoundError):
+    """No queue or role has this name."""
+
+
+class ConfigExistsError(ConflictError):
+    """A queue or role with this name exists already (create it with PUT to replace it)."""
+
+
+class QueueNotEmptyError(ConflictError):
+    """The queue still holds waiting tasks, which would be stranded if it were deleted."""
+
+
+class InvalidCursorError(JobbersError):
+    """A pagination cursor that this API did not hand out (or from another listing)."""
 
 
 class QueueNotFoundError(JobbersError):

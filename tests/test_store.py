@@ -123,14 +123,12 @@ async def test_renew_extends_leases_records_heartbeats_and_reports_lost_and_canc
     await store.cancel([b])
     lost, cancel = await store.renew_leases(30, [
         LeaseRenewal(a, claimed[a].token, heartbeat=True),
-        LeaseRenewal(b, claimed[b].token, config=StallConfig(0.1, max_stalls=3, dead_letter=True)),
+        LeaseRenewal(b, claimed[b].token),
         LeaseRenewal("nope", "x"),
     ])
     assert lost == ["nope"] and cancel == [b]
     task = await store.get_task(a)
     assert task is not None and task.last_heartbeat_at is not None
-    stored = await store.redis.hmget(store.keys.task(b), ["hb_timeout", "max_stalls", "dlq_policy"])
-    assert stored == [b"100", b"3", b"save"]  # the worker's registry values, for the cleaner
     await asyncio.sleep(0.3)
     recovered = await store.recover_expired_leases()
     assert recovered.requeued == [] and recovered.stalled == []  # renewed, so not expired
@@ -256,3 +254,17 @@ async def test_prune_rate_limits_removes_old_entries(store: TaskStore) -> None:
     await store.submit_many([NewTask(name="t", queue="r") for _ in range(3)])
     await store.claim("w", 30, 3, [QueueConfig(name="r", rate_numerator=100)])
     assert await store.prune_rate_limits(await store.redis_time_ms() + 1) == 3
+
+
+async def test_published_task_type_config_decides_stalls_without_the_task_module(store: TaskStore) -> None:
+    await store.publish_task_types([("typed", 1, StallConfig(0.05, max_stalls=1, dead_letter=True)),
+                                    ("crashy", 1, StallConfig(0, max_stalls=0, dead_letter=True))])
+    silent, crashed = [o.id for o in await store.submit_many([NewTask(name="typed"), NewTask(name="crashy")])]
+    claimed = {t.id: t for t in (await store.claim("w", 30, 1, DEFAULT)).tasks}
+    await store.claim("w", 0.01, 1, DEFAULT)
+    await asyncio.sleep(0.1)
+    assert await store.stall_silent_tasks(None) == [silent]  # its type's 50 ms heartbeat interval
+    recovered = await store.recover_expired_leases()
+    assert recovered.stalled == [crashed] and recovered.requeued == []  # its type's budget of 0 stalls
+    tasks = await store.get_tasks([silent, crashed])
+    assert all(t.dead_lettered for t in tasks) and claimed

@@ -16,6 +16,7 @@ KEY_TEMPLATES: dict[str, str] = {
     "rate": "rate:{}",  # zset: starts of a queue within the rate window, score = start time (ms)
     "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
     "idem": "idem:{}",  # string: idempotency key -> task id
+    "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
 }
 SINGLE_KEYS: dict[str, str] = {
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
@@ -60,6 +61,9 @@ class Keys:
 
     def idem(self, key: str) -> str:
         return self.prefix + KEY_TEMPLATES["idem"].format(key)
+
+    def tasktype(self, name_version: str) -> str:
+        return self.prefix + KEY_TEMPLATES["tasktype"].format(name_version)
 
 
 def lua_preamble() -> str:

@@ -65,9 +65,10 @@ class NewTask:
     id: str = field(default_factory=new_task_id)
     run_at: dt.datetime | None = None
     idempotency_key: str | None = None
-    max_stalls: int = 1
+    #: Stall options, when the submitter knows the task; the workers' published config wins.
+    max_stalls: int | None = None
     max_heartbeat_interval: dt.timedelta | None = None
-    dead_letter: bool = False
+    dead_letter: bool | None = None
     trace: str = ""
 
 
@@ -117,12 +118,11 @@ class StallConfig:
 
 @dataclass(frozen=True)
 class LeaseRenewal:
-    """One running task in a renewal: its lease, whether it heartbeat, and (once) its config."""
+    """One running task in a renewal: its lease, and whether it called ``heartbeat()`` since."""
 
     id: str
     token: str
     heartbeat: bool = False
-    config: StallConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -205,9 +205,9 @@ class TaskStore:
                     pack(t.params),
                     datetime_to_ms(t.run_at) if t.run_at else 0,
                     t.idempotency_key or "",
-                    t.max_stalls,
-                    int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else 0,
-                    "save" if t.dead_letter else "none",
+                    "" if t.max_stalls is None else t.max_stalls,
+                    int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else "",
+                    "" if t.dead_letter is None else ("save" if t.dead_letter else "none"),
                     t.trace,
                 ]
             for kind, task_id, status, submitted_at in await self._run("submit", args):
@@ -261,13 +261,23 @@ class TaskStore:
         args: list[Any] = [int(lease_seconds * 1000), len(leases)]
         for lease in leases:
             args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
-            if lease.config is None:
-                args += ["", "", ""]
-            else:
-                hb_ms = int(lease.config.max_heartbeat_seconds * 1000)
-                args += [hb_ms, lease.config.max_stalls, "save" if lease.config.dead_letter else "none"]
         lost, cancel = await self._run("renew", args)
         return [_s(x) for x in lost], [_s(x) for x in cancel]
+
+    async def publish_task_types(self, types: Sequence[tuple[str, int, StallConfig]]) -> None:
+        """Record each task type's stall config (workers do this at start), so the cleaner and the
+        scheduler judge stalls and dead-lettering without importing the task module."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, version, config in types:
+            pipe.hset(
+                self.keys.tasktype(f"{name}:{version}"),
+                mapping={
+                    "hb_timeout": int(config.max_heartbeat_seconds * 1000),
+                    "max_stalls": config.max_stalls,
+                    "dlq_policy": "save" if config.dead_letter else "none",
+                },
+            )
+        await pipe.execute()
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Write attempt outcomes, each fenced by its lease token; False marks a rejected late write."""

@@ -19,7 +19,7 @@ from jobbers.lifecycle import settle
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
-from jobbers.registry import find_task_config
+from jobbers.registry import find_task_config, registered_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
@@ -57,7 +57,6 @@ class Running:
     atask: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
-    config_sent: bool = False
 
     def interrupt(self, reason: StopReason) -> None:
         if self.stop_reason is None:
@@ -120,6 +119,7 @@ class Worker:
             on_reconnect=self._wake.set,
         )
         await self.refresh_config()
+        await self._publish_task_types()
         background = [
             asyncio.create_task(listener.run(), name="signals"),
             asyncio.create_task(self._renew_loop(), name="renew"),
@@ -170,6 +170,18 @@ class Worker:
             await asyncio.wait(pending, timeout=5.0)
 
     # -- configuration ----------------------------------------------------------------------
+
+    async def _publish_task_types(self) -> None:
+        types = [(c.name, c.version, _stall_config(c)) for c in registered_tasks()]
+        backoff = 0.05
+        while True:
+            try:
+                await self.store.publish_task_types(types)
+                return
+            except TRANSIENT_REDIS_ERRORS as exc:
+                log.warning("cannot reach Redis (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
 
     async def refresh_config(self) -> None:
         """Re-read the role's queues from SQL; a change takes effect on the next claim."""
@@ -421,12 +433,7 @@ class Worker:
             await asyncio.sleep(interval)
             leases = []
             for entry in self.running.values():
-                stall_config = None
-                if not entry.config_sent and entry.config is not None:
-                    stall_config = _stall_config(entry.config)
-                    entry.config_sent = True
-                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty,
-                                           stall_config))
+                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))
                 entry.handle.heartbeat_dirty = False
             leases += [LeaseRenewal(task_id, token) for task_id, token in self.unacked.items()]
             if not leases:
@@ -436,10 +443,8 @@ class Worker:
             except TRANSIENT_REDIS_ERRORS as exc:
                 log.warning("lease renewal failed: %s", exc)
                 for lease in leases:
-                    if lease.id in self.running:
-                        entry = self.running[lease.id]
-                        entry.handle.heartbeat_dirty |= lease.heartbeat
-                        entry.config_sent &= lease.config is None
+                    if lease.heartbeat and lease.id in self.running:
+                        self.running[lease.id].handle.heartbeat_dirty = True
                 continue
             for task_id in lost:
                 if task_id in self.running:

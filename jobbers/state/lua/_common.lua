@@ -16,6 +16,19 @@ local function append_error(tk, etype, message, ts, attempt)
   errors[#errors + 1] = {exception_type = etype, message = message, at = ts, attempt = attempt}
   redis.call('HSET', tk, 'errors', cmsgpack.pack(errors), 'error', etype .. ': ' .. message)
 end
+-- The stall budget, own heartbeat interval (ms, 0 = none) and DLQ policy of a task: as published
+-- by the workers that run its type, else as stored at submit, else the defaults.
+local function stall_config(tk)
+  local f = redis.call('HMGET', tk, 'hb_timeout', 'max_stalls', 'dlq_policy', 'name', 'version')
+  local t = redis.call('HMGET', K_tasktype((f[4] or '') .. ':' .. (f[5] or '')), 'hb_timeout', 'max_stalls',
+    'dlq_policy')
+  local function pick(a, b, default)
+    if a and a ~= '' then return a end
+    if b and b ~= '' then return b end
+    return default
+  end
+  return tonumber(pick(t[1], f[1], '0')), tonumber(pick(t[2], f[2], '1')), pick(t[3], f[3], 'none')
+end
 -- Leave 'started' for a terminal status; releases the lease and counts the task out of its queue.
 local function release(id, tk, queue)
   redis.call('ZREM', K_inflight, id)

@@ -8,25 +8,26 @@ local ids = redis.call('ZRANGEBYSCORE', K_inflight, '-inf', now, 'LIMIT', 0, bat
 local requeued, stalled, cancelled = {}, {}, {}
 for _, id in ipairs(ids) do
   local tk = K_task(id)
-  local f = redis.call('HMGET', tk, 'status', 'queue', 'stall_count', 'max_stalls', 'cancel_requested',
-    'dlq_policy', 'submitted_at', 'retry_attempt')
+  local f = redis.call('HMGET', tk, 'status', 'queue', 'stall_count', 'cancel_requested', 'submitted_at',
+    'retry_attempt')
   redis.call('ZREM', K_inflight, id)
   if f[1] == 'started' then
     local queue = f[2]
     release(id, tk, queue)
-    if f[5] == '1' then
+    if f[4] == '1' then
       end_task(id, tk, 'started', 'cancelled', now, false)
       cancelled[#cancelled + 1] = id
     else
       local stalls = tonumber(f[3] or '0') + 1
       redis.call('HSET', tk, 'stall_count', stalls)
-      append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[8] or '0'))
-      if stalls > tonumber(f[4] or '1') then
-        end_task(id, tk, 'started', 'stalled', now, f[6] == 'save')
+      append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[6] or '0'))
+      local _, max_stalls, dlq = stall_config(tk)
+      if stalls > max_stalls then
+        end_task(id, tk, 'started', 'stalled', now, dlq == 'save')
         stalled[#stalled + 1] = id
       else
         redis.call('HSET', tk, 'status', 'submitted', 'updated_at', fmt(now))
-        redis.call('ZADD', K_queue(queue), tonumber(f[7]), id)
+        redis.call('ZADD', K_queue(queue), tonumber(f[5]), id)
         move_status(id, 'started', 'submitted', now)
         redis.call('PUBLISH', K_wake_channel, queue)
         requeued[#requeued + 1] = id

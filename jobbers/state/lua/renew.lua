@@ -1,7 +1,5 @@
 -- Renew the leases of one worker's running tasks, record heartbeats, report lost/cancelled ones.
--- ARGV: prefix, lease_ms, n, then per task: id, token, heartbeat ('1' = task heartbeat since last),
---       hb_timeout_ms, max_stalls, dlq_policy ('' = leave as submitted; the worker sends its
---       registry's values once per task, so the cleaner can judge stalls without the task module)
+-- ARGV: prefix, lease_ms, n, then per task: id, token, heartbeat ('1' = task heartbeat since last)
 -- Returns {lost_ids, cancel_requested_ids}
 local lease_ms, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
@@ -9,16 +7,12 @@ local lost, cancel = {}, {}
 local i = 4
 for _ = 1, n do
   local id, token, hb = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local hb_timeout, max_stalls, dlq = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+  i = i + 3
   local tk = K_task(id)
   local f = redis.call('HMGET', tk, 'status', 'lease', 'cancel_requested')
   if f[1] == 'started' and f[2] == token then
     redis.call('ZADD', K_inflight, now + lease_ms, id)
     if hb == '1' then redis.call('HSET', tk, 'last_heartbeat_at', fmt(now)) end
-    if dlq ~= '' then
-      redis.call('HSET', tk, 'hb_timeout', hb_timeout, 'max_stalls', max_stalls, 'dlq_policy', dlq)
-    end
     if f[3] == '1' then cancel[#cancel + 1] = id end
   else
     lost[#lost + 1] = id

@@ -9,17 +9,17 @@ local out = {}
 local ids = redis.call('ZRANGE', K_status('started'), 0, -1)
 for _, id in ipairs(ids) do
   local tk = K_task(id)
-  local f = redis.call('HMGET', tk, 'status', 'last_heartbeat_at', 'started_at', 'hb_timeout', 'queue',
-    'dlq_policy', 'submitted_at', 'retry_attempt')
-  local submitted = tonumber(f[7] or '0')
+  local f = redis.call('HMGET', tk, 'status', 'last_heartbeat_at', 'started_at', 'queue', 'submitted_at',
+    'retry_attempt')
+  local submitted = tonumber(f[5] or '0')
   if f[1] == 'started' and submitted >= min_sub and submitted <= max_sub then
     local silent = now - tonumber(f[2] or f[3] or now)
-    local own = tonumber(f[4] or '0')
+    local own, _, dlq = stall_config(tk)
     if (own > 0 and silent > own) or (stale_ms > 0 and silent > stale_ms) then
-      release(id, tk, f[5])
+      release(id, tk, f[4])
       append_error(tk, 'HeartbeatTimeout', 'no heartbeat for ' .. fmt(silent) .. ' ms', now,
-        tonumber(f[8] or '0'))
-      end_task(id, tk, 'started', 'stalled', now, f[6] == 'save')
+        tonumber(f[6] or '0'))
+      end_task(id, tk, 'started', 'stalled', now, dlq == 'save')
       redis.call('PUBLISH', K_cancel_channel, id)
       out[#out + 1] = id
     end

@@ -1,6 +1,6 @@
 -- Create tasks atomically (one per group of ARGV), each with its queue or schedule entry.
 -- ARGV: prefix, n, then per task: id, name, version, queue, params, run_at_ms (0 = now),
---       idempotency key ('' = none), max_stalls, hb_timeout_ms, dlq_policy, trace
+--       idempotency key ('' = none), max_stalls, hb_timeout_ms, dlq_policy ('' = unknown), trace
 -- Returns per task: {'new'|'existing', id, status, submitted_at_ms}
 local n = tonumber(ARGV[2])
 local now = now_ms()

@@ -1,0 +1,179 @@
+"""Fault tests: kill, freeze and restart processes (and Redis). After each, every submitted task
+has exactly one terminal state and none is lost (DESIGN.md §4, §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.exceptions import RedisError
+
+from jobbers.models.task import TaskStatus
+from tests.e2e import E2E, make_e2e, wait_until
+from tests.helpers import assert_exactly_one_terminal_state
+from tests.processes import script
+from tests.redis_server import RedisServer
+
+
+async def test_sigkill_with_100_tasks_in_flight_loses_nothing(e2e: E2E) -> None:
+    victim = e2e.platform.worker(WORKER_CONCURRENT_TASKS="100")
+    ids = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("nap", {"seconds": 1.0}) for _ in range(100)])]
+    await e2e.wait_started(ids)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    e2e.platform.scheduler()  # recovers expired leases
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="100")
+    tasks = await e2e.wait_terminal(ids, 30)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    assert all(t.stall_count == 1 for t in tasks)
+    runs = Counter(task_id for task_id, _ in e2e.platform.runs())
+    assert set(runs) == set(ids) and set(runs.values()) == {2}  # at-least-once: re-run after the crash
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_crash_inside_the_claim_window_is_recovered(e2e: E2E) -> None:
+    ids = [o.id for o in await e2e.store.submit_many([e2e.client.build("noop") for _ in range(10)])]
+    crasher = e2e.platform.worker(JOBBERS_TEST_FAULT="exit_after_claim", WORKER_CONCURRENT_TASKS="10")
+    assert crasher.wait(30) == 17
+    claimed = [t for t in await e2e.store.get_tasks(ids) if t.status is TaskStatus.STARTED]
+    assert claimed and e2e.platform.runs() == []  # claimed, never run, only in Redis
+    e2e.platform.scheduler()
+    e2e.platform.worker()
+    tasks = await e2e.wait_terminal(ids)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_a_frozen_workers_late_completion_is_rejected(e2e: E2E, tmp_path: Path) -> None:
+    frozen = e2e.platform.worker()
+    sub = await e2e.client.submit("block_first_time", {"marker": str(tmp_path / "marker"), "seconds": 2.0})
+    await e2e.wait_started([sub.id])
+    frozen.send_signal(signal.SIGSTOP)
+    e2e.platform.scheduler()
+    rescuer = e2e.platform.worker()
+    (task,) = await e2e.wait_terminal([sub.id])
+    assert task.status is TaskStatus.COMPLETED and task.result == rescuer.pid and task.stall_count == 1
+    frozen.send_signal(signal.SIGCONT)
+    await wait_until(lambda: f"late write for task {sub.id} rejected" in e2e.platform.log_of(frozen), 10)
+    (after,) = await e2e.store.get_tasks([sub.id])
+    assert after.result == rescuer.pid and after.completed_at == task.completed_at  # unchanged
+    await assert_exactly_one_terminal_state(e2e.store, [sub.id])
+
+
+async def test_sigterm_applies_each_on_shutdown_policy(e2e: E2E) -> None:
+    worker = e2e.platform.worker()
+    stop = await e2e.client.submit("stop_policy", {"seconds": 10})
+    resubmit = await e2e.client.submit("resubmit_policy", {"seconds": 0.5})
+    cont = await e2e.client.submit("continue_policy", {"seconds": 1.0})
+    await e2e.wait_started([stop.id, resubmit.id, cont.id])
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    s, r, c = await e2e.store.get_tasks([stop.id, resubmit.id, cont.id])
+    assert s.status is TaskStatus.STALLED and s.dead_lettered
+    assert s.errors[-1].exception_type == "WorkerShutdown"
+    assert r.status is TaskStatus.SUBMITTED  # really re-queued
+    assert c.status is TaskStatus.COMPLETED and c.result == "finished"  # really waited
+    e2e.platform.worker()
+    (r,) = await e2e.wait_terminal([resubmit.id])
+    assert r.status is TaskStatus.COMPLETED and r.result == "finished"
+    await assert_exactly_one_terminal_state(e2e.store, [stop.id, resubmit.id, cont.id])
+
+
+async def test_two_schedulers_never_promote_a_task_twice(e2e: E2E) -> None:
+    run_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    ids = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("noop", run_at=run_at) for _ in range(200)])]
+    e2e.platform.scheduler(SCHEDULER_BATCH_SIZE="7")
+    e2e.platform.scheduler(SCHEDULER_BATCH_SIZE="7")
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="20")
+    tasks = await e2e.wait_terminal(ids)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    runs = Counter(task_id for task_id, _ in e2e.platform.runs())
+    assert set(runs) == set(ids) and set(runs.values()) == {1}
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_two_cleaners_at_once_recover_each_task_once(e2e: E2E) -> None:
+    victim = e2e.platform.worker(WORKER_CONCURRENT_TASKS="30")
+    ids = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("nap", {"seconds": 0.3}) for _ in range(30)])]
+    await e2e.wait_started(ids)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    await asyncio.sleep(0.8)  # past the 0.6 s lease
+    cleaners = [subprocess.Popen([script("jobbers_cleaner")], env=e2e.platform.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL) for _ in range(2)]
+    outputs = [json.loads(p.communicate(timeout=30)[0]) for p in cleaners]
+    assert sum(o["requeued"] for o in outputs) == 30 and sum(o["stalled"] for o in outputs) == 0
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="30")
+    tasks = await e2e.wait_terminal(ids)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    assert {t.stall_count for t in tasks} == {1}
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_cancel_racing_claim_always_ends_cancelled(e2e: E2E) -> None:
+    e2e.platform.worker()
+    ids = []
+    for _ in range(30):
+        sub = await e2e.client.submit("nap", {"seconds": 0.5})
+        outcome = await e2e.client.cancel(sub.id)
+        assert outcome.outcome in ("cancelled", "requested")
+        ids.append(sub.id)
+    tasks = await e2e.wait_terminal(ids)
+    assert {t.status for t in tasks} == {TaskStatus.CANCELLED}
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_a_task_that_kills_its_worker_ends_stalled_after_its_stall_budget(e2e: E2E) -> None:
+    e2e.platform.scheduler()
+    sub = await e2e.client.submit("suicide")
+    workers = 0
+    while workers < 6:  # a supervisor restarting the worker each time it dies
+        (task,) = await e2e.wait_for([sub.id], lambda t: t.status is not TaskStatus.STARTED)
+        if task.status.is_terminal:
+            break
+        workers += 1
+        proc = e2e.platform.worker()
+        await asyncio.to_thread(proc.wait, 20)
+    (task,) = await e2e.wait_terminal([sub.id])
+    assert task.status is TaskStatus.STALLED and task.dead_lettered
+    assert task.stall_count == 2  # max_stalls=1: one re-queue, then stalled
+    assert [label for _, label in e2e.platform.runs()] == ["suicide", "suicide"]  # no crash loop
+    await assert_exactly_one_terminal_state(e2e.store, [sub.id])
+
+
+@pytest.fixture
+async def e2e_aof(fresh_redis_server: RedisServer, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
+    async for env in make_e2e(fresh_redis_server, key_prefix, tmp_path):
+        yield env
+
+
+async def test_redis_killed_and_restarted_with_aof_under_load(e2e_aof: E2E, fresh_redis_server: RedisServer) -> None:
+    e2e = e2e_aof
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="20")
+    e2e.platform.scheduler()
+    acked: list[str] = []
+    failed = 0
+    for i in range(300):
+        if i == 100:
+            fresh_redis_server.kill()
+        if i == 150:
+            fresh_redis_server.start()  # same port, same AOF directory
+        try:
+            acked.append((await e2e.client.submit("nap", {"seconds": 0.05})).id)
+        except (RedisError, OSError):
+            failed += 1
+            await asyncio.sleep(0.01)
+    assert failed > 0 and len(acked) >= 200
+    tasks = await e2e.wait_terminal(acked, 60)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    await assert_exactly_one_terminal_state(e2e.store, acked)

@@ -31,9 +31,9 @@ def _setup_logging(settings: Settings) -> None:
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
     try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
+        import uvloop
 
-        return uvloop.run(coro)  # type: ignore[no-any-return]
+        return uvloop.run(coro)
     except ImportError:
         return asyncio.run(coro)
 
@@ -118,6 +118,47 @@ def cleaner_main(argv: list[str] | None = None) -> int:
         return 0
 
     return _run(main())
+
+
+def manager_main(argv: list[str] | None = None) -> int:
+    """``jobbers_manager <task_module>``: serve the REST API on ``MANAGER_HOST``:``MANAGER_PORT``."""
+    parser = argparse.ArgumentParser(prog="jobbers_manager", description="Run the Jobbers REST API.")
+    parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    _setup_logging(settings)
+    try:
+        load_task_module(args.task_module)
+    except JobbersError as exc:
+        parser.exit(2, f"jobbers_manager: {exc}\n")
+    # Imported here so the other entry points do not pay for loading FastAPI.
+    import uvicorn
+
+    from jobbers.manager import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.manager_host,
+        port=settings.manager_port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def openapi_main(argv: list[str] | None = None) -> int:
+    """``jobbers_openapi [path]``: write the API's OpenAPI document (default ``openapi.json``)."""
+    parser = argparse.ArgumentParser(prog="jobbers_openapi", description="Write the OpenAPI spec.")
+    parser.add_argument("path", nargs="?", default="openapi.json", help="output file (default: openapi.json)")
+    args = parser.parse_args(argv)
+    from jobbers.manager import create_app
+
+    # Building the app opens no connection; they are made at startup, which never happens here.
+    spec = create_app(Settings()).openapi()
+    with open(args.path, "w", encoding="utf-8") as out:
+        json.dump(spec, out, indent=2)
+        out.write("\n")
+    print(f"jobbers_openapi: wrote {args.path}")
+    return 0
 
 
 def migrate_main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,11 @@ def pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def pack_for_lua(value: Any) -> bytes:
+    """msgpack for Lua's ``cmsgpack.unpack``, which knows no ``bin`` type: bytes go as raw strings."""
+    return msgpack.packb(value, use_bin_type=False)  # type: ignore[no-any-return]
+
+
 def unpack(raw: bytes | None) -> Any:
     """Decode a value written by ``pack`` (or by Lua's cmsgpack)."""
     if raw is None or raw == b"":

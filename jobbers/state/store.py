@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from ulid import ULID
 
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
-from jobbers.state.codec import datetime_to_ms, decode_task, pack, unpack
+from jobbers.state.codec import datetime_to_ms, decode_task, pack, pack_for_lua, unpack
 from jobbers.state.keys import Keys, lua_preamble
 
 SCRIPT_NAMES = (
@@ -190,36 +191,49 @@ class TaskStore:
         """Create one task and its queue (or schedule) entry atomically; 1 round trip."""
         return (await self.submit_many([task]))[0]
 
-    async def submit_many(self, tasks: Sequence[NewTask], chunk: int = 500) -> list[SubmitOutcome]:
-        """Create many tasks, atomically per task, in as few round trips as chunks."""
-        outcomes: list[SubmitOutcome] = []
-        for start in range(0, len(tasks), chunk):
-            part = tasks[start : start + chunk]
-            args: list[Any] = [len(part)]
-            for t in part:
-                args += [
-                    t.id,
-                    t.name,
-                    t.version,
-                    t.queue,
-                    pack(t.params),
-                    datetime_to_ms(t.run_at) if t.run_at else 0,
-                    t.idempotency_key or "",
-                    "" if t.max_stalls is None else t.max_stalls,
-                    int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else "",
-                    "" if t.dead_letter is None else ("save" if t.dead_letter else "none"),
-                    t.trace,
-                ]
-            for kind, task_id, status, submitted_at in await self._run("submit", args):
-                outcomes.append(
-                    SubmitOutcome(
-                        id=_s(task_id),
-                        status=TaskStatus(_s(status)),
-                        submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
-                        created=_s(kind) == "new",
-                    )
-                )
-        return outcomes
+    async def submit_many(
+        self, tasks: Sequence[NewTask], chunk: int = 500, in_flight: int = 4
+    ) -> list[SubmitOutcome]:
+        """Create many tasks, atomically per task: one script call per ``chunk`` tasks, with up to
+        ``in_flight`` calls outstanding so packing the next chunk overlaps Redis running this one."""
+        parts = [tasks[i : i + chunk] for i in range(0, len(tasks), chunk)]
+        if len(parts) == 1:
+            return await self._submit_chunk(parts[0])
+        gate = asyncio.Semaphore(in_flight)
+
+        async def submit_part(part: Sequence[NewTask]) -> list[SubmitOutcome]:
+            async with gate:
+                return await self._submit_chunk(part)
+
+        results = await asyncio.gather(*(submit_part(p) for p in parts))
+        return [outcome for part in results for outcome in part]
+
+    async def _submit_chunk(self, part: Sequence[NewTask]) -> list[SubmitOutcome]:
+        rows = [
+            [
+                t.id,
+                t.name,
+                t.version,
+                t.queue,
+                pack(t.params),
+                datetime_to_ms(t.run_at) if t.run_at else 0,
+                t.idempotency_key or "",
+                "" if t.max_stalls is None else t.max_stalls,
+                int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else "",
+                "" if t.dead_letter is None else ("save" if t.dead_letter else "none"),
+                t.trace,
+            ]
+            for t in part
+        ]
+        return [
+            SubmitOutcome(
+                id=_s(task_id),
+                status=TaskStatus(_s(status)),
+                submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
+                created=_s(kind) == "new",
+            )
+            for kind, task_id, status, submitted_at in await self._run("submit", [pack_for_lua(rows)])
+        ]
 
     # -- worker side ------------------------------------------------------------------------
 

@@ -1,18 +1,18 @@
 -- Create tasks atomically (one per group of ARGV), each with its queue or schedule entry.
--- ARGV: prefix, n, then per task: id, name, version, queue, params, run_at_ms (0 = now),
---       idempotency key ('' = none), max_stalls, hb_timeout_ms, dlq_policy ('' = unknown), trace
+-- ARGV: prefix, then one msgpack array of tasks (one argument, so packing stays cheap), each:
+--       [id, name, version, queue, params (msgpack), run_at_ms (0 = now), idempotency key ('' = none),
+--        max_stalls, hb_timeout_ms, dlq_policy ('' = unknown), trace]
 -- Returns per task: {'new'|'existing', id, status, submitted_at_ms}
-local n = tonumber(ARGV[2])
 local now = now_ms()
+local now_s = fmt(now)
 local out = {}
 local woken = {}
+local seen = {}
 local scheduled = false
-local i = 3
-for _ = 1, n do
-  local id, name, version, queue, params = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local run_at, idem = tonumber(ARGV[i + 5]), ARGV[i + 6]
-  local max_stalls, hb, dlq, trace = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
-  i = i + 11
+for _, t in ipairs(cmsgpack.unpack(ARGV[2])) do
+  local id, name, version, queue, params = t[1], t[2], tostring(t[3]), t[4], t[5]
+  local run_at, idem = tonumber(t[6]), t[7]
+  local max_stalls, hb, dlq, trace = tostring(t[8]), tostring(t[9]), t[10], t[11]
   if idem ~= '' then
     local prior = redis.call('GET', K_idem(idem))
     if prior and redis.call('EXISTS', K_task(prior)) == 1 then id = prior end
@@ -25,9 +25,11 @@ for _ = 1, n do
     local status = 'submitted'
     if run_at > now then status = 'scheduled' end
     redis.call('HSET', tk, 'id', id, 'name', name, 'version', version, 'queue', queue,
-      'params', params, 'status', status, 'submitted_at', fmt(now), 'updated_at', fmt(now),
-      'retry_attempt', '0', 'stall_count', '0', 'max_stalls', max_stalls, 'hb_timeout', hb,
-      'dlq_policy', dlq, 'trace', trace)
+      'params', params, 'status', status, 'submitted_at', now_s, 'updated_at', now_s)
+    if max_stalls ~= '' then redis.call('HSET', tk, 'max_stalls', max_stalls) end
+    if hb ~= '' then redis.call('HSET', tk, 'hb_timeout', hb) end
+    if dlq ~= '' then redis.call('HSET', tk, 'dlq_policy', dlq) end
+    if trace ~= '' then redis.call('HSET', tk, 'trace', trace) end
     if status == 'scheduled' then
       redis.call('HSET', tk, 'run_at', fmt(run_at))
       redis.call('ZADD', K_sched(queue), run_at, id)
@@ -37,9 +39,12 @@ for _ = 1, n do
       woken[queue] = true
     end
     redis.call('ZADD', K_status(status), now, id)
-    redis.call('SADD', K_queues, queue)
+    if not seen[queue] then
+      redis.call('SADD', K_queues, queue)
+      seen[queue] = true
+    end
     if idem ~= '' then redis.call('SET', K_idem(idem), id, 'EX', 86400) end
-    out[#out + 1] = {'new', id, status, fmt(now)}
+    out[#out + 1] = {'new', id, status, now_s}
   end
 end
 for queue, _ in pairs(woken) do redis.call('PUBLISH', K_wake_channel, queue) end

@@ -1,0 +1,126 @@
+"""Engine benchmark: prints submit rates, processing rate, submit->start latency and memory.
+
+    python benchmarks/engine.py [--tasks 50000] [--concurrency 500]
+
+Starts its own redis-server on a free port and one real `jobbers_worker` process (no-op tasks).
+It measures; it never fails. Budgets are in DESIGN.md §5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jobbers.client import JobbersClient  # noqa: E402
+from jobbers.config_store import ConfigStore  # noqa: E402
+from jobbers.models.task import TaskStatus  # noqa: E402
+from jobbers.state.connection import connect  # noqa: E402
+from jobbers.state.store import NewTask, TaskStore  # noqa: E402
+from tests.redis_server import RedisServer, find_redis_servers  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_count(store: TaskStore, status: TaskStatus, target: int, timeout: float = 300) -> float:
+    start = time.perf_counter()
+    while await store.count_by_status(status) < target:
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"only {await store.count_by_status(status)} of {target} {status}")
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - start
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = RedisServer(find_redis_servers().get("system") or next(iter(find_redis_servers().values())))
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="jobbers-bench-"))
+    sql = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    config = ConfigStore(sql)
+    await config.migrate()
+    store = TaskStore(connect(server.url))
+    client = JobbersClient(store, config)
+    env = {**os.environ, "REDIS_URL": server.url, "SQL_PATH": sql, "WORKER_TTL": "0", "LOG_LEVEL": "WARNING",
+           "WORKER_CONCURRENT_TASKS": str(args.concurrency), "PYTHONPATH": str(ROOT)}
+    worker_bin = str(Path(sys.executable).parent / "jobbers_worker")
+    print(f"redis-server {server.binary}; python {sys.version.split()[0]}; "
+          f"{args.tasks} no-op tasks; worker concurrency {args.concurrency}")
+    try:
+        # 1. Submit through the Python API, one at a time (1 round trip each).
+        n_single = min(args.tasks, 10_000)
+        t0 = time.perf_counter()
+        for _ in range(n_single):
+            await store.submit(NewTask(name="noop"))
+        single = n_single / (time.perf_counter() - t0)
+        info = await store.redis.info("memory")
+        used_before = int(info["used_memory"])
+        # 2. Submit in bulk (pipelined script calls of 500 tasks).
+        n_bulk = args.tasks - n_single
+        batch = [NewTask(name="noop") for _ in range(n_bulk)]
+        t0 = time.perf_counter()
+        await store.submit_many(batch)
+        bulk = n_bulk / (time.perf_counter() - t0)
+        used_after = int((await store.redis.info("memory"))["used_memory"])
+        per_task = (used_after - used_before) / max(n_bulk, 1)
+        # 3. One worker process drains the queue: claim with lease, run, store result.
+        worker = subprocess.Popen([worker_bin, "benchmarks.bench_tasks"], env=env)
+        elapsed = await wait_count(store, TaskStatus.COMPLETED, args.tasks)
+        processing = args.tasks / elapsed
+        busy_rss = rss_mb(worker.pid)
+        # 4. Submit -> start latency on an idle worker.
+        await asyncio.sleep(1.0)
+        idle_rss = rss_mb(worker.pid)
+        latencies = []
+        for _ in range(args.latency_samples):
+            sub = await client.submit("latency_probe", {"sent": time.time()})
+            while True:
+                task = await store.get_task(sub.id)
+                if task is not None and task.status is TaskStatus.COMPLETED:
+                    latencies.append(float(task.result) * 1000)
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.005)
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        worker.terminate()
+        worker.wait(30)
+    finally:
+        await store.redis.aclose()
+        await config.close()
+        server.stop()
+
+    rows = [
+        ("submit, Python API, one at a time", f"{single:,.0f} tasks/s", ">= 5,000/s"),
+        ("submit, Python API, bulk", f"{bulk:,.0f} tasks/s", ">= 50,000/s"),
+        ("processing, one worker process", f"{processing:,.0f} tasks/s", ">= 10,000/s"),
+        ("submit -> start latency p50", f"{p50:.2f} ms", "<= 1 ms"),
+        ("submit -> start latency p99", f"{p99:.2f} ms", "<= 5 ms"),
+        ("worker RSS idle / after load", f"{idle_rss:.0f} MB / {busy_rss:.0f} MB", "<= 80 MB idle"),
+        ("Redis memory per queued task", f"{per_task:,.0f} bytes", "<= 1 KB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, budget in rows:
+        print(f"{name:<{width}}  {value:>22}   (budget {budget})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=500)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    asyncio.run(main(parser.parse_args()))

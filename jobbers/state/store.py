@@ -297,9 +297,8 @@ class TaskStore:
         """Write attempt outcomes, each fenced by its lease token; False marks a rejected late write."""
         if not outcomes:
             return []
-        args: list[Any] = [len(outcomes)]
-        for o in outcomes:
-            args += [
+        rows = [
+            [
                 o.id,
                 o.token,
                 o.status,
@@ -308,9 +307,11 @@ class TaskStore:
                 o.error_message,
                 "" if o.retry_attempt is None else o.retry_attempt,
                 o.delay_ms,
-                "1" if o.dead_letter else "0",
+                1 if o.dead_letter else 0,
             ]
-        return [bool(x) for x in await self._run("finish", args)]
+            for o in outcomes
+        ]
+        return [bool(x) for x in await self._run("finish", [pack_for_lua(rows)])]
 
     # -- producer / manager side ------------------------------------------------------------
 

@@ -29,11 +29,11 @@ local function stall_config(tk)
   end
   return tonumber(pick(t[1], f[1], '0')), tonumber(pick(t[2], f[2], '1')), pick(t[3], f[3], 'none')
 end
--- Leave 'started' for a terminal status; releases the lease and counts the task out of its queue.
-local function release(id, tk, queue)
+-- Leave 'started': drop the lease from the in-flight index and count the task out of its queue.
+-- (The lease field itself may stay: every fenced write also requires status 'started'.)
+local function release(id, queue)
   redis.call('ZREM', K_inflight, id)
   redis.call('SREM', K_running(queue), id)
-  redis.call('HDEL', tk, 'lease')
 end
 local function end_task(id, tk, old, new, ts, dead_letter)
   redis.call('HSET', tk, 'status', new, 'completed_at', fmt(ts), 'updated_at', fmt(ts))

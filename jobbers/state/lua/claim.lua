@@ -10,6 +10,9 @@ local remaining, nq = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local retry_in = -1
 local claimed = {}
+-- One counter bump per call; tokens stay unique as worker:call:position.
+local lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':'
+local now_s = fmt(now)
 local j = 6
 for _ = 1, nq do
   if remaining <= 0 then break end
@@ -42,10 +45,9 @@ for _ = 1, nq do
         if f[2] == '1' then
           end_task(id, tk, 'submitted', 'cancelled', now, false)
         else
-          local token = worker .. ':' .. redis.call('INCR', K_lease_counter)
-          redis.call('HSET', tk, 'status', 'started', 'started_at', fmt(now), 'updated_at', fmt(now),
+          local token = lease_base .. (#claimed + 1)
+          redis.call('HSET', tk, 'status', 'started', 'started_at', now_s, 'updated_at', now_s,
             'worker_id', worker, 'lease', token)
-          redis.call('HDEL', tk, 'last_heartbeat_at')
           redis.call('ZADD', K_inflight, now + lease_ms, id)
           redis.call('SADD', K_running(queue), id)
           move_status(id, 'submitted', 'started', now)

@@ -13,7 +13,7 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', K_inflight, id)
   if f[1] == 'started' then
     local queue = f[2]
-    release(id, tk, queue)
+    release(id, queue)
     if f[4] == '1' then
       end_task(id, tk, 'started', 'cancelled', now, false)
       cancelled[#cancelled + 1] = id

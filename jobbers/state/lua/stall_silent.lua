@@ -13,10 +13,11 @@ for _, id in ipairs(ids) do
     'retry_attempt')
   local submitted = tonumber(f[5] or '0')
   if f[1] == 'started' and submitted >= min_sub and submitted <= max_sub then
-    local silent = now - tonumber(f[2] or f[3] or now)
+    -- last_heartbeat_at may be left from an earlier attempt: the later of it and the start counts.
+    local silent = now - math.max(tonumber(f[2] or '0'), tonumber(f[3] or '0'))
     local own, _, dlq = stall_config(tk)
     if (own > 0 and silent > own) or (stale_ms > 0 and silent > stale_ms) then
-      release(id, tk, f[4])
+      release(id, f[4])
       append_error(tk, 'HeartbeatTimeout', 'no heartbeat for ' .. fmt(silent) .. ' ms', now,
         tonumber(f[6] or '0'))
       end_task(id, tk, 'started', 'stalled', now, dlq == 'save')

@@ -79,3 +79,14 @@ async def test_worker_refuses_a_missing_task_module(e2e: E2E) -> None:
     proc = e2e.platform.start("jobbers_worker", "no.such.module")
     assert proc.wait(30) == 2
     assert "could not import task module" in e2e.platform.log_of(proc)
+
+
+def test_cleaner_reports_an_unreachable_redis_plainly(e2e: E2E) -> None:
+    import subprocess
+
+    from tests.processes import script
+    from tests.redis_server import free_port
+
+    env = {**e2e.platform.env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    result = subprocess.run([script("jobbers_cleaner")], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 1 and b"cannot reach Redis" in result.stderr and b"Traceback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from jobbers.lifecycle import record_recovered
 from jobbers.models.task import TERMINAL_STATUSES
 from jobbers.state.store import TaskStore
 
@@ -53,7 +54,9 @@ async def run_cleaner(store: TaskStore, options: CleanerOptions) -> CleanerRepor
     report.stalled = list(recovered.stalled)
     min_ms = int(options.min_queue_age * 1000) if options.min_queue_age is not None else 0
     max_ms = int(options.max_queue_age * 1000) if options.max_queue_age is not None else 2**53
-    report.stalled += await store.stall_silent_tasks(options.stale_time, min_ms, max_ms)
+    hung = await store.stall_silent_tasks(options.stale_time, min_ms, max_ms)
+    report.stalled += hung
+    await record_recovered(store, recovered, hung)
     now_ms = await store.redis_time_ms()
     if options.completed_task_age is not None:
         cutoff = now_ms - int(options.completed_task_age * 1000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -13,20 +12,18 @@ from typing import Any
 from jobbers.cleaner import CleanerOptions, run_cleaner
 from jobbers.config_store import ConfigStore
 from jobbers.errors import JobbersError
+from jobbers.logs import configure_logging
 from jobbers.registry import load_task_module
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
-from jobbers.state.connection import connect
+from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, connect
 from jobbers.state.store import TaskStore
+from jobbers.telemetry import export_interval_seconds, setup_telemetry
 from jobbers.worker import Worker
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -54,6 +51,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     except JobbersError as exc:
         parser.exit(2, f"jobbers_worker: {exc}\n")
 
+    telemetry = setup_telemetry("jobbers-worker")
+
     async def main() -> int:
         store, config = _stores(settings)
         await config.migrate()
@@ -64,7 +63,10 @@ def worker_main(argv: list[str] | None = None) -> int:
             await store.redis.aclose()
         return 0
 
-    return _run(main())
+    try:
+        return _run(main())
+    finally:
+        telemetry.shutdown()
 
 
 def scheduler_main(argv: list[str] | None = None) -> int:
@@ -74,18 +76,26 @@ def scheduler_main(argv: list[str] | None = None) -> int:
     )
     settings = Settings()
     _setup_logging(settings)
+    telemetry = setup_telemetry("jobbers-scheduler")
+    # Queue gauges are refreshed at least once per export (and per poll interval).
+    stats_interval = min(export_interval_seconds(), settings.scheduler_poll_interval)
 
     async def main() -> int:
         store, config = _stores(settings)
         await config.migrate()
         try:
-            await Scheduler(settings, store, config).run()
+            await Scheduler(
+                settings, store, config, stats_interval if telemetry.metrics_enabled else None
+            ).run()
         finally:
             await config.close()
             await store.redis.aclose()
         return 0
 
-    return _run(main())
+    try:
+        return _run(main())
+    finally:
+        telemetry.shutdown()
 
 
 def cleaner_main(argv: list[str] | None = None) -> int:
@@ -107,17 +117,25 @@ def cleaner_main(argv: list[str] | None = None) -> int:
     settings = Settings()
     _setup_logging(settings)
     options = CleanerOptions(**vars(args))
+    telemetry = setup_telemetry("jobbers-cleaner")
 
     async def main() -> int:
         store = TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
         try:
             report = await run_cleaner(store, options)
+        except TRANSIENT_REDIS_ERRORS as exc:
+            print(f"jobbers_cleaner: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+            return 1
         finally:
             await store.redis.aclose()
         print(json.dumps(report.counts()))
         return 0
 
-    return _run(main())
+    try:
+        return _run(main())
+    finally:
+        # One-shot: shutdown force-flushes this pass's counts now; no later interval will.
+        telemetry.shutdown()
 
 
 def manager_main(argv: list[str] | None = None) -> int:
@@ -136,12 +154,16 @@ def manager_main(argv: list[str] | None = None) -> int:
 
     from jobbers.manager import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.manager_host,
-        port=settings.manager_port,
-        log_level=settings.log_level.lower(),
-    )
+    telemetry = setup_telemetry("jobbers-manager")
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.manager_host,
+            port=settings.manager_port,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        telemetry.shutdown()
     return 0
 
 

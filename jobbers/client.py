@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from jobbers import telemetry
 from jobbers.config_store import ConfigStore
 from jobbers.errors import QueueNotFoundError, TaskConflictError, TaskNotFoundError
 from jobbers.models.task import Task
@@ -62,9 +63,10 @@ class JobbersClient:
         run_at: dt.datetime | None = None,
         task_id: str | None = None,
         idempotency_key: str | None = None,
-        trace: str = "",
+        trace: str | None = None,
     ) -> NewTask:
-        """A validated ``NewTask`` (not yet submitted)."""
+        """A validated ``NewTask`` (not yet submitted). Its ``trace`` defaults to the current span, so
+        the worker's ``task.execute`` span becomes that span's child."""
         params = dict(params or {})
         config = find_task_config(name, version)
         if config is not None:
@@ -80,14 +82,17 @@ class JobbersClient:
             max_stalls=config.max_stalls if config else 1,
             max_heartbeat_interval=config.max_heartbeat_interval if config else None,
             dead_letter=bool(config and config.dead_letter_policy is DeadLetterPolicy.SAVE),
-            trace=trace,
+            trace=telemetry.current_traceparent() if trace is None else trace,
         )
 
     async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:
-        """Submit one task now (or at ``run_at``); 1 round trip to Redis."""
-        task = self.build(name, params, **options)
-        await self._check_queue(task.queue)
-        return await self.store.submit(task)
+        """Submit one task now (or at ``run_at``) inside a ``task.submit`` span; 1 round trip to Redis."""
+        with telemetry.submit_span(name, options.get("queue", "default")) as span:
+            task = self.build(name, params, **options)
+            await self._check_queue(task.queue)
+            outcome = await self.store.submit(task)
+            span.set_attribute("jobbers.task.id", outcome.id)
+            return outcome
 
     async def submit_many(self, tasks: Sequence[NewTask]) -> list[SubmitOutcome]:
         """Submit many tasks built with ``build``, pipelined, atomically per task."""
@@ -116,6 +121,7 @@ class JobbersClient:
     async def cancel(self, task_id: str) -> CancelOutcome:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
         (outcome,) = await self.store.cancel([task_id])
+        telemetry.record_cancellations([outcome])
         if outcome.outcome == "not_found":
             raise TaskNotFoundError(f"no task {task_id}")
         if outcome.outcome == "conflict":

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import signal
 
+from jobbers import telemetry
 from jobbers.config_store import ConfigStore
-from jobbers.lifecycle import settle
+from jobbers.lifecycle import record_recovered, settle
 from jobbers.settings import Settings
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
 from jobbers.state.store import TaskStore
@@ -22,12 +23,20 @@ class Scheduler:
     It sleeps until the earliest due task or ``SCHEDULER_POLL_INTERVAL``, whichever is sooner,
     and wakes early when something new is scheduled. Each pass also re-queues tasks whose worker
     lease expired, so a crashed worker's tasks come back without waiting for the cron cleaner.
+    With ``queue_stats_interval`` set it also reports its queues' depth and oldest-task age.
     """
 
-    def __init__(self, settings: Settings, store: TaskStore, config: ConfigStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        config: ConfigStore,
+        queue_stats_interval: float | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.config = config
+        self.queue_stats_interval = queue_stats_interval
         self.stopping = False
         self._wake = asyncio.Event()
         self.promoted = 0
@@ -44,7 +53,9 @@ class Scheduler:
         listener = SignalListener(
             self.store.redis, self.store.keys, on_schedule=self._wake.set, on_reconnect=self._wake.set
         )
-        listen = asyncio.create_task(listener.run())
+        background = [asyncio.create_task(listener.run())]
+        if self.queue_stats_interval:
+            background.append(asyncio.create_task(self._report_queue_stats(self.queue_stats_interval)))
         backoff = 0.05
         try:
             while not self.stopping:
@@ -61,7 +72,7 @@ class Scheduler:
                         await asyncio.wait_for(self._wake.wait(), sleep)
         finally:
             listener.stop()
-            await settle([listen])
+            await settle(background)
 
     async def run_once(self) -> float:
         """One pass over the role's queues; returns how long to sleep before the next."""
@@ -69,8 +80,13 @@ class Scheduler:
         poll = self.settings.scheduler_poll_interval
         sleep = poll
         for queue in queues:
-            count, next_due, now_ms = await self.store.promote_due(queue, self.settings.scheduler_batch_size)
+            count, next_due, now_ms, lag_ms = await self.store.promote_due(
+                queue, self.settings.scheduler_batch_size
+            )
             self.promoted += count
+            if count:
+                telemetry.TASKS_PROMOTED.add((queue,), count)
+                telemetry.SCHEDULER_LAG.record(lag_ms, (queue,))
             if count >= self.settings.scheduler_batch_size:
                 sleep = 0.0  # a full batch: more may be due right now
             elif next_due is not None:
@@ -83,7 +99,20 @@ class Scheduler:
         ):
             if ids:
                 log.warning("expired leases: %s %d tasks: %s", label, len(ids), ids)
+        await record_recovered(self.store, recovered)
         return sleep
+
+    async def _report_queue_stats(self, interval: float) -> None:
+        """Refresh the queue depth and oldest-age gauges every ``interval`` seconds."""
+        while True:
+            try:
+                stats = await self.store.queue_stats(await self._queue_names())
+            except TRANSIENT_REDIS_ERRORS as exc:
+                log.debug("could not read queue stats: %s", exc)
+            else:
+                telemetry.QUEUE_DEPTH.replace({(s.queue,): s.depth for s in stats})
+                telemetry.QUEUE_OLDEST_TASK_AGE.replace({(s.queue,): s.oldest_age_ms for s in stats})
+            await asyncio.sleep(interval)
 
     async def _queue_names(self) -> list[str]:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,4 +32,14 @@ class Settings(BaseSettings):
     scheduler_batch_size: int = Field(default=1, ge=1)
     scheduler_role: str = "default"
 
+    manager_host: str = "0.0.0.0"
+    manager_port: int = Field(default=8000, ge=1, le=65535)
+    #: Requests with a larger body are refused with 413.
+    manager_max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    #: When set, every route but /healthz and /readyz needs ``Authorization: Bearer <token>``.
+    manager_api_token: SecretStr | None = None
+
     log_level: str = "INFO"
+    #: ``text`` (one plain line per record) or ``json`` (one JSON object per line, with the task's
+    #: id, name, queue, attempt and worker id when logged inside its execution).
+    log_format: Literal["text", "json"] = "text"

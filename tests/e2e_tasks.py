@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -84,3 +85,9 @@ async def hangs() -> None:
     """Heartbeats once, then goes silent (but keeps awaiting, so its lease stays renewed)."""
     task.heartbeat()
     await asyncio.sleep(30)
+
+
+@register_task(name="chatty")
+async def chatty() -> None:
+    """Logs from inside its execution (the log record must carry the task's identity)."""
+    logging.getLogger("e2e.chatty").warning("halfway through")

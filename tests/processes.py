@@ -42,6 +42,8 @@ class Platform:
             "PYTHONPATH": str(ROOT),
             "E2E_RUN_LOG": str(tmp / "runs.log"),
             "LOG_LEVEL": "INFO",
+            # No telemetry export unless a test asks for it (tests/test_telemetry.py does).
+            "OTEL_SDK_DISABLED": "true",
             **env,
         }
         self.procs: list[subprocess.Popen[bytes]] = []

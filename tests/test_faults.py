@@ -25,8 +25,8 @@ from tests.redis_server import RedisServer
 async def test_sigkill_with_100_tasks_in_flight_loses_nothing(e2e: E2E) -> None:
     victim = e2e.platform.worker(WORKER_CONCURRENT_TASKS="100")
     ids = [o.id for o in await e2e.store.submit_many(
-        [e2e.client.build("nap", {"seconds": 1.0}) for _ in range(100)])]
-    await e2e.wait_started(ids)
+        [e2e.client.build("nap", {"seconds": 4.0}) for _ in range(100)])]
+    await e2e.wait_started(ids)  # long naps: none can finish before the kill, even on a loaded machine
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     e2e.platform.scheduler()  # recovers expired leases

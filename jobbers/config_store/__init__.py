@@ -1,5 +1,5 @@
 """Queue and role configuration in SQL (SQLite by default, PostgreSQL in production)."""
 
-from jobbers.config_store.repository import ConfigStore
+from jobbers.config_store.repository import SQL_UNAVAILABLE_ERRORS, ConfigStore
 
-__all__ = ["ConfigStore"]
+__all__ = ["SQL_UNAVAILABLE_ERRORS", "ConfigStore"]

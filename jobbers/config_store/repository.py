@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, update
+from sqlalchemy import delete, event, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobbers.config_store.tables import metadata, queues, role_queues, roles
 from jobbers.errors import QueueNotFoundError
 from jobbers.models.queue_config import QueueConfig, RatePeriod
 from jobbers.models.role import DEFAULT_QUEUE, DEFAULT_ROLE, Role, queues_for_role
+
+#: Errors that mean "the SQL database is unreachable right now" (the manager answers 503).
+SQL_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    OSError,
+)
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -41,6 +51,11 @@ class ConfigStore:
                     insert(queues).values(name=DEFAULT_QUEUE, rate_denominator=1, rate_period="second")
                 )
 
+    async def ping(self) -> None:
+        """Run a trivial query; raises one of ``SQL_UNAVAILABLE_ERRORS`` when the database is down."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
     # -- queues -----------------------------------------------------------------------------
 
     async def list_queues(self) -> list[QueueConfig]:
@@ -62,6 +77,15 @@ class ConfigStore:
                 return False
             await conn.execute(insert(queues).values(name=config.name, **values))
             return True
+
+    async def create_queue(self, config: QueueConfig) -> bool:
+        """Create a queue; returns False (and changes nothing) if one with its name exists."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(queues).values(name=config.name, **_queue_values(config)))
+        except IntegrityError:
+            return False
+        return True
 
     async def delete_queue(self, name: str) -> bool:
         async with self.engine.begin() as conn:
@@ -109,6 +133,22 @@ class ConfigStore:
                     insert(role_queues), [{"role": role.name, "queue": q} for q in sorted(set(role.queues))]
                 )
             return exists is None
+
+    async def create_role(self, role: Role) -> bool:
+        """Create a role; returns False if it exists. Raises ``QueueNotFoundError`` for unknown queues."""
+        try:
+            async with self.engine.begin() as conn:
+                known = set((await conn.execute(select(queues.c.name))).scalars().all())
+                missing = sorted(set(role.queues) - known)
+                if missing:
+                    raise QueueNotFoundError(f"queues do not exist: {', '.join(missing)}")
+                await conn.execute(insert(roles).values(name=role.name))
+                links = [{"role": role.name, "queue": q} for q in sorted(set(role.queues))]
+                if links:
+                    await conn.execute(insert(role_queues), links)
+        except IntegrityError:
+            return False
+        return True
 
     async def delete_role(self, name: str) -> bool:
         async with self.engine.begin() as conn:

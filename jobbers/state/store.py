@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -97,6 +97,8 @@ class ClaimedTask:
     trace: str
     token: str
     stall_count: int
+    #: Redis time (ms) it entered the ready queue: submission, or promotion once scheduled.
+    queued_at_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class CancelOutcome:
     id: str
     outcome: str
     status: str
+    queue: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,35 @@ class ResubmitOutcome:
     id: str
     outcome: str
     status: str
+
+
+class Promotion(NamedTuple):
+    """What one promotion pass over a queue did (all times are Redis time, in ms)."""
+
+    promoted: int
+    next_due_ms: int | None
+    now_ms: int
+    #: How long past its ``run_at`` the most overdue promoted task was (0 when none was promoted).
+    max_lag_ms: int
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """Who a task is, for metrics and logs: its queue, name, version and whether it is in the DLQ."""
+
+    queue: str
+    name: str
+    version: int
+    dead_lettered: bool
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A ready queue's depth and the age of its oldest entry (0 when empty), by Redis time."""
+
+    queue: str
+    depth: int
+    oldest_age_ms: int
 
 
 @dataclass(frozen=True)
@@ -257,6 +290,7 @@ class TaskStore:
                 trace=_s(r[7] or b""),
                 token=_s(r[8]),
                 stall_count=int(r[9] or 0),
+                queued_at_ms=int(float(r[10])),
             )
             for r in rows
         ]
@@ -320,7 +354,10 @@ class TaskStore:
         if not task_ids:
             return []
         rows = await self._run("cancel", list(task_ids))
-        return [CancelOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2])) for r in rows]
+        return [
+            CancelOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4]))
+            for r in rows
+        ]
 
     async def get_task(self, task_id: str) -> Task | None:
         """The task with ``task_id``, or None."""
@@ -354,13 +391,40 @@ class TaskStore:
 
     # -- scheduler / cleaner side -----------------------------------------------------------
 
-    async def promote_due(self, queue: str, batch: int) -> tuple[int, int | None, int]:
-        """Promote up to ``batch`` due scheduled tasks of ``queue``.
+    async def promote_due(self, queue: str, batch: int) -> Promotion:
+        """Promote up to ``batch`` due scheduled tasks of ``queue``."""
+        promoted, next_due, now_ms, max_lag = await self._run("promote", [queue, batch])
+        return Promotion(
+            int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms), int(max_lag)
+        )
 
-        Returns (count promoted, next due time in ms or None, Redis time in ms).
-        """
-        promoted, next_due, now_ms = await self._run("promote", [queue, batch])
-        return int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms)
+    async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Depth and oldest-entry age of each ready queue, in 1 round trip (read-only)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        for queue in queues:
+            pipe.zcard(self.keys.queue(queue))
+            pipe.zrange(self.keys.queue(queue), 0, 0, withscores=True)
+        replies = await pipe.execute()
+        seconds, micros = replies[0]
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        stats = []
+        for i, queue in enumerate(queues):
+            depth, oldest = replies[1 + 2 * i], replies[2 + 2 * i]
+            age = max(now_ms - int(oldest[0][1]), 0) if oldest else 0
+            stats.append(QueueStats(queue=queue, depth=int(depth), oldest_age_ms=age))
+        return stats
+
+    async def task_refs(self, task_ids: Sequence[str]) -> dict[str, TaskRef]:
+        """Queue, name, version and DLQ flag of each task that exists, in 1 round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hmget(self.keys.task(task_id), ["queue", "name", "version", "dead_lettered"])
+        refs = {}
+        for task_id, (queue, name, version, dead) in zip(task_ids, await pipe.execute(), strict=True):
+            if queue is not None:
+                refs[task_id] = TaskRef(_s(queue), _s(name or b""), int(version or 1), dead == b"1")
+        return refs
 
     async def known_queues(self) -> list[str]:
         """Every queue name that ever held a task."""

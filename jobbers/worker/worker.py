@@ -13,9 +13,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from jobbers import telemetry
 from jobbers.config_store import ConfigStore
 from jobbers.context import RunningTask, set_current_task
 from jobbers.lifecycle import settle
+from jobbers.logs import bind_task
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
@@ -57,6 +59,8 @@ class Running:
     atask: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
+    finished: float = 0.0  # monotonic, when the attempt ended
+    claimed_at_ms: int = 0  # Redis time of the claim
 
     def interrupt(self, reason: StopReason) -> None:
         if self.stop_reason is None:
@@ -92,7 +96,7 @@ class Worker:
         self.lease_seconds = settings.worker_lease_seconds
         self.queues: list[QueueConfig] = []
         self.running: dict[str, Running] = {}
-        self.pending: list[Outcome] = []
+        self.pending: list[tuple[Outcome, Running]] = []
         self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
         self.processed = 0
         self.late_writes_rejected = 0
@@ -237,7 +241,7 @@ class Worker:
             if result.tasks and _TEST_FAULT == "exit_after_claim":
                 os._exit(17)  # test-only: die inside the claim window, before running anything
             for claimed in result.tasks:
-                self._start(claimed)
+                self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
                 continue
             if result.retry_in_ms is not None:
@@ -269,7 +273,12 @@ class Worker:
 
     # -- running ----------------------------------------------------------------------------
 
-    def _start(self, claimed: ClaimedTask) -> None:
+    def _start(self, claimed: ClaimedTask, now_ms: int) -> None:
+        role = self.settings.worker_role
+        labels = (claimed.queue, role, claimed.name)
+        telemetry.TASKS_SELECTED.add(labels)
+        telemetry.TIME_IN_QUEUE.record(max(now_ms - claimed.queued_at_ms, 0), labels)
+        telemetry.TASKS_IN_FLIGHT.add((claimed.queue, role))
         handle = RunningTask(
             id=claimed.id,
             name=claimed.name,
@@ -278,12 +287,22 @@ class Worker:
             params=claimed.params,
             retry_attempt=claimed.retry_attempt,
         )
-        entry = Running(claim=claimed, config=find_task_config(claimed.name, claimed.version), handle=handle)
+        entry = Running(
+            claim=claimed,
+            config=find_task_config(claimed.name, claimed.version),
+            handle=handle,
+            claimed_at_ms=now_ms,
+        )
         self.running[claimed.id] = entry
         entry.atask = asyncio.create_task(self._execute(entry), name=f"task:{claimed.id}")
 
     async def _execute(self, entry: Running) -> None:
         claim = entry.claim
+        # Runs in the task's own asyncio task: the log fields and the span stay with this task.
+        bind_task(claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id)
+        span = telemetry.TaskSpan.start(
+            claim.trace, claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id
+        )
         outcome: Outcome | None
         try:
             outcome = await self._attempt(entry)
@@ -291,10 +310,17 @@ class Worker:
             log.exception("internal error running task %s", claim.id)
             outcome = self._outcome(entry, TaskStatus.FAILED, error=exc)
         finally:
+            entry.finished = time.monotonic()
             self.running.pop(claim.id, None)
+            telemetry.TASKS_IN_FLIGHT.add((claim.queue, self.settings.worker_role), -1)
             self._wake.set()
+        if span is not None:
+            if outcome is None:
+                span.end("lease_lost")
+            else:
+                span.end(outcome.status, outcome.error_type, outcome.error_message)
         if outcome is not None:
-            self.pending.append(outcome)
+            self.pending.append((outcome, entry))
             self.unacked[claim.id] = claim.token
             self._outcome_ready.set()
         self.processed += 1
@@ -398,27 +424,49 @@ class Worker:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
+        outcomes = [outcome for outcome, _ in batch]
         backoff = 0.05
         while True:
             try:
-                written = await self.store.finish(batch)
+                written = await self.store.finish(outcomes)
                 break
             except TRANSIENT_REDIS_ERRORS as exc:
                 if deadline is not None and time.monotonic() > deadline:
                     log.error(
                         "gave up writing %d outcomes (leases will expire and re-queue them): %s",
-                        len(batch),
+                        len(outcomes),
                         exc,
                     )
                     return
                 log.warning("writing outcomes failed (%s); retrying in %.2fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
-        for outcome, ok in zip(batch, written, strict=True):
+        written_at = time.monotonic()
+        for (outcome, entry), ok in zip(batch, written, strict=True):
             self.unacked.pop(outcome.id, None)
-            if not ok:
+            if ok:
+                self._count_outcome(outcome, entry, written_at)
+            else:
                 self.late_writes_rejected += 1
+                telemetry.LATE_WRITES_REJECTED.add((entry.claim.queue, entry.claim.name))
                 log.warning("late write for task %s rejected: its lease was recovered", outcome.id)
+
+    @staticmethod
+    def _count_outcome(outcome: Outcome, entry: Running, written_at: float) -> None:
+        """Record the metrics of one written outcome; retries count as retries, not as processed."""
+        claim = entry.claim
+        if outcome.status == "retry":
+            if outcome.retry_attempt is not None:  # an error retry, not a re-queue on shutdown
+                telemetry.TASKS_RETRIED.add((claim.queue, claim.name, str(claim.version)))
+            return
+        labels = (claim.queue, claim.name, outcome.status)
+        telemetry.TASKS_PROCESSED.add(labels)
+        telemetry.TASK_EXECUTION_TIME.record((entry.finished - entry.started) * 1000, labels)
+        # Redis time from submit to claim, then this process's clock: no skew between hosts.
+        waited_ms = entry.claimed_at_ms - claim.submitted_at_ms
+        telemetry.TASK_END_TO_END_LATENCY.record(waited_ms + (written_at - entry.started) * 1000, labels)
+        if outcome.dead_letter:
+            telemetry.TASKS_DEAD_LETTERED.add((claim.queue, claim.name, str(claim.version)))
 
     async def _flush_remaining(self) -> None:
         deadline = time.monotonic() + max(self.settings.worker_shutdown_grace, 5.0)

@@ -4,7 +4,7 @@
 -- ARGV: prefix, worker_id, lease_ms, max_total, n_queues, then per queue:
 --       name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms
 -- Returns {now_ms, retry_in_ms (-1 = none), {id, queue, name, version, params, retry_attempt,
---          submitted_at, trace, token, stall_count}...}
+--          submitted_at, trace, token, stall_count, queued_at}...}  (queued_at: its ready-queue score)
 local worker, lease_ms = ARGV[2], tonumber(ARGV[3])
 local remaining, nq = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
@@ -52,7 +52,8 @@ for _ = 1, nq do
           redis.call('SADD', K_running(queue), id)
           move_status(id, 'submitted', 'started', now)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end
-          claimed[#claimed + 1] = {id, queue, f[3], f[4], f[5], f[6], f[7], f[8] or '', token, f[9]}
+          claimed[#claimed + 1] = {id, queue, f[3], f[4], f[5], f[6], f[7], f[8] or '', token, f[9],
+            popped[p + 1]}
           allowed = allowed - 1
           remaining = remaining - 1
         end

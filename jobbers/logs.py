@@ -1,0 +1,89 @@
+"""Log output for every process: text or JSON lines (``LOG_FORMAT``), and the running task's identity
+(id, name, queue, attempt, worker id) on every record logged while that task executes.
+
+The identity lives in a context variable that the worker binds inside each task's own asyncio task,
+so concurrent tasks never see each other's. ``TaskContextFilter`` copies it onto each record; it is
+attached to every handler (the stream handler here, the OTLP handler in ``jobbers.telemetry``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from contextvars import ContextVar
+
+from opentelemetry import trace
+
+#: Record attributes added inside a task's execution (also the JSON keys and OTLP log attributes).
+TASK_FIELDS = ("task_id", "task_name", "queue", "attempt", "worker_id")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_task: ContextVar[tuple[str, str, str, int, str] | None] = ContextVar("jobbers_log_task", default=None)
+
+
+def bind_task(task_id: str, name: str, queue: str, attempt: int, worker_id: str) -> None:
+    """Tag every record logged from now on in the current context with this task's identity."""
+    _task.set((task_id, name, queue, attempt, worker_id))
+
+
+class TaskContextFilter(logging.Filter):
+    """Adds the bound task's fields, and the current trace and span ids, to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        values = _task.get()
+        if values is not None:
+            for key, value in zip(TASK_FIELDS, values, strict=True):
+                setattr(record, key, value)
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """The classic one-line format, followed by ``[task <id> <name> queue=… attempt=… worker=…]``."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        task_id = getattr(record, "task_id", None)
+        if task_id is None:
+            return line
+        return (
+            f"{line} [task {task_id} {getattr(record, 'task_name', '')} queue={getattr(record, 'queue', '')}"
+            f" attempt={getattr(record, 'attempt', '')} worker={getattr(record, 'worker_id', '')}]"
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, task fields, trace ids, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in (*TASK_FIELDS, "trace_id", "span_id"):
+            value = getattr(record, key, None)
+            if value is not None:
+                doc[key] = value
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            doc["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Send the process's logs to stderr at ``level``, as ``text`` or ``json`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(TaskContextFilter())
+    logging.basicConfig(level=level.upper(), handlers=[handler])

@@ -1,0 +1,77 @@
+"""The manager's FastAPI application: routers, error mapping, body limit and optional auth."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from jobbers.config_store import ConfigStore
+from jobbers.manager.deps import Services
+from jobbers.manager.errors import install_error_handlers
+from jobbers.manager.middleware import BearerAuth, BodySizeLimit
+from jobbers.manager.routers import dlq, health, queues, roles, tasks
+from jobbers.manager.submission import QueueDirectory
+from jobbers.settings import Settings
+from jobbers.state.connection import connect
+from jobbers.state.queries import TaskQueries
+from jobbers.state.store import TaskStore
+
+#: Paths that answer without a bearer token (probes must work for orchestrators).
+OPEN_PATHS = ("/healthz", "/readyz")
+
+
+def _version() -> str:
+    try:
+        return version("jobbers")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def create_app(
+    settings: Settings | None = None, *, store: TaskStore | None = None, config: ConfigStore | None = None
+) -> FastAPI:
+    """The manager app. Connections are opened at startup (from ``settings`` unless ``store`` or
+    ``config`` are given, which the caller then owns and closes); startup runs the idempotent SQL
+    migration, so a fresh install has the ``default`` queue.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task_store = store or TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        config_store = config or ConfigStore(settings.sql_path)
+        try:
+            await config_store.migrate()
+            app.state.services = Services(
+                settings=settings,
+                store=task_store,
+                config=config_store,
+                queries=TaskQueries(task_store),
+                queues=QueueDirectory(config_store),
+            )
+            yield
+        finally:
+            if config is None:
+                await config_store.close()
+            if store is None:
+                await task_store.redis.aclose()
+
+    app = FastAPI(
+        title="Jobbers",
+        version=_version(),
+        description="Submit, inspect and cancel tasks; manage the dead letter queue, queues and roles.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (tasks, dlq, queues, roles, health):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.manager_max_body_bytes)
+    if settings.manager_api_token is not None:
+        # Added last, so it runs first: an unauthenticated request is refused before its body is read.
+        app.add_middleware(
+            BearerAuth, token=settings.manager_api_token.get_secret_value(), open_paths=OPEN_PATHS
+        )
+    return app

@@ -1,0 +1,99 @@
+"""ASGI middleware: a request body size limit and optional bearer-token auth."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Collection, Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+async def _send_json(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Refuse (413) a request whose body exceeds ``max_bytes``, by its Content-Length or as it streams.
+
+    The body is read here, up to the limit, and replayed to the app: the API's bodies are JSON the
+    app reads whole anyway, and this way an over-long chunked body is refused before any of it is
+    parsed.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body larger than {self.max_bytes} bytes"
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_json(send, 400, "malformed Content-Length header")
+                    return
+                if declared > self.max_bytes:
+                    await _send_json(send, 413, too_large)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json(send, 413, too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class BearerAuth:
+    """Require ``Authorization: Bearer <token>`` on every path except ``open_paths`` (401 otherwise)."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: Collection[str]) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        if not secrets.compare_digest(given, self.expected):
+            await _send_json(send, 401, "missing or invalid bearer token", [(b"www-authenticate", b"Bearer")])
+            return
+        await self.app(scope, receive, send)

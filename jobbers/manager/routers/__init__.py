@@ -1,0 +1,1 @@
+"""One router per resource: tasks, dead letter queue, queues, roles, health."""

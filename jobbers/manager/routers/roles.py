@@ -1,0 +1,59 @@
+"""Roles: named sets of queues; a worker consumes every queue of its role (stored in SQL)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from jobbers.errors import ConfigExistsError, ConfigNotFoundError
+from jobbers.manager.deps import ServicesDep
+from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath
+from jobbers.manager.schemas import RoleQueues
+from jobbers.models.role import DEFAULT_ROLE, Role
+
+router = APIRouter(tags=["roles"])
+
+
+@router.get("/roles", responses=UNAVAILABLE)
+async def list_roles(services: ServicesDep) -> list[Role]:
+    """Every role, by name. ``default`` is always there: with no queues it consumes every queue."""
+    roles = await services.config.list_roles()
+    if all(r.name != DEFAULT_ROLE for r in roles):
+        roles = sorted([*roles, Role(name=DEFAULT_ROLE)], key=lambda r: r.name)
+    return roles
+
+
+@router.post("/roles", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
+async def create_role(body: Role, services: ServicesDep) -> Role:
+    """Create a role (409 if it exists; 422 if a queue does not exist)."""
+    if not await services.config.create_role(body):
+        raise ConfigExistsError(f"role {body.name!r} exists already; use PUT /roles/{body.name} to change it")
+    return Role(name=body.name, queues=sorted(set(body.queues)))
+
+
+@router.get("/roles/{name}", responses={**NOT_FOUND, **UNAVAILABLE})
+async def get_role(name: NamePath, services: ServicesDep) -> Role:
+    """A role and its queues."""
+    role = await services.config.get_role(name)
+    if role is None:
+        raise ConfigNotFoundError(f"no role {name!r}")
+    return role
+
+
+@router.put(
+    "/roles/{name}",
+    responses={201: {"model": Role, "description": "the role was created"}, **UNAVAILABLE},
+)
+async def put_role(name: NamePath, body: RoleQueues, services: ServicesDep, response: Response) -> Role:
+    """Replace a role's queue list, creating the role if needed (422 if a queue does not exist).
+    Workers of the role pick it up within ``WORKER_REFRESH_INTERVAL``."""
+    role = Role(name=name, queues=sorted(set(body.queues)))
+    if await services.config.save_role(role):
+        response.status_code = 201
+    return role
+
+
+@router.delete("/roles/{name}", status_code=204, responses={**NOT_FOUND, **UNAVAILABLE})
+async def delete_role(name: NamePath, services: ServicesDep) -> None:
+    """Delete a role. Deleting ``default`` gives it back its implicit meaning: every queue."""
+    if not await services.config.delete_role(name) and name != DEFAULT_ROLE:
+        raise ConfigNotFoundError(f"no role {name!r}")

@@ -1,0 +1,230 @@
+"""Tasks: submit (one or many), inspect, list, cancel; and the catalogue of registered task types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from jobbers.errors import TaskConflictError, TaskNotFoundError
+from jobbers.manager.deps import ServicesDep
+from jobbers.manager.params import (
+    CONFLICT,
+    NOT_FOUND,
+    UNAVAILABLE,
+    CursorQuery,
+    IdempotencyKey,
+    LimitQuery,
+    QueueQuery,
+    TaskIdPath,
+    TaskNameQuery,
+    TraceParent,
+)
+from jobbers.manager.schemas import (
+    ActiveTask,
+    ActiveTaskList,
+    CancelResult,
+    CancelResults,
+    CancelTasks,
+    ScheduledTask,
+    ScheduledTaskList,
+    SubmitTask,
+    SubmitTasks,
+    TaskList,
+    TasksSubmitted,
+    TaskSubmitted,
+    TaskType,
+    clamp_limit,
+)
+from jobbers.manager.submission import build_tasks
+from jobbers.models.task import Task, TaskStatus
+from jobbers.registry import registered_tasks, task_params
+from jobbers.state.queries import TaskFilter
+from jobbers.state.store import NewTask, SubmitOutcome
+
+router = APIRouter(tags=["tasks"])
+
+#: Every status a task can be listed under (``unsubmitted`` is never stored).
+LISTED_STATUSES = [s for s in TaskStatus if s is not TaskStatus.UNSUBMITTED]
+
+
+def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> TaskSubmitted:
+    source = existing or task
+    # model_construct: these values come from the store, already typed; validating each of a
+    # bulk submit's thousands of items again would cost more than writing them to Redis.
+    return TaskSubmitted.model_construct(
+        id=outcome.id,
+        name=source.name,
+        status=outcome.status,
+        queue=source.queue,
+        submitted_at=outcome.submitted_at,
+    )
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    responses={200: {"model": TaskSubmitted, "description": "the task already existed"}, **UNAVAILABLE},
+)
+async def submit_task(
+    body: SubmitTask,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
+) -> TaskSubmitted:
+    """Submit a task (201); a repeated id or Idempotency-Key returns the existing task (200)."""
+    (task,) = await build_tasks([body], services.queues, idempotency_key, traceparent or "", bulk=False)
+    outcome = await services.store.submit(task)
+    if outcome.created:
+        return _submitted(task, outcome, None)
+    response.status_code = 200
+    return _submitted(task, outcome, await services.store.get_task(outcome.id))
+
+
+@router.post(
+    "/tasks/bulk",
+    status_code=201,
+    responses={200: {"model": TasksSubmitted, "description": "every task already existed"}, **UNAVAILABLE},
+)
+async def submit_tasks(
+    body: SubmitTasks,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
+) -> TasksSubmitted:
+    """Submit many tasks in pipelined round trips; nothing is written unless every task is valid."""
+    tasks = await build_tasks(body.tasks, services.queues, idempotency_key, traceparent or "", bulk=True)
+    outcomes = await services.store.submit_many(tasks)
+    existing_ids = [o.id for o in outcomes if not o.created]
+    existing = {t.id: t for t in await services.store.get_tasks(existing_ids)} if existing_ids else {}
+    created = len(outcomes) - len(existing_ids)
+    if created == 0:
+        response.status_code = 200
+    return TasksSubmitted(
+        tasks=[_submitted(t, o, existing.get(o.id)) for t, o in zip(tasks, outcomes, strict=True)],
+        created=created,
+    )
+
+
+@router.get("/task-status/{task_id}", responses={**NOT_FOUND, **UNAVAILABLE})
+async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Task:
+    """Everything known about a task: status, timings, params, result, errors and their history."""
+    task = await services.store.get_task(task_id.upper())
+    if task is None:
+        raise TaskNotFoundError(f"no task {task_id}")
+    return task
+
+
+@router.get("/tasks", responses=UNAVAILABLE)
+@router.get("/task-list", responses=UNAVAILABLE)
+async def list_tasks(
+    services: ServicesDep,
+    status: Annotated[list[TaskStatus] | None, Query(description="repeatable; default: every status")] = None,
+    queue: QueueQuery = None,
+    task_name: TaskNameQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> TaskList:
+    """Tasks by status (in lifecycle order, each oldest first), optionally of one queue or task name."""
+    statuses = list(dict.fromkeys(status)) if status else LISTED_STATUSES
+    limit = clamp_limit(limit)
+    page = await services.queries.list_by_status(statuses, TaskFilter(queue, task_name), limit, cursor)
+    return TaskList(
+        tasks=[item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit
+    )
+
+
+@router.get("/active-tasks", responses=UNAVAILABLE)
+async def active_tasks(
+    services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> ActiveTaskList:
+    """Started tasks, longest-running first, with their worker and running time (by Redis's clock)."""
+    limit = clamp_limit(limit)
+    page = await services.queries.list_by_status([TaskStatus.STARTED], TaskFilter(queue), limit, cursor)
+    now_ms = await services.store.redis_time_ms()
+    tasks = [
+        ActiveTask(
+            id=t.id,
+            name=t.name,
+            version=t.version,
+            queue=t.queue,
+            worker_id=t.worker_id,
+            started_at=t.started_at,
+            last_heartbeat_at=t.last_heartbeat_at,
+            running_seconds=max(0.0, (now_ms - t.started_at.timestamp() * 1000) / 1000)
+            if t.started_at
+            else 0.0,
+            retry_attempt=t.retry_attempt,
+            cancel_requested=t.cancel_requested,
+        )
+        for t in (item.task for item in page.items)
+    ]
+    return ActiveTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
+
+
+@router.get("/scheduled-tasks", responses=UNAVAILABLE)
+async def scheduled_tasks(
+    services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> ScheduledTaskList:
+    """Tasks waiting for their run time (delayed submissions and retry delays), soonest first."""
+    limit = clamp_limit(limit)
+    queues = [queue] if queue else await services.store.known_queues()
+    page = await services.queries.list_scheduled(queues, limit, cursor)
+    tasks = [
+        ScheduledTask(
+            id=item.task.id,
+            name=item.task.name,
+            version=item.task.version,
+            queue=item.task.queue,
+            run_at=item.task.run_at or dt.datetime.fromtimestamp(item.score_ms / 1000, tz=dt.UTC),
+            submitted_at=item.task.submitted_at,
+            retry_attempt=item.task.retry_attempt,
+            error=item.task.error,
+        )
+        for item in page.items
+    ]
+    return ScheduledTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total or 0, limit=limit)
+
+
+@router.post("/task/{task_id}/cancel", responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
+async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResult:
+    """Cancel a task: queued or scheduled ones at once; a running one is stopped by its worker."""
+    (outcome,) = await services.store.cancel([task_id.upper()])
+    if outcome.outcome == "not_found":
+        raise TaskNotFoundError(f"no task {task_id}")
+    if outcome.outcome == "conflict":
+        raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
+    return CancelResult(id=outcome.id, outcome=outcome.outcome, status=outcome.status)
+
+
+@router.post("/tasks/cancel", responses=UNAVAILABLE)
+async def cancel_tasks(body: CancelTasks, services: ServicesDep) -> CancelResults:
+    """Cancel many tasks; each gets its own outcome (``not_found`` and ``conflict`` included)."""
+    outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)))
+    return CancelResults(
+        results=[CancelResult(id=o.id, outcome=o.outcome, status=o.status) for o in outcomes]
+    )
+
+
+@router.get("/task-types")
+async def task_types() -> list[TaskType]:
+    """Every registered task (name, version) and the parameters it takes."""
+    types = []
+    for config in registered_tasks():
+        params = task_params(config)
+        types.append(
+            TaskType(
+                name=config.name,
+                version=config.version,
+                params=params.names,
+                required_params=params.required,
+                accepts_any_params=params.accepts_any,
+                max_retries=config.max_retries,
+                timeout=config.timeout,
+                dead_letter_policy=config.dead_letter_policy.value,
+            )
+        )
+    return types

@@ -1,11 +1,8 @@
 """OpenTelemetry for every process: providers, OTLP export, trace propagation on tasks, and every
 metric instrument, named in one place (the operations guide lists them).
 
-Measurements are aggregated in-process for a dict update each, because the SDK's synchronous
-instruments cost about 10 µs per call, a tenth of the worker's whole budget per task. The SDK still
-does the collecting and exporting on its own thread: counters and gauges are observable instruments
-whose callbacks read the local totals, and histogram points are added to each export batch by
-``_WithLocalHistograms``. Each histogram is recorded together with a counter, so a collection that
+Measurements cost a dict update each (see ``jobbers.instruments``); the SDK collects and exports
+them on its own thread. Each histogram is recorded together with a counter, so a collection that
 has histogram points is never empty (the SDK skips exporting empty collections).
 
 Export uses the standard variables: ``OTEL_SDK_DISABLED``; ``OTEL_{METRICS,TRACES}_EXPORTER``
@@ -23,8 +20,6 @@ import logging
 import os
 import socket
 import threading
-import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import Token
@@ -33,24 +28,10 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import Histogram as SdkHistogram
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    HistogramDataPoint,
-    MetricExporter,
-    MetricExportResult,
-    MetricsData,
-    ResourceMetrics,
-    ScopeMetrics,
-)
-from opentelemetry.sdk.metrics.export import Histogram as HistogramData
-from opentelemetry.sdk.metrics.export import Metric as MetricData
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from jobbers.instruments import Counter, Gauge, Histogram, LocalHistogramExporter, register_observables
 from jobbers.logs import TaskContextFilter
 
 log = logging.getLogger(__name__)
@@ -64,163 +45,24 @@ DURATION_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 #: How long ``Telemetry.shutdown`` may take: an unreachable collector must not hold up an exit.
 SHUTDOWN_TIMEOUT_SECONDS = 3.0
-_START_NS = time.time_ns()
-
-Labels = tuple[str, ...]
-
 
 # -- instruments --------------------------------------------------------------------------------
 
-
-class _Instrument:
-    """A named metric with fixed label names; measurements carry the label values as a tuple."""
-
-    kind = ""
-
-    def __init__(self, name: str, unit: str, description: str, labels: Labels) -> None:
-        self.name = name
-        self.unit = unit
-        self.description = description
-        self.labels = labels
-        self._attributes: dict[Labels, dict[str, str]] = {}
-
-    def attributes(self, values: Labels) -> dict[str, str]:
-        """The attribute dict for these label values (built once, then reused)."""
-        attrs = self._attributes.get(values)
-        if attrs is None:
-            attrs = self._attributes[values] = dict(zip(self.labels, values, strict=True))
-        return attrs
-
-
-class Counter(_Instrument):
-    """A running total per label set; exported as an OTel Counter (an UpDownCounter if ``up_down``)."""
-
-    def __init__(self, name: str, unit: str, description: str, labels: Labels, up_down: bool = False) -> None:
-        super().__init__(name, unit, description, labels)
-        self.kind = "up_down_counter" if up_down else "counter"
-        self._totals: dict[Labels, int] = {}
-
-    def add(self, values: Labels, amount: int = 1) -> None:
-        totals = self._totals
-        totals[values] = totals.get(values, 0) + amount
-
-    def value(self, values: Labels) -> int:
-        return self._totals.get(values, 0)
-
-    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
-        # dict.copy() is one step under the GIL, so the event loop may keep adding meanwhile.
-        return [Observation(total, self.attributes(key)) for key, total in self._totals.copy().items()]
-
-
-class Gauge(_Instrument):
-    """The latest value per label set; exported as an OTel Gauge."""
-
-    kind = "gauge"
-
-    def __init__(self, name: str, unit: str, description: str, labels: Labels) -> None:
-        super().__init__(name, unit, description, labels)
-        self._values: dict[Labels, float] = {}
-
-    def replace(self, values: dict[Labels, float]) -> None:
-        """Set every series at once; series not given stop being reported."""
-        self._values = values
-
-    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(value, self.attributes(key)) for key, value in self._values.items()]
-
-
-class _Cell:
-    __slots__ = ("buckets", "count", "max", "min", "total")
-
-    def __init__(self, n_buckets: int) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.min = float("inf")
-        self.max = float("-inf")
-        self.buckets = [0] * n_buckets
-
-
-class Histogram(_Instrument):
-    """Explicit-bucket histogram per label set (OTel semantics: bucket ``i`` holds values in
-    ``(bounds[i-1], bounds[i]]``), exported through ``_WithLocalHistograms``."""
-
-    kind = "histogram"
-
-    def __init__(
-        self,
-        name: str,
-        unit: str,
-        description: str,
-        labels: Labels,
-        bounds: tuple[float, ...] = DURATION_BUCKETS_MS,
-    ) -> None:
-        super().__init__(name, unit, description, labels)
-        self.bounds = bounds
-        self._cells: dict[Labels, _Cell] = {}
-        self._lock = threading.Lock()
-
-    def record(self, value: float, values: Labels) -> None:
-        with self._lock:
-            cell = self._cells.get(values)
-            if cell is None:
-                cell = self._cells[values] = _Cell(len(self.bounds) + 1)
-            cell.count += 1
-            cell.total += value
-            if value < cell.min:
-                cell.min = value
-            if value > cell.max:
-                cell.max = value
-            cell.buckets[bisect_left(self.bounds, value)] += 1
-
-    def count(self, values: Labels) -> int:
-        cell = self._cells.get(values)
-        return cell.count if cell else 0
-
-    def points(self, start_ns: int, now_ns: int, delta: bool) -> list[HistogramDataPoint]:
-        """Data points for an export; with ``delta``, only what came since the last one."""
-        with self._lock:
-            if delta:
-                cells, self._cells = self._cells, {}
-            else:
-                cells = {key: _copy(cell) for key, cell in self._cells.items()}
-        return [
-            HistogramDataPoint(
-                attributes=self.attributes(key),
-                start_time_unix_nano=start_ns,
-                time_unix_nano=now_ns,
-                count=cell.count,
-                sum=cell.total,
-                bucket_counts=cell.buckets,
-                explicit_bounds=self.bounds,
-                min=cell.min,
-                max=cell.max,
-            )
-            for key, cell in cells.items()
-        ]
-
-
-def _copy(cell: _Cell) -> _Cell:
-    twin = _Cell(0)
-    twin.count, twin.total, twin.min, twin.max, twin.buckets = (
-        cell.count, cell.total, cell.min, cell.max, list(cell.buckets),
-    )  # fmt: skip
-    return twin
-
+_QTS = ("queue", "task", "status")
+_QTV = ("queue", "task", "version")
+_QRT = ("queue", "role", "task")
+_MS = DURATION_BUCKETS_MS
 
 # Worker: outcomes (recorded once the outcome is written, so a fenced-off write is not counted).
-TASKS_PROCESSED = Counter(
-    "tasks_processed", "{task}", "Tasks that reached a terminal status", ("queue", "task", "status")
-)
+TASKS_PROCESSED = Counter("tasks_processed", "{task}", "Tasks that reached a terminal status", _QTS)
 TASK_EXECUTION_TIME = Histogram(
-    "task_execution_time", "ms", "Time from started_at to completed_at", ("queue", "task", "status")
+    "task_execution_time", "ms", "Time from started_at to completed_at", _QTS, _MS
 )
 TASK_END_TO_END_LATENCY = Histogram(
-    "task_end_to_end_latency", "ms", "Time from submitted_at to completed_at", ("queue", "task", "status")
+    "task_end_to_end_latency", "ms", "Time from submitted_at to completed_at", _QTS, _MS
 )
-TASKS_RETRIED = Counter("tasks_retried", "{task}", "Retry events", ("queue", "task", "version"))
-TASKS_DEAD_LETTERED = Counter(
-    "tasks_dead_lettered", "{task}", "Tasks moved to the dead letter queue", ("queue", "task", "version")
-)
+TASKS_RETRIED = Counter("tasks_retried", "{task}", "Retry events", _QTV)
+TASKS_DEAD_LETTERED = Counter("tasks_dead_lettered", "{task}", "Tasks moved to the dead letter queue", _QTV)
 LATE_WRITES_REJECTED = Counter(
     "late_writes_rejected",
     "{write}",
@@ -232,9 +74,10 @@ TIME_IN_QUEUE = Histogram(
     "time_in_queue",
     "ms",
     "Time from becoming ready (submitted, or promoted when scheduled) to pickup",
-    ("queue", "role", "task"),
+    _QRT,
+    _MS,
 )
-TASKS_SELECTED = Counter("tasks_selected", "{task}", "Tasks pulled from queues", ("queue", "role", "task"))
+TASKS_SELECTED = Counter("tasks_selected", "{task}", "Tasks pulled from queues", _QRT)
 TASKS_IN_FLIGHT = Counter(
     "tasks_in_flight", "{task}", "Tasks running in this worker", ("queue", "role"), up_down=True
 )
@@ -253,7 +96,11 @@ TASKS_PROMOTED = Counter(
     "tasks_promoted", "{task}", "Scheduled and retry-delayed tasks made ready", ("queue",)
 )
 SCHEDULER_LAG = Histogram(
-    "scheduler_lag", "ms", "Per promotion, how late past its run_at the most overdue task was", ("queue",)
+    "scheduler_lag",
+    "ms",
+    "Per promotion, how late past its run_at the most overdue task was",
+    ("queue",),
+    _MS,
 )
 QUEUE_DEPTH = Gauge("queue_depth", "{task}", "Ready tasks waiting in the queue", ("queue",))
 QUEUE_OLDEST_TASK_AGE = Gauge(
@@ -438,7 +285,7 @@ class Telemetry:
     """The providers ``setup_telemetry`` installed (none when the SDK is disabled)."""
 
     meter_provider: Any = None
-    metric_exporter: _WithLocalHistograms | None = None
+    metric_exporter: LocalHistogramExporter | None = None
     tracer_provider: Any = None
     logger_provider: Any = None
     log_handler: logging.Handler | None = None
@@ -458,16 +305,18 @@ class Telemetry:
             logging.getLogger().removeHandler(self.log_handler)
 
         def stop(ms: int) -> None:
-            if self.tracer_provider is not None:
-                self.tracer_provider.force_flush(ms)
-                self.tracer_provider.shutdown()
-            if self.logger_provider is not None:
-                self.logger_provider.force_flush(ms)
-                self.logger_provider.shutdown()
+            # Metrics first: they show whether the collector answers at all.
+            exporter = self.metric_exporter
+            unreachable = exporter is not None and exporter.failing
+            if exporter is not None and unreachable:
+                exporter.shutdown()  # abandon retries that no collector will answer
             if self.meter_provider is not None:
-                if self.metric_exporter is not None and self.metric_exporter.failing:
-                    self.metric_exporter.shutdown()  # abandon the retries of a collector that is not there
                 self.meter_provider.shutdown(timeout_millis=ms)
+            for provider in (self.tracer_provider, self.logger_provider):
+                if provider is not None:
+                    if not unreachable:
+                        provider.force_flush(ms)
+                    provider.shutdown()
 
         _bounded(stop, timeout)
 
@@ -499,7 +348,7 @@ def setup_telemetry(service_name: str) -> Telemetry:
         logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import OTELResourceDetector
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -509,11 +358,12 @@ def setup_telemetry(service_name: str) -> Telemetry:
     telemetry = Telemetry()
 
     if _signal_enabled("OTEL_METRICS_EXPORTER", "otlp"):
-        exporter = _WithLocalHistograms(_otlp_exporter("metrics"), resource)
+        histograms = [i for i in INSTRUMENTS if isinstance(i, Histogram)]
+        exporter = LocalHistogramExporter(_otlp_exporter("metrics"), resource, SCOPE, histograms)
         reader = PeriodicExportingMetricReader(exporter)
         meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
         metrics.set_meter_provider(meter_provider)
-        _register(meter_provider.get_meter(SCOPE))
+        register_observables(meter_provider.get_meter(SCOPE), INSTRUMENTS)
         telemetry.meter_provider, telemetry.metric_exporter = meter_provider, exporter
 
     if _signal_enabled("OTEL_TRACES_EXPORTER", "otlp"):
@@ -533,84 +383,3 @@ def setup_telemetry(service_name: str) -> Telemetry:
         logging.getLogger().addHandler(handler)
         telemetry.logger_provider, telemetry.log_handler = logger_provider, handler
     return telemetry
-
-
-def _register(meter: metrics.Meter) -> None:
-    for inst in INSTRUMENTS:
-        if isinstance(inst, Counter):
-            create = (
-                meter.create_observable_up_down_counter
-                if inst.kind == "up_down_counter"
-                else meter.create_observable_counter
-            )
-            create(inst.name, callbacks=[inst.observe], unit=inst.unit, description=inst.description)
-        elif isinstance(inst, Gauge):
-            meter.create_observable_gauge(
-                inst.name, callbacks=[inst.observe], unit=inst.unit, description=inst.description
-            )
-
-
-class _WithLocalHistograms(MetricExporter):
-    """Wraps the OTLP exporter; adds the local histograms' points to each batch, in its temporality."""
-
-    def __init__(self, inner: MetricExporter, resource: Resource) -> None:
-        temporality = getattr(inner, "_preferred_temporality", None)
-        super().__init__(
-            preferred_temporality=temporality,
-            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-        )
-        self._inner = inner
-        self._resource = resource
-        self._temporality = (temporality or {}).get(SdkHistogram, AggregationTemporality.CUMULATIVE)
-        self._since_ns = _START_NS
-        self._failed = False
-        self._exporting_since: float | None = None
-        self._stopped = False
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        now = time.time_ns()
-        delta = self._temporality is AggregationTemporality.DELTA
-        extra = []
-        for inst in INSTRUMENTS:
-            if isinstance(inst, Histogram):
-                points = inst.points(self._since_ns if delta else _START_NS, now, delta)
-                if points:
-                    data = HistogramData(data_points=points, aggregation_temporality=self._temporality)
-                    extra.append(MetricData(inst.name, inst.description, inst.unit, data))
-        self._since_ns = now
-        if extra:
-            metrics_data = self._merge(metrics_data, extra)
-        self._exporting_since = time.monotonic()
-        try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis)
-        finally:
-            self._exporting_since = None
-        self._failed = result is not MetricExportResult.SUCCESS
-        return result
-
-    @property
-    def failing(self) -> bool:
-        """The last export failed, or one has been retrying for over a second: no collector?"""
-        since = self._exporting_since
-        return self._failed or (since is not None and time.monotonic() - since > 1.0)
-
-    def _merge(self, data: MetricsData, extra: list[MetricData]) -> MetricsData:
-        first, *rest = data.resource_metrics or [ResourceMetrics(self._resource, [], "")]
-        scopes = list(first.scope_metrics)
-        for i, scope in enumerate(scopes):
-            if scope.scope.name == SCOPE:
-                scopes[i] = ScopeMetrics(scope.scope, [*scope.metrics, *extra], scope.schema_url)
-                break
-        else:
-            scopes.append(ScopeMetrics(InstrumentationScope(SCOPE), extra, ""))
-        return MetricsData([ResourceMetrics(first.resource, scopes, first.schema_url), *rest])
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis=timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if not self._stopped:
-            self._stopped = True
-            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -20,6 +24,18 @@ def script(name: str) -> str:
     if not path.exists():
         raise RuntimeError(f"{name} is not installed next to {sys.executable}; run `pip install -e .`")
     return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ManagerProcess(NamedTuple):
+    proc: subprocess.Popen[bytes]
+    url: str
 
 
 class Platform:
@@ -62,6 +78,25 @@ class Platform:
 
     def scheduler(self, **env: str) -> subprocess.Popen[bytes]:
         return self.start("jobbers_scheduler", **env)
+
+    def manager(self, timeout: float = 20, **env: str) -> ManagerProcess:
+        """Start ``jobbers_manager tests.e2e_tasks`` on a free local port; return once /healthz answers."""
+        port = free_port()
+        proc = self.start(
+            "jobbers_manager", "tests.e2e_tasks", MANAGER_HOST="127.0.0.1", MANAGER_PORT=str(port), **env
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return ManagerProcess(proc, url)
+            except (urllib.error.URLError, OSError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"manager did not come up:\n{self.log_of(proc)}")
+            time.sleep(0.05)
 
     def run(self, name: str, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([script(name), *args], env=self.env, capture_output=True, timeout=60, check=True)

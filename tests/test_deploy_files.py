@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from jobbers.settings import Settings
-from jobbers.telemetry import INSTRUMENTS, Histogram
+from jobbers.instruments import Histogram
+from jobbers.telemetry import INSTRUMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Services that run a Jobbers process from our image (the rest are third-party images).

@@ -27,6 +27,8 @@ async def test_sigkill_with_100_tasks_in_flight_loses_nothing(e2e: E2E) -> None:
     ids = [o.id for o in await e2e.store.submit_many(
         [e2e.client.build("nap", {"seconds": 4.0}) for _ in range(100)])]
     await e2e.wait_started(ids)  # long naps: none can finish before the kill, even on a loaded machine
+    # "started" is written at claim time; wait until every task's code has begun too.
+    await wait_until(lambda: len(e2e.platform.runs()) == len(ids), 10)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     e2e.platform.scheduler()  # recovers expired leases

@@ -326,3 +326,32 @@ async def test_without_a_collector_processes_run_quietly_and_exit_promptly(e2e: 
         assert time.monotonic() - started < 3
         log = e2e.platform.log_of(proc)
         assert "opentelemetry" not in log and "Traceback" not in log and "WARNING" not in log, log
+
+
+# -- in-process units -----------------------------------------------------------------------------
+
+
+def test_submit_span_continues_an_incoming_traceparent_even_without_a_tracer() -> None:
+    from jobbers import telemetry
+
+    parent = "00-0af7651916cd43dd8448eb211c4319c6-b7ad6b7169203331-01"
+    assert telemetry.current_traceparent() == ""
+    with telemetry.submit_span("noop", "default", parent=parent):
+        assert telemetry.current_traceparent() == parent  # what the manager stores in NewTask.trace
+    assert telemetry.current_traceparent() == ""
+
+
+def test_histogram_points_are_cumulative_or_deltas_with_otel_bucket_bounds() -> None:
+    from jobbers.instruments import Histogram
+
+    h = Histogram("h", "ms", "", ("queue",), (1.0, 10.0))
+    for value in (0.5, 1.0, 5.0, 50.0):  # 1.0 belongs to the first bucket: (-inf, 1.0]
+        h.record(value, ("a",))
+    (point,) = h.points(0, 1, delta=False)
+    assert (point.count, point.sum, list(point.bucket_counts), point.min, point.max) == (4, 56.5, [2, 1, 1], 0.5, 50.0)
+    assert dict(point.attributes) == {"queue": "a"}
+    assert [p.count for p in h.points(0, 2, delta=True)] == [4]
+    assert h.points(0, 3, delta=True) == []  # nothing new since the last delta
+    h.record(2.0, ("a",))
+    (delta,) = h.points(0, 4, delta=True)
+    assert (delta.count, delta.sum, list(delta.bucket_counts)) == (1, 2.0, [0, 1, 0])

@@ -20,6 +20,7 @@ from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy
 from jobbers.registry import register_task
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
+from jobbers.state.stats import PlatformStats, WorkerRecord
 from jobbers.state.store import TaskStore
 from jobbers.worker import Worker
 from tests.redis_server import RedisServer
@@ -250,3 +251,30 @@ async def test_scheduled_task_runs_at_its_time(run_worker: Runner, client: Jobbe
     done = await client.wait(sub.id, 5)
     assert done.status is TaskStatus.COMPLETED and done.started_at is not None
     assert done.started_at >= run_at - dt.timedelta(milliseconds=20)
+
+
+async def test_worker_reports_itself_alive_and_leaves_the_list_on_exit(
+    run_worker: Runner, client: JobbersClient, store: TaskStore
+) -> None:
+    @register_task(name="sleepy")
+    async def sleepy() -> None:
+        await asyncio.sleep(5)
+
+    stats = PlatformStats(store)
+    worker = await run_worker()
+    await client.submit("sleepy")
+
+    async def workers() -> list[WorkerRecord]:
+        return (await stats.snapshot([])).workers
+
+    deadline = time.monotonic() + 5
+    while [w.running for w in await workers()] != [1]:  # reported again within a refresh interval
+        assert time.monotonic() < deadline, await workers()
+        await asyncio.sleep(0.02)
+    (seen,) = await workers()
+    assert (seen.id, seen.role, seen.queues) == (worker.worker_id, "default", ["default"])
+    assert seen.slots == worker.slots
+    worker.request_shutdown()
+    while await workers():
+        assert time.monotonic() < deadline + 5, "the worker stayed listed after a clean exit"
+        await asyncio.sleep(0.02)

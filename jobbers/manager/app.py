@@ -9,18 +9,22 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from jobbers.config_store import ConfigStore
+from jobbers.manager.admin_ui import UI_PATH, install_ui
 from jobbers.manager.deps import Services
 from jobbers.manager.errors import install_error_handlers
 from jobbers.manager.middleware import BearerAuth, BodySizeLimit
-from jobbers.manager.routers import dlq, health, queues, roles, tasks
+from jobbers.manager.routers import dlq, health, queues, roles, stats, tasks
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
 from jobbers.state.queries import TaskQueries
+from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
 
-#: Paths that answer without a bearer token (probes must work for orchestrators).
-OPEN_PATHS = ("/healthz", "/readyz")
+#: Paths that answer without a bearer token (probes must work for orchestrators; the UI's static
+#: files hold no data, and the UI itself asks for the token when the API answers 401).
+OPEN_PATHS = ("/healthz", "/readyz", UI_PATH)
+OPEN_PREFIXES = (UI_PATH + "/",)
 
 
 def _version() -> str:
@@ -51,6 +55,7 @@ def create_app(
                 config=config_store,
                 queries=TaskQueries(task_store),
                 queues=QueueDirectory(config_store),
+                stats=PlatformStats(task_store),
             )
             yield
         finally:
@@ -66,12 +71,16 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (tasks, dlq, queues, roles, health):
+    for module in (tasks, dlq, queues, roles, stats, health):
         app.include_router(module.router)
+    install_ui(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.manager_max_body_bytes)
     if settings.manager_api_token is not None:
         # Added last, so it runs first: an unauthenticated request is refused before its body is read.
         app.add_middleware(
-            BearerAuth, token=settings.manager_api_token.get_secret_value(), open_paths=OPEN_PATHS
+            BearerAuth,
+            token=settings.manager_api_token.get_secret_value(),
+            open_paths=OPEN_PATHS,
+            open_prefixes=OPEN_PREFIXES,
         )
     return app

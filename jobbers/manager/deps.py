@@ -11,6 +11,7 @@ from jobbers.config_store import ConfigStore
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
 from jobbers.state.queries import TaskQueries
+from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
 
 
@@ -23,6 +24,7 @@ class Services:
     config: ConfigStore
     queries: TaskQueries
     queues: QueueDirectory
+    stats: PlatformStats
 
 
 async def get_services(request: Request) -> Services:

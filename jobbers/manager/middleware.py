@@ -81,15 +81,20 @@ class BodySizeLimit:
 
 
 class BearerAuth:
-    """Require ``Authorization: Bearer <token>`` on every path except ``open_paths`` (401 otherwise)."""
+    """Require ``Authorization: Bearer <token>`` on every path except ``open_paths`` and those under
+    ``open_prefixes`` (401 otherwise)."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: Collection[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, open_paths: Collection[str], open_prefixes: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode()
         self.open_paths = frozenset(open_paths)
+        self.open_prefixes = tuple(open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.open_paths or path.startswith(self.open_prefixes):
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")

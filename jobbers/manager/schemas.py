@@ -257,6 +257,55 @@ class TaskType(BaseModel):
     dead_letter_policy: str
 
 
+# -- overview (admin UI) ------------------------------------------------------------------------
+
+
+class QueueOverview(BaseModel):
+    """One queue's tasks now, and its terminal outcomes over the throughput window."""
+
+    name: str
+    configured: bool = Field(description="false for a deleted queue that still holds task records")
+    max_concurrent: int | None
+    ready: int = Field(description="submitted, waiting for a worker")
+    running: int
+    scheduled: int = Field(description="waiting for their run time (delayed or retry-delayed)")
+    dead_lettered: int
+    recent: dict[str, int] = Field(description="terminal outcomes in the throughput window, by status")
+
+
+class ThroughputMinute(BaseModel):
+    """Tasks that reached a terminal status in one minute (every queue), by status."""
+
+    minute: dt.datetime
+    counts: dict[str, int]
+    total: int
+
+
+class WorkerInfo(BaseModel):
+    """A live worker, as of its last report (every ``WORKER_REFRESH_INTERVAL``)."""
+
+    id: str
+    role: str
+    queues: list[str]
+    running: int
+    slots: int
+    processed: int
+    started_at: dt.datetime
+    last_seen_at: dt.datetime
+
+
+class Stats(BaseModel):
+    """The platform at a glance: what the admin UI's overview shows."""
+
+    now: dt.datetime = Field(description="Redis time the figures were read at")
+    queues: list[QueueOverview]
+    statuses: dict[str, int] = Field(description="tasks per status (every status but unsubmitted)")
+    dead_lettered: int
+    throughput: list[ThroughputMinute] = Field(description="one entry per minute, oldest first")
+    workers_alive: int
+    workers: list[WorkerInfo]
+
+
 class Health(BaseModel):
     status: str
 

@@ -17,6 +17,8 @@ KEY_TEMPLATES: dict[str, str] = {
     "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
     "idem": "idem:{}",  # string: idempotency key -> task id
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
+    "throughput": "throughput:{}",  # hash per minute (ms // 60000): "queue:status" -> terminals; kept 1 h
+    "worker": "worker:{}",  # hash per worker id: role, queues, running... (expires with its liveness)
 }
 SINGLE_KEYS: dict[str, str] = {
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
@@ -26,6 +28,7 @@ SINGLE_KEYS: dict[str, str] = {
     "wake_channel": "wake",  # pub/sub: a queue name, published when it gets ready work
     "cancel_channel": "cancel",  # pub/sub: a task id whose cancellation was requested
     "sched_channel": "sched",  # pub/sub: published when something is scheduled
+    "workers": "workers",  # zset: worker ids, score = when their last report expires (ms, Redis time)
 }
 
 
@@ -40,6 +43,7 @@ class Keys:
         self.wake_channel = prefix + SINGLE_KEYS["wake_channel"]
         self.cancel_channel = prefix + SINGLE_KEYS["cancel_channel"]
         self.sched_channel = prefix + SINGLE_KEYS["sched_channel"]
+        self.workers = prefix + SINGLE_KEYS["workers"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + KEY_TEMPLATES["task"].format(task_id)
@@ -64,6 +68,12 @@ class Keys:
 
     def tasktype(self, name_version: str) -> str:
         return self.prefix + KEY_TEMPLATES["tasktype"].format(name_version)
+
+    def throughput(self, minute: int) -> str:
+        return self.prefix + KEY_TEMPLATES["throughput"].format(minute)
+
+    def worker(self, worker_id: str) -> str:
+        return self.prefix + KEY_TEMPLATES["worker"].format(worker_id)
 
 
 def lua_preamble() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, NamedTuple
@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "prune_rate",
     "dlq_resubmit",
     "dlq_remove",
+    "worker_seen",
 )
 
 
@@ -325,6 +326,21 @@ class TaskStore:
                     "dlq_policy": "save" if config.dead_letter else "none",
                 },
             )
+        await pipe.execute()
+
+    async def report_worker(self, worker_id: str, ttl_seconds: float, info: Mapping[str, str | int]) -> None:
+        """Mark a worker alive for ``ttl_seconds`` of Redis time, with what it runs (``info``); the
+        admin overview lists the workers whose last report has not expired."""
+        args: list[Any] = [worker_id, max(int(ttl_seconds * 1000), 1)]
+        for name, value in info.items():
+            args += [name, value]
+        await self._run("worker_seen", args)
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Take a worker off the live list at once (on a clean exit)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.keys.workers, worker_id)
+        pipe.delete(self.keys.worker(worker_id))
         await pipe.execute()
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:

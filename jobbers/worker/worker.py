@@ -38,6 +38,10 @@ IDLE_RECHECK_SECONDS = 5.0
 _TEST_FAULT = os.environ.get("JOBBERS_TEST_FAULT", "")
 #: Re-check interval when a queue holds work back because of its ``max_concurrent`` limit.
 LIMITED_RECHECK_SECONDS = 0.25
+#: A worker counts as alive (admin overview) this many refresh intervals after its last report,
+#: and never less than ``MIN_ALIVE_SECONDS`` (tests refresh every few hundred milliseconds).
+ALIVE_REFRESH_INTERVALS = 3
+MIN_ALIVE_SECONDS = 2.0
 
 
 class StopReason(enum.Enum):
@@ -124,6 +128,7 @@ class Worker:
         )
         await self.refresh_config()
         await self._publish_task_types()
+        await self._report_alive()
         background = [
             asyncio.create_task(listener.run(), name="signals"),
             asyncio.create_task(self._renew_loop(), name="renew"),
@@ -145,6 +150,8 @@ class Worker:
             self._outcome_ready.set()
             listener.stop()
             await settle([flusher, *background])
+            with contextlib.suppress(*TRANSIENT_REDIS_ERRORS):
+                await self.store.forget_worker(self.worker_id)
         log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
 
     def request_shutdown(self) -> None:
@@ -203,6 +210,22 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.worker_refresh_interval)
             await self.refresh_config()
+            await self._report_alive()
+
+    async def _report_alive(self) -> None:
+        """Tell the admin overview this worker is alive and what it runs (best effort)."""
+        ttl = max(ALIVE_REFRESH_INTERVALS * self.settings.worker_refresh_interval, MIN_ALIVE_SECONDS)
+        info: dict[str, str | int] = {
+            "role": self.settings.worker_role,
+            "queues": ",".join(q.name for q in self.queues),
+            "running": len(self.running),
+            "slots": self.slots,
+            "processed": self.processed,
+        }
+        try:
+            await self.store.report_worker(self.worker_id, ttl, info)
+        except TRANSIENT_REDIS_ERRORS as exc:
+            log.debug("could not report worker %s alive: %s", self.worker_id, exc)
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -300,8 +323,12 @@ class Worker:
         claim = entry.claim
         # Runs in the task's own asyncio task: the log fields and the span stay with this task.
         bind_task(claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id)
-        span = telemetry.TaskSpan.start(
-            claim.trace, claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id
+        span = (
+            telemetry.TaskSpan.start(
+                claim.trace, claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id
+            )
+            if claim.trace
+            else None
         )
         outcome: Outcome | None
         try:

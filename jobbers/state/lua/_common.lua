@@ -35,9 +35,17 @@ local function release(id, queue)
   redis.call('ZREM', K_inflight, id)
   redis.call('SREM', K_running(queue), id)
 end
+-- Count n terminal outcomes ('queue:status') in the minute of ts, for the admin overview's
+-- throughput chart: one hash per minute, kept an hour. Hot paths aggregate before calling this.
+local function count_terminal(field, ts, n)
+  local key = K_throughput(fmt(math.floor(ts / 60000)))
+  redis.call('HINCRBY', key, field, n)
+  redis.call('EXPIRE', key, 3600)
+end
 local function end_task(id, tk, old, new, ts, dead_letter)
   redis.call('HSET', tk, 'status', new, 'completed_at', fmt(ts), 'updated_at', fmt(ts))
   move_status(id, old, new, ts)
+  count_terminal((redis.call('HGET', tk, 'queue') or '') .. ':' .. new, ts, 1)
   if dead_letter then
     redis.call('ZADD', K_dlq, ts, id)
     redis.call('HSET', tk, 'dead_lettered', '1')

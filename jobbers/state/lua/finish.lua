@@ -9,6 +9,7 @@ local now_s = fmt(now)
 local out = {}
 local freed = {}
 local woken = {}
+local done = {}  -- 'queue:status' -> terminal outcomes written by this call
 local scheduled = false
 for _, o in ipairs(cmsgpack.unpack(ARGV[2])) do
   local id, token, new, result, etype, emsg = o[1], o[2], o[3], o[4], o[5], o[6]
@@ -44,6 +45,7 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[2])) do
         redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s)
       end
       move_status(id, 'started', new, now)
+      done[queue .. ':' .. new] = (done[queue .. ':' .. new] or 0) + 1
       if dead then
         redis.call('ZADD', K_dlq, now, id)
         redis.call('HSET', tk, 'dead_lettered', '1')
@@ -56,6 +58,7 @@ end
 for queue, _ in pairs(freed) do
   if not woken[queue] and redis.call('ZCARD', K_queue(queue)) > 0 then woken[queue] = true end
 end
+for field, n in pairs(done) do count_terminal(field, now, n) end
 for queue, _ in pairs(woken) do redis.call('PUBLISH', K_wake_channel, queue) end
 if scheduled then redis.call('PUBLISH', K_sched_channel, '1') end
 return out

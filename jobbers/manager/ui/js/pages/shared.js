@@ -1,0 +1,67 @@
+// Pieces several pages use: queue and task-type pickers, running an action with its message,
+// and the "cancel selected" button.
+
+import { get, post } from '../api.js';
+import { h, notice, outcomeSummary } from '../dom.js';
+
+/** A <select name=NAME> of every queue (filled when /queues answers), `anyLabel` first if given. */
+export function queueSelect(name, selected, anyLabel) {
+  const select = h('select', { name },
+    anyLabel === undefined ? null : h('option', { value: '' }, anyLabel),
+    selected ? h('option', { value: selected, selected: true }, selected) : null);
+  get('/queues').then((queues) => {
+    const names = queues.map((q) => q.name);
+    if (selected && !names.includes(selected)) names.unshift(selected);
+    select.replaceChildren(
+      anyLabel === undefined ? null : h('option', { value: '' }, anyLabel),
+      ...names.map((q) => h('option', { value: q, selected: q === selected }, q)),
+    );
+    select.value = selected || '';
+    if (!selected && anyLabel === undefined && names.includes('default')) select.value = 'default';
+  }).catch(() => {});
+  return select;
+}
+
+/** A <datalist id=ID> of registered task names (filled when /task-types answers). */
+export function taskNameList(id) {
+  const list = h('datalist', { id });
+  get('/task-types').then((types) => {
+    const names = [...new Set(types.map((t) => t.name))].sort();
+    list.replaceChildren(...names.map((n) => h('option', { value: n })));
+  }).catch(() => {});
+  return list;
+}
+
+/** Run `action()` (async, returning a message) and show its message, or its error, in `box`. */
+export async function runAction(box, action) {
+  box.replaceChildren(notice('info', 'Working…'));
+  try {
+    const message = await action();
+    box.replaceChildren(message ? notice('ok', message) : '');
+    return true;
+  } catch (err) {
+    box.replaceChildren(notice('error', err.message));
+    return false;
+  }
+}
+
+/** "Cancel selected (n)": cancels the selected tasks after a confirmation, then calls `after()`. */
+export function cancelButton(selection, box, after) {
+  const button = h('button', { type: 'button', class: 'danger', disabled: true }, 'Cancel selected');
+  button.addEventListener('click', async () => {
+    const ids = [...selection.ids];
+    if (!ids.length || !window.confirm(`Cancel ${ids.length} task${ids.length > 1 ? 's' : ''}?`)) return;
+    await runAction(box, async () => {
+      const answer = await post('/tasks/cancel', { task_ids: ids });
+      selection.clear();
+      return `Cancel: ${outcomeSummary(answer.results)}.`;
+    });
+    await after();
+  });
+  const update = () => {
+    const n = selection.ids.size;
+    button.disabled = n === 0;
+    button.textContent = n ? `Cancel selected (${n})` : 'Cancel selected';
+  };
+  return { button, update };
+}

@@ -1,0 +1,111 @@
+// One task: every field, params and result, its error history, a live status, cancel and resubmit.
+
+import { get, post } from '../api.js';
+import { CANCELLABLE, duration, h, json, notice, statusBadge, table, TERMINAL, time } from '../dom.js';
+import { runAction } from './shared.js';
+
+export const title = 'Task';
+
+const TIME_FIELDS = ['submitted_at', 'run_at', 'started_at', 'last_heartbeat_at', 'completed_at'];
+
+function fieldRows(t) {
+  const running = t.status === 'started' && t.started_at
+    ? duration((Date.now() - Date.parse(t.started_at)) / 1000) : null;
+  const rows = [
+    ['id', h('span', { class: 'mono' }, t.id)],
+    ['name', t.name],
+    ['version', String(t.version)],
+    ['queue', h('a', { href: `#/tasks?queue=${encodeURIComponent(t.queue)}` }, t.queue)],
+    ['status', [statusBadge(t.status), running ? h('span', { class: 'muted' }, ` running for ${running}`) : null]],
+    ...TIME_FIELDS.map((f) => [f, time(t[f])]),
+    ['retry_attempt', String(t.retry_attempt)],
+    ['stall_count', String(t.stall_count)],
+    ['worker_id', t.worker_id ? h('span', { class: 'mono' }, t.worker_id) : h('span', { class: 'muted' }, '—')],
+    ['cancel_requested', String(t.cancel_requested)],
+    ['dead_lettered', String(t.dead_lettered)],
+    ['error', t.error || h('span', { class: 'muted' }, '—')],
+  ];
+  return h('dl', { class: 'fields' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', { dataset: { field: k } }, v)]));
+}
+
+export function mount(root, { id }) {
+  let task = null;
+  let lastKey = '';
+  const box = h('div', { class: 'result' });
+  const badge = h('span', { class: 'live-status' });
+  const body = h('div');
+  const reset = h('input', { type: 'checkbox', name: 'reset_retry_count', checked: true });
+  const cancelBtn = h('button', { type: 'button', class: 'danger' }, 'Cancel task');
+  const copyBtn = h('button', { type: 'button', title: 'Submit a new task with the same name, version, queue and params' }, 'Submit a copy');
+  const dlqBtn = h('button', { type: 'button', class: 'primary' }, 'Resubmit from dead letter queue');
+  const dlqControls = h('span', { class: 'inline' }, dlqBtn, h('label', { class: 'check' }, reset, 'reset retry count'));
+
+  cancelBtn.addEventListener('click', async () => {
+    if (!window.confirm(`Cancel task ${id}?`)) return;
+    await runAction(box, async () => {
+      const answer = await post(`/task/${encodeURIComponent(id)}/cancel`);
+      return answer.outcome === 'requested'
+        ? 'Cancellation requested: the worker stops the task at its next await.' : 'Task cancelled.';
+    });
+    await refresh();
+  });
+  copyBtn.addEventListener('click', () => runAction(box, async () => {
+    const made = await post('/tasks', { name: task.name, version: task.version, queue: task.queue, params: task.params });
+    location.hash = `#/task/${encodeURIComponent(made.id)}`;
+    return '';
+  }));
+  dlqBtn.addEventListener('click', async () => {
+    await runAction(box, async () => {
+      const answer = await post('/dead-letter-queue/resubmit', { task_ids: [id], reset_retry_count: reset.checked });
+      const r = answer.results[0];
+      if (r.outcome !== 'resubmitted') throw new Error(`Not resubmitted: ${r.outcome.replaceAll('_', ' ')} (${r.status}).`);
+      return 'Resubmitted from the dead letter queue.';
+    });
+    await refresh();
+  });
+
+  root.append(
+    h('h1', {}, 'Task ', h('span', { class: 'mono' }, id), ' ', badge),
+    h('div', { class: 'toolbar' }, cancelBtn, copyBtn, dlqControls),
+    box, body,
+  );
+
+  async function refresh() {
+    try {
+      task = await get(`/task-status/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err.status === 404 || err.status === 422) {
+        body.replaceChildren(notice('error', err.message));
+        badge.replaceChildren();
+        [cancelBtn, copyBtn, dlqControls].forEach((el) => { el.hidden = true; });
+        return;
+      }
+      throw err;
+    }
+    cancelBtn.hidden = !CANCELLABLE.includes(task.status);
+    cancelBtn.disabled = task.cancel_requested;
+    copyBtn.hidden = false;
+    dlqControls.hidden = !(task.dead_lettered && ['failed', 'stalled'].includes(task.status));
+    const key = JSON.stringify(task);
+    if (key === lastKey && TERMINAL.includes(task.status)) return;
+    lastKey = key;
+    badge.replaceChildren(statusBadge(task.status));
+    body.replaceChildren(
+      h('section', { class: 'split' },
+        h('div', {}, h('h2', {}, 'Fields'), fieldRows(task)),
+        h('div', {},
+          h('h2', {}, 'Params'), json(task.params),
+          h('h2', {}, 'Result'), json(task.result))),
+      h('section', {},
+        h('h2', {}, `Attempts and errors (${task.errors.length})`),
+        table([
+          { label: 'Attempt', class: 'num', cell: (e) => e.attempt },
+          { label: 'At', cell: (e) => time(e.at) },
+          { label: 'Exception', cell: (e) => h('span', { class: 'mono' }, e.exception_type) },
+          { label: 'Message', cell: (e) => h('span', { class: 'pre' }, e.message) },
+        ], task.errors, { empty: 'No errors recorded.' })),
+    );
+  }
+
+  return { refresh };
+}

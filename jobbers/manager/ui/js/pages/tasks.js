@@ -1,0 +1,72 @@
+// Tasks: filter by status, queue and task name; page by cursor; select and cancel.
+
+import { get } from '../api.js';
+import { field, h, Pager, Selection, STATUSES, statusBadge, table, taskLink, time } from '../dom.js';
+import { cancelButton, queueSelect, taskNameList } from './shared.js';
+
+export const title = 'Tasks';
+
+const PAGE_SIZES = [25, 50, 100, 250];
+
+export function mount(root, { query }) {
+  const filters = {
+    status: query.getAll('status'),
+    queue: query.get('queue') || '',
+    task_name: query.get('task_name') || '',
+    limit: Number(query.get('limit')) || 50,
+  };
+  let lastKey = '';
+  const box = h('div', { class: 'result' });
+  const list = h('div');
+  const selection = new Selection(() => cancel.update());
+  const pager = new Pager(() => { lastKey = ''; return refresh(); });
+  const cancel = cancelButton(selection, box, () => { lastKey = ''; return refresh(); });
+
+  const form = h('form', { class: 'filters', novalidate: true },
+    h('fieldset', { class: 'statuses' }, h('legend', {}, 'Status'),
+      STATUSES.map((s) => h('label', { class: 'check' },
+        h('input', { type: 'checkbox', name: 'status', value: s, checked: filters.status.includes(s) }), s))),
+    field('Queue', queueSelect('queue', filters.queue, 'any queue')),
+    field('Task name', h('input', { name: 'task_name', list: 'task-names', value: filters.task_name, placeholder: 'any task' })),
+    field('Per page', h('select', { name: 'limit' },
+      PAGE_SIZES.map((n) => h('option', { value: n, selected: n === filters.limit }, String(n))))),
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, 'Apply'),
+      h('a', { href: '#/tasks', class: 'button' }, 'Clear')));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) params.append(k, v);
+    const hash = `#/tasks?${params}`;
+    if (hash === location.hash) { pager.reset(); lastKey = ''; refresh(); } else location.hash = hash;
+  });
+
+  root.append(h('h1', {}, 'Tasks'), form, taskNameList('task-names'),
+    h('div', { class: 'toolbar' }, cancel.button), box, list, pager.el);
+
+  async function refresh() {
+    const page = await get('/tasks', {
+      status: filters.status, queue: filters.queue, task_name: filters.task_name, limit: filters.limit,
+      cursor: pager.cursor,
+    });
+    const key = JSON.stringify(page);
+    if (key === lastKey) return;
+    lastKey = key;
+    selection.keepOnly(page.tasks.map((t) => t.id));
+    cancel.update();
+    list.replaceChildren(table([
+      selection.column(page.tasks),
+      { label: 'ID', cell: (t) => taskLink(t.id) },
+      { label: 'Task', cell: (t) => [t.name, h('span', { class: 'muted' }, ` v${t.version}`)] },
+      { label: 'Queue', cell: (t) => t.queue },
+      { label: 'Status', cell: (t) => [statusBadge(t.status), t.cancel_requested && t.status === 'started' ? h('span', { class: 'badge warn' }, 'cancelling') : null] },
+      { label: 'Submitted', cell: (t) => time(t.submitted_at) },
+      { label: 'Finished', cell: (t) => time(t.completed_at) },
+      { label: 'Retries', class: 'num', cell: (t) => t.retry_attempt },
+      { label: 'Error', class: 'clip', cell: (t) => (t.error ? h('span', { title: t.error }, t.error) : '') },
+    ], page.tasks, { empty: 'No tasks match.', rowAttrs: (t) => ({ dataset: { id: t.id } }) }));
+    pager.render(page);
+  }
+
+  return { refresh };
+}

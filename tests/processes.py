@@ -50,7 +50,7 @@ class Platform:
             "REDIS_KEY_PREFIX": key_prefix,
             "SQL_PATH": sql_path,
             "WORKER_TTL": "0",
-            "WORKER_LEASE_SECONDS": "0.6",
+            "WORKER_LEASE_SECONDS": "1.2",  # short, yet safe on a loaded 2-core machine
             "WORKER_REFRESH_INTERVAL": "0.2",
             "WORKER_SHUTDOWN_GRACE": "3",
             "SCHEDULER_POLL_INTERVAL": "0.2",

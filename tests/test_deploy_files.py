@@ -16,8 +16,8 @@ import opentelemetry.sdk.environment_variables as otel_sdk_env
 import pytest
 import yaml
 
-from jobbers.settings import Settings
 from jobbers.instruments import Histogram
+from jobbers.settings import Settings
 from jobbers.telemetry import INSTRUMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,9 @@ def test_every_jobbers_service_runs_a_real_console_script(services: dict[str, di
     assert "jobbers_cleaner" in command_text(services["cleaner"])
 
 
-def test_every_variable_a_jobbers_service_sets_is_read_by_the_code(services: dict[str, dict[str, Any]]) -> None:
+def test_every_variable_a_jobbers_service_sets_is_read_by_the_code(
+    services: dict[str, dict[str, Any]],
+) -> None:
     known = variables_the_code_reads()
     for name in JOBBERS_SERVICES:
         env = services[name].get("environment") or {}

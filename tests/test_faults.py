@@ -110,7 +110,7 @@ async def test_two_cleaners_at_once_recover_each_task_once(e2e: E2E) -> None:
     await e2e.wait_started(ids)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    await asyncio.sleep(0.8)  # past the 0.6 s lease
+    await asyncio.sleep(1.5)  # past the 1.2 s lease
     cleaners = [subprocess.Popen([script("jobbers_cleaner")], env=e2e.platform.env, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL) for _ in range(2)]
     outputs = [json.loads(p.communicate(timeout=30)[0]) for p in cleaners]

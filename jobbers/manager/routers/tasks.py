@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from jobbers import telemetry
 from jobbers.errors import TaskConflictError, TaskNotFoundError
 from jobbers.manager.deps import ServicesDep
 from jobbers.manager.params import (
@@ -75,8 +76,10 @@ async def submit_task(
     traceparent: TraceParent = None,
 ) -> TaskSubmitted:
     """Submit a task (201); a repeated id or Idempotency-Key returns the existing task (200)."""
-    (task,) = await build_tasks([body], services.queues, idempotency_key, traceparent or "", bulk=False)
-    outcome = await services.store.submit(task)
+    with telemetry.submit_span(body.name, body.queue, parent=traceparent or ""):
+        trace = telemetry.current_traceparent() or traceparent or ""
+        (task,) = await build_tasks([body], services.queues, idempotency_key, trace, bulk=False)
+        outcome = await services.store.submit(task)
     if outcome.created:
         return _submitted(task, outcome, None)
     response.status_code = 200
@@ -96,8 +99,10 @@ async def submit_tasks(
     traceparent: TraceParent = None,
 ) -> TasksSubmitted:
     """Submit many tasks in pipelined round trips; nothing is written unless every task is valid."""
-    tasks = await build_tasks(body.tasks, services.queues, idempotency_key, traceparent or "", bulk=True)
-    outcomes = await services.store.submit_many(tasks)
+    with telemetry.submit_span("bulk", "bulk", parent=traceparent or ""):
+        trace = telemetry.current_traceparent() or traceparent or ""
+        tasks = await build_tasks(body.tasks, services.queues, idempotency_key, trace, bulk=True)
+        outcomes = await services.store.submit_many(tasks)
     existing_ids = [o.id for o in outcomes if not o.created]
     existing = {t.id: t for t in await services.store.get_tasks(existing_ids)} if existing_ids else {}
     created = len(outcomes) - len(existing_ids)
@@ -193,6 +198,7 @@ async def scheduled_tasks(
 async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResult:
     """Cancel a task: queued or scheduled ones at once; a running one is stopped by its worker."""
     (outcome,) = await services.store.cancel([task_id.upper()])
+    telemetry.record_cancellations([outcome])
     if outcome.outcome == "not_found":
         raise TaskNotFoundError(f"no task {task_id}")
     if outcome.outcome == "conflict":
@@ -204,6 +210,7 @@ async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResul
 async def cancel_tasks(body: CancelTasks, services: ServicesDep) -> CancelResults:
     """Cancel many tasks; each gets its own outcome (``not_found`` and ``conflict`` included)."""
     outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)))
+    telemetry.record_cancellations(outcomes)
     return CancelResults(
         results=[CancelResult(id=o.id, outcome=o.outcome, status=o.status) for o in outcomes]
     )

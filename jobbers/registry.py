@@ -114,13 +114,21 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(function)
 
 
+@functools.lru_cache(maxsize=4096)
+def _binding_error(function: Callable[..., Any], names: frozenset[str]) -> str | None:
+    # Binding depends only on the parameter names, so one answer serves every task with these keys.
+    try:
+        _signature(function).bind(**dict.fromkeys(names))
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
 def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
     """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
-    signature = _signature(config.function)
-    try:
-        signature.bind(**params)
-    except TypeError as exc:
-        raise InvalidParamsError(f"params do not fit task {config.name!r}: {exc}") from None
+    error = _binding_error(config.function, frozenset(params))
+    if error is not None:
+        raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
 
 
 @dataclass(frozen=True)

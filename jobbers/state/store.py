@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,9 +45,28 @@ def _load_script_source(name: str) -> str:
     return lua_preamble() + common + (lua / f"{name}.lua").read_text()
 
 
+_RFC4648_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+_last_id_value = 0
+
+
 def new_task_id() -> str:
-    """A new task id: a ULID (sortable by creation time)."""
-    return str(ULID())
+    """A new task id: a ULID (48-bit millisecond time, 80 random bits), monotonic per process.
+
+    Ids made in the same millisecond count up from the first one's random part, so tasks
+    submitted together keep their order in a queue (same-millisecond scores tie-break by id).
+    Encoded here rather than through ``ULID()``, which costs more per id.
+    """
+    global _last_id_value
+    millis = time.time_ns() // 1_000_000
+    if _last_id_value >> 80 == millis:
+        value = _last_id_value + 1
+    else:
+        value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    _last_id_value = value
+    # 26 Crockford digits = 130 bits: left-align the 128-bit value in 160 bits, keep 26 digits.
+    return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
 
 
 def is_valid_task_id(value: str) -> bool:

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import signal
-import socket
 import time
-import uuid
-from dataclasses import dataclass, field
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
@@ -20,13 +16,14 @@ from jobbers.lifecycle import settle
 from jobbers.logs import bind_task
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
-from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy
 from jobbers.registry import find_task_config, registered_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
-from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, StallConfig, TaskStore
+from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
+from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
 log = logging.getLogger(__name__)
 
@@ -42,48 +39,6 @@ LIMITED_RECHECK_SECONDS = 0.25
 #: and never less than ``MIN_ALIVE_SECONDS`` (tests refresh every few hundred milliseconds).
 ALIVE_REFRESH_INTERVALS = 3
 MIN_ALIVE_SECONDS = 2.0
-
-
-class StopReason(enum.Enum):
-    """Why the worker interrupted a running task."""
-
-    USER_CANCEL = "user_cancel"
-    LEASE_LOST = "lease_lost"
-    SHUTDOWN_STOP = "shutdown_stop"
-    SHUTDOWN_RESUBMIT = "shutdown_resubmit"
-
-
-@dataclass
-class Running:
-    """A task this worker holds: its claim, its config, its handle and asyncio task."""
-
-    claim: ClaimedTask
-    config: TaskConfig | None
-    handle: RunningTask
-    atask: asyncio.Task[None] | None = None
-    stop_reason: StopReason | None = None
-    started: float = field(default_factory=time.monotonic)
-    finished: float = 0.0  # monotonic, when the attempt ended
-    claimed_at_ms: int = 0  # Redis time of the claim
-
-    def interrupt(self, reason: StopReason) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        if self.atask is not None and not self.atask.done():
-            self.atask.cancel()
-
-
-def _stall_config(config: TaskConfig) -> StallConfig:
-    interval = config.max_heartbeat_interval
-    return StallConfig(
-        max_heartbeat_seconds=interval.total_seconds() if interval else 0.0,
-        max_stalls=config.max_stalls,
-        dead_letter=config.dead_letter_policy is DeadLetterPolicy.SAVE,
-    )
-
-
-def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Worker:
@@ -183,7 +138,7 @@ class Worker:
     # -- configuration ----------------------------------------------------------------------
 
     async def _publish_task_types(self) -> None:
-        types = [(c.name, c.version, _stall_config(c)) for c in registered_tasks()]
+        types = [(c.name, c.version, stall_config(c)) for c in registered_tasks()]
         backoff = 0.05
         while True:
             try:

@@ -1,0 +1,192 @@
+"""The records the state layer takes and returns (plain data; no Redis in here)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ulid import ULID
+
+from jobbers.models.task import TaskStatus
+
+_RFC4648_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+_last_id_value = 0
+
+
+def new_task_id() -> str:
+    """A new task id: a ULID (48-bit millisecond time, 80 random bits), monotonic per process.
+
+    Ids made in the same millisecond count up from the first one's random part, so tasks
+    submitted together keep their order in a queue (same-millisecond scores tie-break by id).
+    Encoded here rather than through ``ULID()``, which costs more per id.
+    """
+    global _last_id_value
+    millis = time.time_ns() // 1_000_000
+    if _last_id_value >> 80 == millis:
+        value = _last_id_value + 1
+    else:
+        value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    _last_id_value = value
+    # 26 Crockford digits = 130 bits: left-align the 128-bit value in 160 bits, keep 26 digits.
+    return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
+
+
+def is_valid_task_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed ULID."""
+    try:
+        ULID.from_str(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task to submit. ``run_at`` in the future schedules it instead of queueing it."""
+
+    name: str
+    version: int = 1
+    queue: str = "default"
+    params: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_task_id)
+    run_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+    #: Stall options, when the submitter knows the task; the workers' published config wins.
+    max_stalls: int | None = None
+    max_heartbeat_interval: dt.timedelta | None = None
+    dead_letter: bool | None = None
+    trace: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What submit did: ``created`` is False when an existing task (same id/key) was returned."""
+
+    id: str
+    status: TaskStatus
+    submitted_at: dt.datetime
+    created: bool
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task a worker now holds under a lease."""
+
+    id: str
+    queue: str
+    name: str
+    version: int
+    params: dict[str, Any]
+    retry_attempt: int
+    submitted_at_ms: int
+    trace: str
+    token: str
+    stall_count: int
+    #: Redis time (ms) it entered the ready queue: submission, or promotion once scheduled.
+    queued_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Claimed tasks, Redis time of the claim, and when a rate-limited queue frees (or None)."""
+
+    tasks: list[ClaimedTask]
+    now_ms: int
+    retry_in_ms: int | None
+
+
+@dataclass(frozen=True)
+class StallConfig:
+    """The parts of a task's config the cleaner needs to judge it without the task module."""
+
+    max_heartbeat_seconds: float  # 0 = no own heartbeat interval
+    max_stalls: int
+    dead_letter: bool
+
+
+@dataclass(frozen=True)
+class LeaseRenewal:
+    """One running task in a renewal: its lease, and whether it called ``heartbeat()`` since."""
+
+    id: str
+    token: str
+    heartbeat: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt, to be written under its lease token."""
+
+    id: str
+    token: str
+    status: str  # a terminal TaskStatus value, or "retry"
+    result: bytes = b""  # msgpack (``state.codec.pack``), packed by the caller so it can catch errors
+    error_type: str = ""
+    error_message: str = ""
+    retry_attempt: int | None = None
+    delay_ms: int = 0
+    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """Per id: ``cancelled``, ``requested`` (running; worker will stop it), ``not_found``, ``conflict``."""
+
+    id: str
+    outcome: str
+    status: str
+    queue: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ResubmitOutcome:
+    """Per id: ``resubmitted``, ``not_found`` (not in the DLQ), or ``conflict`` (not failed/stalled)."""
+
+    id: str
+    outcome: str
+    status: str
+
+
+class Promotion(NamedTuple):
+    """What one promotion pass over a queue did (all times are Redis time, in ms)."""
+
+    promoted: int
+    next_due_ms: int | None
+    now_ms: int
+    #: How long past its ``run_at`` the most overdue promoted task was (0 when none was promoted).
+    max_lag_ms: int
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """Who a task is, for metrics and logs: its queue, name, version and whether it is in the DLQ."""
+
+    queue: str
+    name: str
+    version: int
+    dead_lettered: bool
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A ready queue's depth and the age of its oldest entry (0 when empty), by Redis time."""
+
+    queue: str
+    depth: int
+    oldest_age_ms: int
+
+
+@dataclass(frozen=True)
+class RecoverResult:
+    """What lease recovery did."""
+
+    requeued: list[str]
+    stalled: list[str]
+    cancelled: list[str]

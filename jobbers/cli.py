@@ -39,9 +39,9 @@ def _stores(settings: Settings) -> tuple[TaskStore, ConfigStore]:
     return TaskStore(connect(settings.redis_url), settings.redis_key_prefix), ConfigStore(settings.sql_path)
 
 
-def worker_main(argv: list[str] | None = None) -> int:
-    """``jobbers_worker <task_module>``: run a worker for ``WORKER_ROLE``."""
-    parser = argparse.ArgumentParser(prog="jobbers_worker", description="Run a Jobbers worker.")
+def _start_with_task_module(prog: str, description: str, argv: list[str] | None) -> Settings:
+    """Parse ``<task_module>``, read settings, set up logging and import the user's tasks."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
     args = parser.parse_args(argv)
     settings = Settings()
@@ -49,7 +49,13 @@ def worker_main(argv: list[str] | None = None) -> int:
     try:
         load_task_module(args.task_module)
     except JobbersError as exc:
-        parser.exit(2, f"jobbers_worker: {exc}\n")
+        parser.exit(2, f"{prog}: {exc}\n")
+    return settings
+
+
+def worker_main(argv: list[str] | None = None) -> int:
+    """``jobbers_worker <task_module>``: run a worker for ``WORKER_ROLE``."""
+    settings = _start_with_task_module("jobbers_worker", "Run a Jobbers worker.", argv)
 
     telemetry = setup_telemetry("jobbers-worker")
 
@@ -140,15 +146,7 @@ def cleaner_main(argv: list[str] | None = None) -> int:
 
 def manager_main(argv: list[str] | None = None) -> int:
     """``jobbers_manager <task_module>``: serve the REST API on ``MANAGER_HOST``:``MANAGER_PORT``."""
-    parser = argparse.ArgumentParser(prog="jobbers_manager", description="Run the Jobbers REST API.")
-    parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    _setup_logging(settings)
-    try:
-        load_task_module(args.task_module)
-    except JobbersError as exc:
-        parser.exit(2, f"jobbers_manager: {exc}\n")
+    settings = _start_with_task_module("jobbers_manager", "Run the Jobbers REST API.", argv)
     # Imported here so the other entry points do not pay for loading FastAPI.
     import uvicorn
 

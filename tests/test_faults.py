@@ -179,3 +179,28 @@ async def test_redis_killed_and_restarted_with_aof_under_load(e2e_aof: E2E, fres
     tasks = await e2e.wait_terminal(acked, 60)
     assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
     await assert_exactly_one_terminal_state(e2e.store, acked)
+
+
+async def test_a_scheduler_killed_mid_promotion_loses_nothing(e2e: E2E) -> None:
+    run_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=300)
+    ids = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("noop", run_at=run_at) for _ in range(3000)])]
+    await asyncio.sleep(0.4)  # all due now
+    victim = e2e.platform.scheduler(SCHEDULER_BATCH_SIZE="5")
+
+    async def promoting() -> bool:
+        return await e2e.store.queue_depth("default") > 0
+
+    await wait_until(promoting, 20)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    tasks = await e2e.store.get_tasks(ids)
+    moved = sum(t.status is TaskStatus.SUBMITTED for t in tasks)
+    assert 0 < moved and all(t.status in (TaskStatus.SUBMITTED, TaskStatus.SCHEDULED) for t in tasks)
+    e2e.platform.scheduler(SCHEDULER_BATCH_SIZE="500")
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="50")
+    tasks = await e2e.wait_terminal(ids, 60)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    runs = Counter(task_id for task_id, _ in e2e.platform.runs())
+    assert set(runs) == set(ids) and set(runs.values()) == {1}
+    await assert_exactly_one_terminal_state(e2e.store, ids[:200])

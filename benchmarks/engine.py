@@ -84,7 +84,8 @@ async def main(args: argparse.Namespace) -> None:
         # 4. Submit -> start latency on an idle worker.
         await asyncio.sleep(1.0)
         idle_rss = rss_mb(worker.pid)
-        latencies = []
+        latencies: list[float] = []
+        redis_side: list[float] = []  # submit script -> claim script, by Redis's clock (1 ms steps)
         for _ in range(args.latency_samples):
             sub = await client.submit("latency_probe", {"sent": time.time()})
             await asyncio.sleep(0.01)  # the task measures its own start; don't compete for the CPU
@@ -92,11 +93,16 @@ async def main(args: argparse.Namespace) -> None:
                 task = await store.get_task(sub.id)
                 if task is not None and task.status is TaskStatus.COMPLETED:
                     latencies.append(float(task.result) * 1000)
+                    if task.started_at and task.submitted_at:
+                        redis_side.append((task.started_at - task.submitted_at).total_seconds() * 1000)
                     break
                 await asyncio.sleep(0.005)
         latencies.sort()
+        redis_side.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[int(len(latencies) * 0.99) - 1]
+        r50 = statistics.median(redis_side)
+        r99 = redis_side[int(len(redis_side) * 0.99) - 1]
         worker.terminate()
         worker.wait(30)
     finally:
@@ -108,8 +114,9 @@ async def main(args: argparse.Namespace) -> None:
         ("submit, Python API, one at a time", f"{single:,.0f} tasks/s", ">= 5,000/s"),
         ("submit, Python API, bulk", f"{bulk:,.0f} tasks/s", ">= 50,000/s"),
         ("processing, one worker process", f"{processing:,.0f} tasks/s", ">= 10,000/s"),
-        ("submit -> start latency p50", f"{p50:.2f} ms", "<= 1 ms"),
-        ("submit -> start latency p99", f"{p99:.2f} ms", "<= 5 ms"),
+        ("submit -> start latency p50 (client call -> task runs)", f"{p50:.2f} ms", "<= 1 ms"),
+        ("submit -> start latency p99 (client call -> task runs)", f"{p99:.2f} ms", "<= 5 ms"),
+        ("stored -> claimed p50 / p99 (Redis clock, 1 ms steps)", f"{r50:.0f} ms / {r99:.0f} ms", "-"),
         ("worker RSS idle / after load", f"{idle_rss:.0f} MB / {busy_rss:.0f} MB", "<= 80 MB idle"),
         ("Redis memory per queued task", f"{per_task:,.0f} bytes", "<= 1 KB"),
     ]

@@ -1,8 +1,8 @@
 // Active: running tasks with their worker and running time; cancel one or many.
 
 import { get } from '../api.js';
-import { duration, field, h, Pager, Selection, table, taskLink, time } from '../dom.js';
-import { cancelButton, queueSelect } from './shared.js';
+import { duration, field, h, table, time } from '../dom.js';
+import { cancellableListing, queueSelect, taskColumns } from './shared.js';
 
 export const title = 'Active tasks';
 
@@ -10,11 +10,7 @@ export function mount(root, { query }) {
   const queue = query.get('queue') || '';
   let lastKey = '';
   const clocks = new Map(); // task id -> its running-time cell, updated without a re-render
-  const box = h('div', { class: 'result' });
-  const list = h('div');
-  const selection = new Selection(() => cancel.update());
-  const pager = new Pager(() => { lastKey = ''; return refresh(); });
-  const cancel = cancelButton(selection, box, () => { lastKey = ''; return refresh(); });
+  const { box, list, selection, pager, cancel } = cancellableListing(() => { lastKey = ''; return refresh(); });
   const picker = queueSelect('queue', queue, 'any queue');
   picker.addEventListener('change', () => { location.hash = picker.value ? `#/active?queue=${encodeURIComponent(picker.value)}` : '#/active'; });
 
@@ -34,10 +30,7 @@ export function mount(root, { query }) {
     selection.keepOnly(page.tasks.map((t) => t.id));
     cancel.update();
     list.replaceChildren(table([
-      selection.column(page.tasks),
-      { label: 'ID', cell: (t) => taskLink(t.id) },
-      { label: 'Task', cell: (t) => [t.name, h('span', { class: 'muted' }, ` v${t.version}`)] },
-      { label: 'Queue', cell: (t) => t.queue },
+      ...taskColumns(selection, page.tasks),
       { label: 'Worker', cell: (t) => h('span', { class: 'mono' }, t.worker_id || '—') },
       { label: 'Started', cell: (t) => time(t.started_at) },
       { label: 'Running for', class: 'num', cell: (t) => { const span = h('span', {}, duration(t.running_seconds)); clocks.set(t.id, span); return span; } },

@@ -1,19 +1,15 @@
 // Scheduled: tasks waiting for their run time (delayed submissions and retry delays), soonest first.
 
 import { get } from '../api.js';
-import { duration, field, h, Pager, Selection, table, taskLink, time } from '../dom.js';
-import { cancelButton, queueSelect } from './shared.js';
+import { duration, field, h, table, time } from '../dom.js';
+import { cancellableListing, queueSelect, taskColumns } from './shared.js';
 
 export const title = 'Scheduled tasks';
 
 export function mount(root, { query }) {
   const queue = query.get('queue') || '';
   let lastKey = '';
-  const box = h('div', { class: 'result' });
-  const list = h('div');
-  const selection = new Selection(() => cancel.update());
-  const pager = new Pager(() => { lastKey = ''; return refresh(); });
-  const cancel = cancelButton(selection, box, () => { lastKey = ''; return refresh(); });
+  const { box, list, selection, pager, cancel } = cancellableListing(() => { lastKey = ''; return refresh(); });
   const picker = queueSelect('queue', queue, 'any queue');
   picker.addEventListener('change', () => { location.hash = picker.value ? `#/scheduled?queue=${encodeURIComponent(picker.value)}` : '#/scheduled'; });
 
@@ -31,10 +27,7 @@ export function mount(root, { query }) {
     cancel.update();
     const now = Date.now();
     list.replaceChildren(table([
-      selection.column(page.tasks),
-      { label: 'ID', cell: (t) => taskLink(t.id) },
-      { label: 'Task', cell: (t) => [t.name, h('span', { class: 'muted' }, ` v${t.version}`)] },
-      { label: 'Queue', cell: (t) => t.queue },
+      ...taskColumns(selection, page.tasks),
       { label: 'Runs at', cell: (t) => time(t.run_at) },
       { label: 'Due', cell: (t) => { const s = (Date.parse(t.run_at) - now) / 1000; return s > 0 ? `in ${duration(s)}` : 'now'; } },
       { label: 'Submitted', cell: (t) => time(t.submitted_at) },

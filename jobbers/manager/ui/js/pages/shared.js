@@ -1,8 +1,8 @@
 // Pieces several pages use: queue and task-type pickers, running an action with its message,
-// and the "cancel selected" button.
+// the "cancel selected" button, and the frame of a listing of cancellable tasks.
 
 import { get, post } from '../api.js';
-import { h, notice, outcomeSummary } from '../dom.js';
+import { h, notice, outcomeSummary, Pager, Selection, taskLink } from '../dom.js';
 
 /** A <select name=NAME> of every queue (filled when /queues answers), `anyLabel` first if given. */
 export function queueSelect(name, selected, anyLabel) {
@@ -64,4 +64,25 @@ export function cancelButton(selection, box, after) {
     button.textContent = n ? `Cancel selected (${n})` : 'Cancel selected';
   };
   return { button, update };
+}
+
+/** The frame of a page listing tasks to select and cancel: message box, list, selection, cursor
+ *  pager and "cancel selected" button. `forceRefresh()` must re-render even if nothing changed. */
+export function cancellableListing(forceRefresh) {
+  const box = h('div', { class: 'result' });
+  const list = h('div');
+  const selection = new Selection(() => cancel.update());
+  const pager = new Pager(forceRefresh);
+  const cancel = cancelButton(selection, box, forceRefresh);
+  return { box, list, selection, pager, cancel };
+}
+
+/** The first columns of every task table: select, id (linked), task name and version, queue. */
+export function taskColumns(selection, tasks) {
+  return [
+    selection.column(tasks),
+    { label: 'ID', cell: (t) => taskLink(t.id) },
+    { label: 'Task', cell: (t) => [t.name, h('span', { class: 'muted' }, ` v${t.version}`)] },
+    { label: 'Queue', cell: (t) => t.queue },
+  ];
 }

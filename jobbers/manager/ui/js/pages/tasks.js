@@ -1,8 +1,8 @@
 // Tasks: filter by status, queue and task name; page by cursor; select and cancel.
 
 import { get } from '../api.js';
-import { field, h, Pager, Selection, STATUSES, statusBadge, table, taskLink, time } from '../dom.js';
-import { cancelButton, queueSelect, taskNameList } from './shared.js';
+import { field, h, STATUSES, statusBadge, table, time } from '../dom.js';
+import { cancellableListing, queueSelect, taskNameList, taskColumns } from './shared.js';
 
 export const title = 'Tasks';
 
@@ -16,11 +16,7 @@ export function mount(root, { query }) {
     limit: Number(query.get('limit')) || 50,
   };
   let lastKey = '';
-  const box = h('div', { class: 'result' });
-  const list = h('div');
-  const selection = new Selection(() => cancel.update());
-  const pager = new Pager(() => { lastKey = ''; return refresh(); });
-  const cancel = cancelButton(selection, box, () => { lastKey = ''; return refresh(); });
+  const { box, list, selection, pager, cancel } = cancellableListing(() => { lastKey = ''; return refresh(); });
 
   const form = h('form', { class: 'filters', novalidate: true },
     h('fieldset', { class: 'statuses' }, h('legend', {}, 'Status'),
@@ -55,10 +51,7 @@ export function mount(root, { query }) {
     selection.keepOnly(page.tasks.map((t) => t.id));
     cancel.update();
     list.replaceChildren(table([
-      selection.column(page.tasks),
-      { label: 'ID', cell: (t) => taskLink(t.id) },
-      { label: 'Task', cell: (t) => [t.name, h('span', { class: 'muted' }, ` v${t.version}`)] },
-      { label: 'Queue', cell: (t) => t.queue },
+      ...taskColumns(selection, page.tasks),
       { label: 'Status', cell: (t) => [statusBadge(t.status), t.cancel_requested && t.status === 'started' ? h('span', { class: 'badge warn' }, 'cancelling') : null] },
       { label: 'Submitted', cell: (t) => time(t.submitted_at) },
       { label: 'Finished', cell: (t) => time(t.completed_at) },

@@ -157,17 +157,17 @@ class TaskStore:
         now_ms, retry_in, rows = await self._run("claim", args)
         tasks = [
             ClaimedTask(
-                id=_s(r[0]),
-                queue=_s(r[1]),
-                name=_s(r[2]),
-                version=int(r[3]),
-                params=_unpack_params(r[4]),
-                retry_attempt=int(r[5] or 0),
-                submitted_at_ms=int(r[6] or 0),
-                trace=_s(r[7] or b""),
-                token=_s(r[8]),
-                stall_count=int(r[9] or 0),
-                queued_at_ms=int(float(r[10])),
+                r[0].decode(),
+                r[1].decode(),
+                r[2].decode(),
+                int(r[3]),
+                _unpack_params(r[4]),
+                int(r[5] or 0),
+                int(r[6] or 0),
+                (r[7] or b"").decode(),
+                r[8].decode(),
+                int(r[9] or 0),
+                int(float(r[10])),
             )
             for r in rows
         ]

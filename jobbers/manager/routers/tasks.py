@@ -89,15 +89,15 @@ async def submit_task(
 @router.post(
     "/tasks/bulk",
     status_code=201,
+    response_model=TasksSubmitted,
     responses={200: {"model": TasksSubmitted, "description": "every task already existed"}, **UNAVAILABLE},
 )
 async def submit_tasks(
     body: SubmitTasks,
     services: ServicesDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
-) -> TasksSubmitted:
+) -> Response:
     """Submit many tasks in pipelined round trips; nothing is written unless every task is valid."""
     with telemetry.submit_span("bulk", "bulk", parent=traceparent or ""):
         trace = telemetry.current_traceparent() or traceparent or ""
@@ -106,12 +106,13 @@ async def submit_tasks(
     existing_ids = [o.id for o in outcomes if not o.created]
     existing = {t.id: t for t in await services.store.get_tasks(existing_ids)} if existing_ids else {}
     created = len(outcomes) - len(existing_ids)
-    if created == 0:
-        response.status_code = 200
-    return TasksSubmitted(
+    answer = TasksSubmitted.model_construct(
         tasks=[_submitted(t, o, existing.get(o.id)) for t, o in zip(tasks, outcomes, strict=True)],
         created=created,
     )
+    # Serialized here: FastAPI would re-validate every one of up to 10,000 items on the way out.
+    status = 201 if created else 200
+    return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
 
 @router.get("/task-status/{task_id}", responses={**NOT_FOUND, **UNAVAILABLE})

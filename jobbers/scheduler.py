@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
@@ -40,6 +41,7 @@ class Scheduler:
         self.stopping = False
         self._wake = asyncio.Event()
         self.promoted = 0
+        self._queues_cache: tuple[float, list[str]] | None = None
 
     def request_shutdown(self) -> None:
         self.stopping = True
@@ -115,8 +117,16 @@ class Scheduler:
             await asyncio.sleep(interval)
 
     async def _queue_names(self) -> list[str]:
+        # Re-read from SQL at most once per poll interval: a busy scheduler loops without sleeping,
+        # and role changes need only reach it within one interval.
+        now = time.monotonic()
+        cached = self._queues_cache
+        if cached is not None and now - cached[0] < self.settings.scheduler_poll_interval:
+            return cached[1]
         try:
-            return [q.name for q in await self.config.queues_for_role(self.settings.scheduler_role)]
+            names = [q.name for q in await self.config.queues_for_role(self.settings.scheduler_role)]
         except Exception as exc:
             log.warning("could not read queue configuration (%s); using queues seen in Redis", exc)
             return await self.store.known_queues()
+        self._queues_cache = (now, names)
+        return names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
@@ -127,4 +129,5 @@ async def test_scheduled_tasks_are_ordered_by_run_time_across_queues(api: httpx.
     assert [t["id"] for t in page["tasks"]] == order and page["total"] == 3
     assert [t["id"] for t in first["tasks"] + rest["tasks"]] == order and rest["next_cursor"] is None
     assert [t["id"] for t in reports["tasks"]] == [soonest["id"]]
-    assert page["tasks"][0]["run_at"] < page["tasks"][1]["run_at"]
+    first, second = (dt.datetime.fromisoformat(t["run_at"]) for t in page["tasks"][:2])
+    assert first < second

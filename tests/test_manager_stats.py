@@ -109,7 +109,8 @@ async def test_stats_lists_workers_until_their_report_expires_or_they_leave(
         "id": "host:1:aa", "role": "default", "queues": ["default", "reports"], "running": 2, "slots": 5,
         "processed": 7,
     }  # fmt: skip
-    assert worker["started_at"] <= worker["last_seen_at"] <= stats["now"]
+    at = dt.datetime.fromisoformat
+    assert at(worker["started_at"]) <= at(worker["last_seen_at"]) <= at(stats["now"])
 
 
 async def test_stats_lists_a_deleted_queue_that_still_holds_tasks(

@@ -106,7 +106,7 @@ async def main(args: argparse.Namespace) -> None:
         worker.terminate()
         worker.wait(30)
     finally:
-        await store.redis.aclose()
+        await store.close()
         await config.close()
         server.stop()
 

@@ -12,7 +12,7 @@ async def status_index_of(store: TaskStore, task_id: str) -> list[TaskStatus]:
     """Every status zset that holds ``task_id`` (must be exactly one)."""
     found = []
     for status in TaskStatus:
-        if await store.redis.zscore(store.keys.status(status.value), task_id) is not None:
+        if await store.redis.zscore(store.keys.shared.status(status.value), task_id) is not None:
             found.append(status)
     return found
 
@@ -27,8 +27,8 @@ async def assert_exactly_one_terminal_state(store: TaskStore, task_ids: Iterable
     for task in tasks:
         assert task.status in TERMINAL_STATUSES, f"{task.id} is {task.status}"
         assert await status_index_of(store, task.id) == [task.status], task.id
-        assert await store.redis.zscore(store.keys.inflight, task.id) is None
-        assert await store.redis.zscore(store.keys.queue(task.queue), task.id) is None
-        assert await store.redis.zscore(store.keys.sched(task.queue), task.id) is None
+        assert await store.redis.zscore(store.keys.shared.inflight, task.id) is None
+        assert await store.redis.zscore(store.keys.queue(task.queue).ready, task.id) is None
+        assert await store.redis.zscore(store.keys.queue(task.queue).sched, task.id) is None
         counts[task.status.value] = counts.get(task.status.value, 0) + 1
     return counts

@@ -16,7 +16,7 @@ import opentelemetry.sdk.environment_variables as otel_sdk_env
 import pytest
 import yaml
 
-from jobbers.instruments import Histogram
+from jobbers.telemetry.instruments import Histogram
 from jobbers.settings import Settings
 from jobbers.telemetry import INSTRUMENTS
 

@@ -81,7 +81,7 @@ async def test_claim_records_the_lease_and_marks_started_in_one_step(store: Task
     assert [t.id for t in result.tasks] == ids[:3]  # FIFO
     for t in result.tasks:
         assert await _status(store, t.id) is TaskStatus.STARTED
-        deadline = await store.redis.zscore(store.keys.inflight, t.id)
+        deadline = await store.redis.zscore(store.keys.shared.inflight, t.id)
         assert deadline is not None and deadline > result.now_ms
     assert await store.queue_depth("default") == 2
 
@@ -147,7 +147,7 @@ async def test_cancel_in_each_state(store: TaskStore) -> None:
     assert outcomes[queued].outcome == "requested"  # running: durable flag + pub/sub
     assert sum(o.outcome == "not_found" for o in outcomes.values()) == 1
     assert await store.queue_depth("default") == 0
-    assert await store.redis.zcard(store.keys.sched("default")) == 0
+    assert await store.redis.zcard(store.keys.queue("default").sched) == 0
     task = await store.get_task(queued)
     assert task is not None and task.status is TaskStatus.STARTED and task.cancel_requested
     await store.finish([Outcome(id=queued, token=claimed.token, status="cancelled")])
@@ -170,7 +170,7 @@ async def test_a_cancel_request_racing_a_claim_always_ends_in_one_terminal_state
 
 async def test_claim_ends_a_queued_task_whose_cancel_flag_is_set(store: TaskStore) -> None:
     task_id = (await store.submit(NewTask(name="t"))).id
-    await store.redis.hset(store.keys.task(task_id), "cancel_requested", "1")  # flag written, entry still queued
+    await store.redis.hset(store.keys.shared.task(task_id), "cancel_requested", "1")  # flag written, entry still queued
     assert (await store.claim("w", 30, 1, DEFAULT)).tasks == []
     assert await _status(store, task_id) is TaskStatus.CANCELLED
 
@@ -243,7 +243,8 @@ async def test_prune_removes_old_terminal_tasks_but_keeps_dead_letters_and_queue
     with pytest.raises(ValueError):
         await store.prune_terminal(TaskStatus.SUBMITTED, now_ms + 1)
     with pytest.raises(ResponseError):  # the script refuses too, whoever calls it
-        await store._run("prune", ["submitted", now_ms + 1, 100, 0])
+        space = store.keys.shared
+        await store._scripts.run("prune", space, [space.status("submitted"), space.dlq], ["submitted", now_ms + 1, 100, 0])
     assert await _status(store, ids[3]) is TaskStatus.SUBMITTED and await store.queue_depth("default") == 1
     assert await store.get_task(ids[1]) is not None
     assert await store.prune_dead_letters(now_ms + 1) == [ids[1]]
@@ -258,7 +259,7 @@ async def test_prune_rate_limits_removes_old_entries(store: TaskStore) -> None:
 
 async def test_published_task_type_config_decides_stalls_without_the_task_module(store: TaskStore) -> None:
     await store.publish_task_types([("typed", 1, StallConfig(0.05, max_stalls=1, dead_letter=True)),
-                                    ("crashy", 1, StallConfig(0, max_stalls=0, dead_letter=True))])
+                                    ("crashy", 1, StallConfig(0, max_stalls=0, dead_letter=True))], ["default"])
     silent, crashed = [o.id for o in await store.submit_many([NewTask(name="typed"), NewTask(name="crashy")])]
     claimed = {t.id: t for t in (await store.claim("w", 30, 1, DEFAULT)).tasks}
     await store.claim("w", 0.01, 1, DEFAULT)

@@ -8,6 +8,12 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function fmt(n) return string.format('%d', n) end
+-- fmt for timestamps: a script uses one 'now' throughout, so it is formatted once.
+local last_ts, last_ts_s = nil, nil
+local function ts_s(ts)
+  if ts ~= last_ts then last_ts, last_ts_s = ts, fmt(ts) end
+  return last_ts_s
+end
 
 local WOKEN = {}             -- queue -> true: publish a wake-up for it
 local FREED = {}             -- queue -> true: a running slot was freed (max_concurrent may allow more)
@@ -21,26 +27,30 @@ local function move_status(id, old, new, ts)
   if old ~= UNSUBMITTED then redis.call('ZREM', K_status(old), id) end
   redis.call('ZADD', K_status(new), ts, id)
 end
--- HSET the record: the field/value pairs in args, then the rest given here.
-local function hset(tk, args, ...)
-  local n = #args
-  for i = 1, select('#', ...) do args[n + i] = select(i, ...) end
-  redis.call('HSET', tk, unpack(args))
-end
 
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
 -- recovery, promotion, DLQ resubmit). enqueued_at (ms) orders it among the queue's ready tasks
 -- (ties break by id); fields: more record field/value pairs to write in the same HSET.
 local function make_ready(id, tk, queue, old, enqueued_at, now, fields)
   move_status(id, old, SUBMITTED, now)
-  hset(tk, fields or {}, 'status', SUBMITTED, 'updated_at', fmt(now))
+  if fields then
+    local n = #fields
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'status', SUBMITTED, 'updated_at', ts_s(now)
+    redis.call('HSET', tk, unpack(fields))
+  else
+    redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now))
+  end
   redis.call('ZADD', K_ready(queue), enqueued_at, id)
   WOKEN[queue] = true
 end
 -- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay.
 local function make_scheduled(id, tk, queue, old, run_at, now, fields)
   move_status(id, old, SCHEDULED, now)
-  hset(tk, fields or {}, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', fmt(now))
+  fields = fields or {}
+  local n = #fields
+  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'status', SCHEDULED, 'run_at', fmt(run_at)
+  fields[n + 5], fields[n + 6] = 'updated_at', ts_s(now)
+  redis.call('HSET', tk, unpack(fields))
   redis.call('ZADD', K_sched(queue), run_at, id)
   SCHEDULE_CHANGED = true
 end
@@ -53,23 +63,27 @@ local function release(id, queue)
 end
 -- Count one terminal outcome in the minute of ts, for the admin overview's throughput chart.
 local function count_terminal(queue, status, ts)
-  local minute = fmt(math.floor(ts / 60000))
+  local minute = math.floor(ts / 60000)
   local counts = COUNTS[minute]
   if not counts then counts = {}; COUNTS[minute] = counts end
-  local field = queue .. ':' .. status
-  counts[field] = (counts[field] or 0) + 1
+  local by_status = counts[queue]
+  if not by_status then by_status = {}; counts[queue] = by_status end
+  by_status[status] = (by_status[status] or 0) + 1
 end
--- End a task in terminal status new (dead-lettered when asked); fields: more field/value pairs.
-local function end_task(id, tk, queue, old, new, now, dead_letter, fields)
+-- End a task in terminal status new (dead-lettered when asked), writing one more record field
+-- k = v in the same HSET when given (the result, the cancel flag, the stall count).
+local function end_task(id, tk, queue, old, new, now, dead_letter, k, v)
   move_status(id, old, new, now)
-  local now_s = fmt(now)
-  fields = fields or {}
+  local now_s = ts_s(now)
+  if k then
+    redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, k, v)
+  else
+    redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s)
+  end
   if dead_letter then
     redis.call('ZADD', K_dlq, now, id)
-    fields[#fields + 1] = 'dead_lettered'
-    fields[#fields + 1] = '1'
+    redis.call('HSET', tk, 'dead_lettered', '1')
   end
-  hset(tk, fields, 'status', new, 'completed_at', now_s, 'updated_at', now_s)
   count_terminal(queue, new, now)
 end
 -- Append one error record to a task's msgpack-encoded error history.
@@ -99,8 +113,10 @@ local function flush_effects()
     if not WOKEN[queue] and redis.call('ZCARD', K_ready(queue)) > 0 then WOKEN[queue] = true end
   end
   for minute, counts in pairs(COUNTS) do
-    local key = K_throughput(minute)
-    for field, n in pairs(counts) do redis.call('HINCRBY', key, field, n) end
+    local key = K_throughput(fmt(minute))
+    for queue, by_status in pairs(counts) do
+      for status, n in pairs(by_status) do redis.call('HINCRBY', key, queue .. ':' .. status, n) end
+    end
     redis.call('EXPIRE', key, 3600)
   end
   for queue, _ in pairs(WOKEN) do redis.call('PUBLISH', C_wake, queue) end

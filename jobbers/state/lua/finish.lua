@@ -17,7 +17,7 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
     local etype = o[FINISH.error_type]
     if etype ~= '' then append_error(tk, etype, o[FINISH.error_message], now, tonumber(f[5])) end
     if new == RETRY or new == REQUEUE then
-      local fields = {}
+      local fields = nil
       local attempt = tostring(o[FINISH.retry_attempt])
       if new == RETRY and attempt ~= '' then fields = {'retry_attempt', attempt} end
       local delay = tonumber(o[FINISH.delay_ms])
@@ -28,9 +28,11 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
       end
     else
       local result = o[FINISH.result]
-      local fields = {}
-      if result ~= '' then fields = {'result', result} end
-      end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, fields)
+      if result ~= '' then
+        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, 'result', result)
+      else
+        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1)
+      end
     end
     out[i] = 1
   end

@@ -23,7 +23,7 @@ for _, id in ipairs(ids) do
       append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[6] or '0'))
       local _, max_stalls, dlq = stall_config(tk)
       if stalls > max_stalls then
-        end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', {'stall_count', stalls})
+        end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', 'stall_count', stalls)
         stalled[#stalled + 1] = id
       else
         make_ready(id, tk, queue, STARTED, tonumber(f[5]), now, {'stall_count', stalls})

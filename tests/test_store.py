@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 from redis.exceptions import ResponseError
 
+from jobbers.client import JobbersClient
+from jobbers.errors import IdempotencyConflictError
 from jobbers.models.queue_config import QueueConfig, RatePeriod, rate_limit_allows
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
@@ -50,6 +52,33 @@ async def test_submit_with_the_same_id_or_idempotency_key_returns_the_same_task(
     k2 = await store.submit(NewTask(name="t", idempotency_key="order-7"))
     assert k1.id == k2.id and k1.created and not k2.created
     assert await store.queue_depth("default") == 2
+
+
+async def test_an_idempotency_key_with_another_fingerprint_is_refused_and_writes_nothing(store: TaskStore) -> None:
+    first = await store.submit(NewTask(name="t", idempotency_key="order-8", fingerprint="aaa"))
+    again = await store.submit(NewTask(name="t", idempotency_key="order-8", fingerprint="aaa"))
+    unfingerprinted = await store.submit(NewTask(name="t", idempotency_key="order-8"))  # "" matches any
+    with pytest.raises(IdempotencyConflictError, match="order-8.*different request"):
+        await store.submit_many([NewTask(name="t"), NewTask(name="t", idempotency_key="order-8", fingerprint="bbb")])
+    assert first.created and again.id == unfingerprinted.id == first.id and not again.created
+    assert await store.queue_depth("default") == 1  # the refused call wrote neither of its tasks
+
+
+async def test_an_idempotency_record_from_before_fingerprints_still_returns_its_task(store: TaskStore) -> None:
+    first = await store.submit(NewTask(name="t"))
+    await store.redis.set(store.keys.shared.idem("old-key"), first.id)  # what earlier versions stored
+
+    again = await store.submit(NewTask(name="t", idempotency_key="old-key", fingerprint="ccc"))
+
+    assert again.id == first.id and not again.created
+
+
+async def test_the_client_refuses_an_idempotency_key_reused_for_other_params(store: TaskStore) -> None:
+    client = JobbersClient(store)
+    first = await client.submit("t", {"a": 1}, idempotency_key="pay-1")
+    assert (await client.submit("t", {"a": 1}, idempotency_key="pay-1")).id == first.id
+    with pytest.raises(IdempotencyConflictError):
+        await client.submit("t", {"a": 2}, idempotency_key="pay-1")
 
 
 async def test_submit_in_the_future_schedules_and_promote_moves_it_when_due(store: TaskStore) -> None:

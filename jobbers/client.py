@@ -11,7 +11,7 @@ from typing import Any
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore, QueueDirectory
 from jobbers.errors import TaskConflictError, TaskNotFoundError
-from jobbers.models.outcomes import CancelResult
+from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import Task
 from jobbers.registry import find_task_config, validate_params
@@ -117,8 +117,8 @@ class JobbersClient:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
         (outcome,) = await self.store.cancel([task_id])
         telemetry.record_cancellations([outcome])
-        if outcome.outcome is CancelResult.NOT_FOUND:
+        if outcome.outcome is CancelKind.NOT_FOUND:
             raise TaskNotFoundError(f"no task {task_id}")
-        if outcome.outcome is CancelResult.CONFLICT:
+        if outcome.outcome is CancelKind.CONFLICT:
             raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
         return outcome

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from jobbers.cleaner.decisions import NO_UPPER_BOUND_MS, CleanerOptions, cutoffs, submission_bounds
-from jobbers.models.outcomes import CancelResult
+from jobbers.models.outcomes import CancelKind
 from jobbers.scheduler.decisions import seconds_until_next_pass
 from jobbers.state.reconnect import Backoff
 from jobbers.state.records import Promotion
@@ -42,7 +42,7 @@ def test_cleaner_submission_bounds_default_to_everything() -> None:
 
 
 def test_accepted_cancellations_are_the_cancelled_and_requested_ones() -> None:
-    assert {r for r in CancelResult if r.accepted} == {CancelResult.CANCELLED, CancelResult.REQUESTED}
+    assert {r for r in CancelKind if r.accepted} == {CancelKind.CANCELLED, CancelKind.REQUESTED}
 
 
 def test_a_fingerprint_ignores_params_key_order_but_not_their_values_or_schedule() -> None:

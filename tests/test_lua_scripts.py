@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from jobbers.models.outcomes import CancelResult, ResubmitResult, RetryKind, SubmitResult
+from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import (
     ALLOWED_TRANSITIONS,
@@ -30,7 +30,7 @@ from jobbers.state.store import TaskStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = resources.files("jobbers.state") / "lua"
-NAMES = (TaskStatus, RetryKind, SubmitResult, CancelResult, ResubmitResult)
+NAMES = (TaskStatus, RetryKind, SubmitKind, CancelKind, ResubmitKind)
 
 
 def _body(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class SubmitResult(StrEnum):
+class SubmitKind(StrEnum):
     """Per submitted task: written now, found (same id or Idempotency-Key), or refused because
     its Idempotency-Key was used for a different request."""
 
@@ -14,7 +14,7 @@ class SubmitResult(StrEnum):
     CONFLICT = "conflict"
 
 
-class CancelResult(StrEnum):
+class CancelKind(StrEnum):
     """Per task of a cancel request (the ``outcome`` field of the API's answer)."""
 
     #: It was queued or scheduled, and is ``cancelled`` now.
@@ -28,10 +28,10 @@ class CancelResult(StrEnum):
     @property
     def accepted(self) -> bool:
         """Whether the cancellation took (counted in ``cancellations_requested``)."""
-        return self in (CancelResult.CANCELLED, CancelResult.REQUESTED)
+        return self in (CancelKind.CANCELLED, CancelKind.REQUESTED)
 
 
-class ResubmitResult(StrEnum):
+class ResubmitKind(StrEnum):
     """Per task of a dead letter resubmit request."""
 
     RESUBMITTED = "resubmitted"

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from ulid import ULID
 
-from jobbers.models.outcomes import CancelResult, ResubmitResult, RetryKind
+from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import TaskStatus
 
@@ -162,7 +162,7 @@ class CancelOutcome:
     """What a cancel did to one task, and the status it is in now ("" when not found)."""
 
     id: str
-    outcome: CancelResult
+    outcome: CancelKind
     status: str
     queue: str = ""
     name: str = ""
@@ -173,7 +173,7 @@ class ResubmitOutcome:
     """What a dead letter resubmit did to one task, and the status it is in now."""
 
     id: str
-    outcome: ResubmitResult
+    outcome: ResubmitKind
     status: str
 
 

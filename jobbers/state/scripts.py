@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from jobbers.models.outcomes import CancelResult, ResubmitResult, RetryKind, SubmitResult
+from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
 from jobbers.models.task import (
     ALLOWED_TRANSITIONS,
     CANCELLABLE_STATUSES,
@@ -58,9 +58,9 @@ SCRIPT_NAMES = (
 LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
     ("", TaskStatus),
     ("", RetryKind),
-    ("SUBMIT_", SubmitResult),
-    ("CANCEL_", CancelResult),
-    ("RESUBMIT_", ResubmitResult),
+    ("SUBMIT_", SubmitKind),
+    ("CANCEL_", CancelKind),
+    ("RESUBMIT_", ResubmitKind),
 )
 
 

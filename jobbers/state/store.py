@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobbers.errors import IdempotencyConflictError
-from jobbers.models.outcomes import CancelResult, ResubmitResult, SubmitResult
+from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
 from jobbers.state.codec import pack_for_lua
@@ -177,7 +177,7 @@ class TaskStore:
         outcomes = []
         conflicts = []
         for task, (kind, task_id, status, submitted_at) in zip(part, rows, strict=True):
-            if _s(kind) == SubmitResult.CONFLICT:
+            if _s(kind) == SubmitKind.CONFLICT:
                 if task_id:
                     conflicts.append(f"{task.idempotency_key!r} (task {_s(task_id)})")
                 continue
@@ -186,7 +186,7 @@ class TaskStore:
                     id=_s(task_id),
                     status=TaskStatus(_s(status)),
                     submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
-                    created=_s(kind) == SubmitResult.NEW,
+                    created=_s(kind) == SubmitKind.NEW,
                 )
             )
         if len(outcomes) < len(part):
@@ -289,7 +289,7 @@ class TaskStore:
         rows = await self._scripts.run("cancel", space, [space.task(i) for i in task_ids], list(task_ids))
         return [
             CancelOutcome(
-                id=_s(r[0]), outcome=CancelResult(_s(r[1])), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4])
+                id=_s(r[0]), outcome=CancelKind(_s(r[1])), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4])
             )
             for r in rows
         ]
@@ -471,7 +471,7 @@ class TaskStore:
         rows = await self._scripts.run(
             "dlq_resubmit", space, keys, ["1" if reset_retry_count else "0", *task_ids]
         )
-        return [ResubmitOutcome(id=_s(r[0]), outcome=ResubmitResult(_s(r[1])), status=_s(r[2])) for r in rows]
+        return [ResubmitOutcome(id=_s(r[0]), outcome=ResubmitKind(_s(r[1])), status=_s(r[2])) for r in rows]
 
     async def remove_dead_letters(self, task_ids: Sequence[str]) -> list[str]:
         """Remove DLQ entries; returns the ids that were in the DLQ. Task records stay until pruned."""

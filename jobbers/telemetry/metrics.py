@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from jobbers.models.outcomes import CancelResult
+from jobbers.models.outcomes import CancelKind
 from jobbers.telemetry.instruments import Counter, Gauge, Histogram
 
 #: Instrumentation scope of every instrument and span.
@@ -100,7 +100,7 @@ class _Cancelled(Protocol):
 def record_cancellations(outcomes: Iterable[_Cancelled]) -> None:
     """Count the accepted cancellations (``cancelled`` or ``requested``) among cancel outcomes."""
     for o in outcomes:
-        if CancelResult(o.outcome).accepted:
+        if CancelKind(o.outcome).accepted:
             CANCELLATIONS_REQUESTED.add((o.queue, o.name))
 
 

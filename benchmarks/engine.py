@@ -26,6 +26,7 @@ from jobbers.config_store import ConfigStore  # noqa: E402
 from jobbers.models.task import TaskStatus  # noqa: E402
 from jobbers.state.connection import connect  # noqa: E402
 from jobbers.state.store import NewTask, TaskStore  # noqa: E402
+from tests.helpers import count_by_status  # noqa: E402
 from tests.redis_server import RedisServer, find_redis_servers  # noqa: E402
 
 
@@ -49,9 +50,9 @@ def rss_mb(pid: int) -> float:
 
 async def wait_count(store: TaskStore, status: TaskStatus, target: int, timeout: float = 300) -> float:
     start = time.perf_counter()
-    while await store.count_by_status(status) < target:
+    while await count_by_status(store, status) < target:
         if time.perf_counter() - start > timeout:
-            raise TimeoutError(f"only {await store.count_by_status(status)} of {target} {status}")
+            raise TimeoutError(f"only {await count_by_status(store, status)} of {target} {status}")
         await asyncio.sleep(0.005)
     return time.perf_counter() - start
 

@@ -8,6 +8,21 @@ from jobbers.models.task import TERMINAL_STATUSES, TaskStatus
 from jobbers.state.store import TaskStore
 
 
+async def count_by_status(store: TaskStore, status: TaskStatus) -> int:
+    """How many tasks are in ``status`` (by its index)."""
+    return int(await store.redis.zcard(store.keys.shared.status(status.value)))
+
+
+async def ids_by_status(store: TaskStore, status: TaskStatus) -> list[str]:
+    """The ids in ``status``, oldest first."""
+    return [x.decode() for x in await store.redis.zrange(store.keys.shared.status(status.value), 0, -1)]
+
+
+async def dead_letter_ids(store: TaskStore) -> list[str]:
+    """The dead-lettered ids, oldest first."""
+    return [x.decode() for x in await store.redis.zrange(store.keys.shared.dlq, 0, -1)]
+
+
 async def status_index_of(store: TaskStore, task_id: str) -> list[TaskStatus]:
     """Every status zset that holds ``task_id`` (must be exactly one)."""
     found = []

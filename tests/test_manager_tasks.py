@@ -12,6 +12,7 @@ from ulid import ULID
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
 from jobbers.state.store import Outcome, TaskStore
+from tests.helpers import count_by_status
 from tests.manager_support import api, claim, create_queue, manager_settings, registered, submit
 
 __all__ = ["api", "manager_settings", "registered"]  # fixtures used by this module
@@ -90,7 +91,7 @@ async def test_idempotency_key_reused_for_a_different_request_returns_409_and_wr
         assert "different request" in reused.json()["detail"]
 
     assert first.status_code == 201
-    assert await store.queue_depth("default") == 1 and await store.count_by_status(TaskStatus.SCHEDULED) == 0
+    assert await store.queue_depth("default") == 1 and await count_by_status(store, TaskStatus.SCHEDULED) == 0
     retried = await api.post("/tasks", json={"name": "add", "params": {"a": 1}}, headers={"Idempotency-Key": "order-9"})
     assert retried.status_code == 200 and retried.json() == first.json()
 

@@ -22,7 +22,7 @@ from jobbers.state.store import (
     is_valid_task_id,
     new_task_id,
 )
-from tests.helpers import assert_exactly_one_terminal_state, status_index_of
+from tests.helpers import assert_exactly_one_terminal_state, dead_letter_ids, status_index_of
 
 DEFAULT = [QueueConfig(name="default")]
 
@@ -220,7 +220,7 @@ async def test_finish_writes_results_retries_and_dead_letters(store: TaskStore) 
     assert retried.status is TaskStatus.SUBMITTED and retried.retry_attempt == 1
     assert retried.errors[0].exception_type == "ConnectionError" and retried.errors[0].attempt == 0
     assert failed.status is TaskStatus.FAILED and failed.dead_lettered and failed.error == "ValueError: bad"
-    assert await store.dead_letter_ids() == [ids[2]]
+    assert await dead_letter_ids(store) == [ids[2]]
 
 
 async def test_expired_lease_requeues_up_to_the_stall_budget_then_stalls(store: TaskStore) -> None:

@@ -41,7 +41,6 @@ class Scheduler:
         self.queue_stats_interval = queue_stats_interval
         self.stopping = False
         self._wake = asyncio.Event()
-        self.promoted = 0
         self._queues_cache: tuple[float, list[str]] | None = None
 
     def request_shutdown(self) -> None:
@@ -81,7 +80,6 @@ class Scheduler:
         for queue in await self._queue_names():
             promotion = await self.store.promote_due(queue, self.settings.scheduler_batch_size)
             promotions.append(promotion)
-            self.promoted += promotion.promoted
             if promotion.promoted:
                 telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
                 telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))

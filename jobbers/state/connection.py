@@ -49,7 +49,6 @@ class SignalListener:
         #: channel -> what to call with each message's data
         self.handlers: dict[str, Callable[[str], None]] = {c: h for c, h in handlers.items() if h}
         self.on_reconnect = on_reconnect
-        self.subscribed = asyncio.Event()
         self._stopping = False
 
     def stop(self) -> None:
@@ -63,7 +62,6 @@ class SignalListener:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*self.handlers)
-                self.subscribed.set()
                 backoff.succeeded()
                 if self.on_reconnect:
                     self.on_reconnect()
@@ -78,7 +76,6 @@ class SignalListener:
             except asyncio.CancelledError:
                 raise
             except TRANSIENT_REDIS_ERRORS as exc:
-                self.subscribed.clear()
                 await backoff.wait(log, "pub/sub connection", exc)
             finally:
                 try:

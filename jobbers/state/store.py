@@ -313,23 +313,9 @@ class TaskStore:
             pipe.hgetall(self.keys.task_space(task_id).task(task_id))
         return [decode_task(fields) if fields else None for fields in await pipe.execute()]
 
-    async def ids_by_status(self, status: TaskStatus, offset: int = 0, limit: int = 100) -> list[str]:
-        """Ids in ``status``, oldest first."""
-        raw: Any = await self.redis.zrange(self.keys.shared.status(status.value), offset, offset + limit - 1)
-        return [_s(x) for x in raw]
-
-    async def count_by_status(self, status: TaskStatus) -> int:
-        """How many tasks are in ``status``."""
-        return int(await self.redis.zcard(self.keys.shared.status(status.value)))
-
     async def queue_depth(self, queue: str) -> int:
         """Ready (submitted) tasks waiting in ``queue``."""
         return int(await self.redis.zcard(self.keys.queue(queue).ready))
-
-    async def dead_letter_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
-        """Dead-lettered task ids, oldest first."""
-        raw: Any = await self.redis.zrange(self.keys.shared.dlq, offset, offset + limit - 1)
-        return [_s(x) for x in raw]
 
     # -- scheduler / cleaner side -----------------------------------------------------------
 

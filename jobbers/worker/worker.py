@@ -61,7 +61,6 @@ class Worker:
         self.pending: list[tuple[Outcome, Running]] = []
         self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
         self.processed = 0
-        self.late_writes_rejected = 0
         self.stopping = False
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
@@ -433,7 +432,6 @@ class Worker:
             if ok:
                 self._count_outcome(outcome, entry, written_at)
             else:
-                self.late_writes_rejected += 1
                 telemetry.LATE_WRITES_REJECTED.add((entry.claim.queue, entry.claim.name))
                 log.warning("late write for task %s rejected: its lease was recovered", outcome.id)
 

@@ -56,7 +56,7 @@ async def test_the_generated_tables_are_the_models_tables(redis: Redis, key_pref
     source = lua_preamble() + "return cjson.encode({ALLOWED, TERMINAL, CANCELLABLE})"
     allowed, terminal, cancellable = json.loads(await redis.eval(source, 1, key_prefix + "x", key_prefix, key_prefix))
     assert {old: set(new) for old, new in allowed.items()} == {
-        old.value: {s.value for s in new} for old, new in ALLOWED_TRANSITIONS.items()
+        old.value: {s.value for s in new} for old, new in ALLOWED_TRANSITIONS.items() if new
     }
     assert set(terminal) == {s.value for s in TERMINAL_STATUSES}
     assert set(cancellable) == {s.value for s in CANCELLABLE_STATUSES}

@@ -8,7 +8,8 @@ Python, so nothing the scripts share is spelled twice:
 - every status (``SUBMITTED`` ...), the sets ``TERMINAL``, ``CANCELLABLE``, ``DEAD_LETTER`` and the
   transition table ``ALLOWED`` (``models.task``); the outcome names (``CANCEL_*``, ``RESUBMIT_*``,
   ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``);
-- the rows' positions and helpers (``task_schema.lua_row_helpers``).
+- the rows' helpers (``task_schema.lua_row_helpers``); row positions (``SUBMIT.queue``) are
+  written into the script bodies as numbers (``task_schema.lua_row_positions``).
 
 The script body runs inside a function, and the effects it collected (wake-ups, the schedule
 signal, throughput counts; see ``_common.lua``) are flushed after it returns, so no script can
@@ -17,6 +18,7 @@ forget to publish what it made ready.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from enum import StrEnum
 from importlib import resources
@@ -35,7 +37,7 @@ from jobbers.models.task import (
     TaskStatus,
 )
 from jobbers.state.keys import Space, lua_key_helpers
-from jobbers.state.task_schema import lua_row_helpers
+from jobbers.state.task_schema import lua_row_helpers, lua_row_positions
 
 SCRIPT_NAMES = (
     "submit",
@@ -77,9 +79,11 @@ def lua_model_constants() -> str:
     lines.append(_lua_set("TERMINAL", list(TERMINAL_STATUSES)))
     lines.append(_lua_set("CANCELLABLE", list(CANCELLABLE_STATUSES)))
     lines.append(_lua_set("DEAD_LETTER", list(DEAD_LETTER_STATUSES)))
+    # ALLOWED[old][new]: looked up by constant strings, so checking a move allocates nothing.
     rows = ", ".join(
         f"{old.value} = {{" + ", ".join(f"{new.value} = true" for new in sorted(allowed)) + "}"
         for old, allowed in ALLOWED_TRANSITIONS.items()
+        if allowed
     )
     lines.append(f"local ALLOWED = {{{rows}}}")
     return "\n".join(lines) + "\n"
@@ -93,22 +97,79 @@ end
 
 
 def lua_preamble() -> str:
-    """Everything generated that every script starts with."""
+    """Everything generated that a script may use (each script gets the part it uses)."""
     return _HEAD + lua_key_helpers() + lua_model_constants() + lua_row_helpers()
 
 
+_ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH)\.\w+")
+
+
+def _with_row_positions(source: str) -> str:
+    """``source`` with every row position (``SUBMIT.queue``) written as its number; an unknown
+    name raises ``KeyError`` when the script is loaded, not when it runs."""
+    positions = lua_row_positions()
+    return _ROW_POSITION.sub(lambda m: str(positions[m.group(0)]), source)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_NOT_CODE = re.compile(r"--[^\n]*|'[^'\n]*'")
+_DEFINED = re.compile(r"local\s+(?:function\s+(\w+)|([\w\s,]+?)\s*=)")
+
+
+def _identifiers(source: str) -> set[str]:
+    return set(_IDENTIFIER.findall(_NOT_CODE.sub(" ", source)))
+
+
+def _definitions(source: str) -> list[tuple[set[str], str]]:
+    """The top-level ``local`` definitions of ``source`` (with the comments above them), each with
+    the names it defines."""
+    blocks: list[list[str]] = []
+    pending: list[str] = []
+    for line in source.splitlines(keepends=True):
+        if line.startswith("local "):
+            blocks.append([*pending, line])
+            pending = []
+        elif line.startswith("--") or not line.strip():
+            pending.append(line)
+        elif blocks:  # the rest of a definition (its body, its closing 'end')
+            blocks[-1] += [*pending, line]
+            pending = []
+    out = []
+    for block in blocks:
+        first = next(line for line in block if line.startswith("local "))
+        found = _DEFINED.match(first)
+        assert found, first
+        names = {found.group(1)} if found.group(1) else {n.strip() for n in found.group(2).split(",")}
+        out.append((names, "".join(block)))
+    return out
+
+
+def _used_by(code: str, definitions: list[tuple[set[str], str]]) -> str:
+    """The definitions ``code`` needs, directly or through each other, in their order.
+
+    The main chunk of a script runs on every call, building each of its tables and functions
+    again, so a script carries only what it uses (a claim does not pay for the submit helpers).
+    """
+    needed = _identifiers(code)
+    kept = []
+    for names, text in reversed(definitions):  # a definition only uses those before it
+        if names & needed:
+            kept.append(text)
+            needed |= _identifiers(text)
+    return "".join(reversed(kept))
+
+
 def script_source(name: str) -> str:
-    """The full source of script ``name``: preamble, shared helpers, its body, the flush of effects."""
+    """The source of script ``name``: the check of its key space, the generated names and shared
+    helpers it uses, its body, and the flush of the effects it collected."""
     lua = resources.files("jobbers.state") / "lua"
-    common = (lua / "_common.lua").read_text()
-    body = (lua / f"{name}.lua").read_text()
-    return (
-        lua_preamble()
-        + common
-        + "local function body()\n"
-        + body
+    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + (lua / "_common.lua").read_text()
+    body = (
+        "local function body()\n"
+        + _with_row_positions((lua / f"{name}.lua").read_text())
         + "\nend\nlocal result = body()\nflush_effects()\nreturn result\n"
     )
+    return _HEAD + _used_by(body, _definitions(shared)) + body
 
 
 class Scripts:

@@ -158,10 +158,12 @@ class TaskStore:
         queues = list(dict.fromkeys(t.queue for t in part))
         queue_keys = [self.keys.queue(q) for q in queues]
         space = _one_space(q.space for q in queue_keys)
+        keyed = request is not None or any(t.idempotency_key for t in part)
         args = [
             pack_for_lua([submit_row(t) for t in part]),
             request.key if request else "",
             request.fingerprint if request else "",
+            "1" if keyed else "0",
         ]
         keys = [q.ready for q in queue_keys]
         unregistered = [q for q in queues if q not in self._registered_queues]

@@ -12,10 +12,11 @@
 
 ``FINISH_ROW`` is the worker's side: an ``Outcome``'s fields, in order.
 
-The Lua side of every row is generated (``lua_row_helpers``): position constants such as
-``SUBMIT.queue`` and ``FINISH.token``, ``stored_submit_fields(t, args)``, ``CLAIM_READ`` (the
-fields one ``HMGET`` fetches for a claim) and ``claim_row(f, token, queued_at)``. A row's order
-is therefore spelled only here.
+The Lua side of every row is generated: positions such as ``SUBMIT.queue`` and ``FINISH.token``
+(``lua_row_positions``, written into the script source as numbers when it is loaded), and
+``submitted_fields(t, submitted_at)``, ``CLAIM_READ`` (the fields one ``HMGET`` fetches for a claim)
+and ``claim_row(f, id, queue, token, queued_at)`` (``lua_row_helpers``). A row's order is therefore spelled
+only here.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class TaskField:
     #: ``NewTask`` attribute it is submitted from, and how that value goes on the wire.
     submit: str | None = None
     encode: Encode = _same
+    #: Whether a submitter may leave it out (it travels as ``""`` and is then not stored).
+    optional: bool = False
     #: ``ClaimedTask`` attribute the worker gets it as, and how the claim row's value is read.
     claim: str | None = None
     claim_decode: Decode = text
@@ -103,11 +106,11 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("queue", submit="queue", claim="queue", show="queue", show_decode=_queue),
     TaskField("params", submit="params", encode=pack, claim="params", claim_decode=unpack_dict,
               show="params", show_decode=unpack_dict),
-    TaskField("trace", submit="trace", claim="trace"),
+    TaskField("trace", submit="trace", optional=True, claim="trace"),
     # Stall options known at submit; the config the task's workers publish wins over them.
-    TaskField("max_stalls", submit="max_stalls", encode=_optional),
-    TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis),
-    TaskField("dlq_policy", submit="dead_letter", encode=_dlq_policy),
+    TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
+    TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),
+    TaskField("dlq_policy", submit="dead_letter", encode=_dlq_policy, optional=True),
     # Written by the scripts as the task moves.
     TaskField("status", show="status", show_decode=_status),
     TaskField("retry_attempt", claim="retry_attempt", claim_decode=integer,
@@ -153,6 +156,8 @@ CLAIM_ADDS: tuple[WireField, ...] = (
 )
 #: The guard fields the claim reads before the claimed ones.
 CLAIM_GUARD: tuple[str, ...] = ("status", "cancel_requested")
+#: Claimed fields the claim script has without reading the record (it popped the id from the queue).
+CLAIM_KNOWS: tuple[str, ...] = ("id", "queue")
 #: An attempt's end, as the worker sends it (``Outcome``'s fields).
 FINISH_ROW: tuple[WireField, ...] = (
     WireField("id", "id"),
@@ -237,23 +242,40 @@ def decode_task(fields: dict[bytes, bytes]) -> Task:
     return Task(**{attr: decode(get(key)) for key, attr, decode in _SHOWN})
 
 
+def lua_row_positions() -> dict[str, int]:
+    """Where each value sits in a row, as the scripts name it: ``SUBMIT.queue`` -> 4 ... (the loader
+    writes the number in place of the name, so a position costs a script nothing at run time)."""
+    rows = {"SUBMIT": SUBMIT_ROW, "FINISH": tuple(f.name for f in FINISH_ROW)}
+    return {f"{row}.{name}": i for row, names in rows.items() for i, name in enumerate(names, 1)}
+
+
 def lua_row_helpers() -> str:
-    """Lua for the rows: position constants, the submit row's stored fields, the claim row."""
-    lines = []
-    for table, names in (("SUBMIT", SUBMIT_ROW), ("FINISH", tuple(f.name for f in FINISH_ROW))):
-        positions = ", ".join(f"{name} = {i}" for i, name in enumerate(names, 1))
-        lines.append(f"local {table} = {{{positions}}}")
-    # Appends "field, value" of every submitted field that was given (not "") to args.
-    lines.append("local function stored_submit_fields(t, args)")
-    lines.append("  local n = #args")
+    """Lua for the rows: the submit row's stored fields, the claim row."""
+    lines = ["local NO_FIELDS = {}"]
+    # The optional submitted fields that were given (not ""), as field/value pairs.
+    lines.append("local function optional_submitted(t)")
+    lines.append("  local a = NO_FIELDS")
     for i, f in enumerate(SUBMITTED_FIELDS, 1):
-        lines.append(f"  if t[{i}] ~= '' then args[n + 1] = '{f.key}'; args[n + 2] = t[{i}]; n = n + 2 end")
-    lines.append("  return args")
+        if f.optional:
+            lines.append(
+                f"  if t[{i}] ~= '' then if a == NO_FIELDS then a = {{}} end; local n = #a; "
+                f"a[n + 1] = '{f.key}'; a[n + 2] = t[{i}] end"
+            )
+    lines.append("  return a")
     lines.append("end")
-    read = ", ".join(f"'{key}'" for key in (*CLAIM_GUARD, *(f.key for f in CLAIMED_FIELDS)))
-    lines.append(f"local CLAIM_READ = {{{read}}}")
-    # f: the HMGET of CLAIM_READ; the claimed fields follow the guard fields.
-    values = ", ".join(f"f[{len(CLAIM_GUARD) + i}]" for i in range(1, len(CLAIMED_FIELDS) + 1))
+    # Every stored submitted field and the submission time, as field/value values (no table for
+    # the fields every row has: they go straight to HSET).
+    given = ", ".join(f"'{f.key}', t[{i}]" for i, f in enumerate(SUBMITTED_FIELDS, 1) if not f.optional)
+    lines.append("local function submitted_fields(t, submitted_at)")
+    lines.append(f"  return {given}, 'submitted_at', submitted_at, unpack(optional_submitted(t))")
+    lines.append("end")
+    read_keys = [*CLAIM_GUARD, *(f.key for f in CLAIMED_FIELDS if f.key not in CLAIM_KNOWS)]
+    lines.append("local CLAIM_READ = {" + ", ".join(f"'{key}'" for key in read_keys) + "}")
+    # f: the HMGET of CLAIM_READ; the fields the claim knows come as arguments.
+    values = ", ".join(
+        f.key if f.key in CLAIM_KNOWS else f"f[{read_keys.index(f.key) + 1}]" for f in CLAIMED_FIELDS
+    )
     adds = ", ".join(f.name for f in CLAIM_ADDS)
-    lines.append(f"local function claim_row(f, {adds}) return {{{values}, {adds}}} end")
+    known = ", ".join(CLAIM_KNOWS)
+    lines.append(f"local function claim_row(f, {known}, {adds}) return {{{values}, {adds}}} end")
     return "\n".join(lines) + "\n"

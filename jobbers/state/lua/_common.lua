@@ -21,7 +21,8 @@ local COUNTS = {}            -- minute -> {'queue:status' -> terminal outcomes}
 local SCHEDULE_CHANGED = false
 
 local function move_status(id, old, new, ts)
-  if not (ALLOWED[old] and ALLOWED[old][new]) then
+  local moves = ALLOWED[old]
+  if not (moves and moves[new]) then
     error('jobbers: transition ' .. tostring(old) .. ' -> ' .. tostring(new) .. ' of ' .. id .. ' is not allowed')
   end
   if old ~= UNSUBMITTED then redis.call('ZREM', K_status(old), id) end
@@ -30,27 +31,17 @@ end
 
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
 -- recovery, promotion, DLQ resubmit). enqueued_at (ms) orders it among the queue's ready tasks
--- (ties break by id); fields: more record field/value pairs to write in the same HSET.
-local function make_ready(id, tk, queue, old, enqueued_at, now, fields)
+-- (ties break by id); ...: more record field/value pairs, written in the same HSET.
+local function make_ready(id, tk, queue, old, enqueued_at, now, ...)
   move_status(id, old, SUBMITTED, now)
-  if fields then
-    local n = #fields
-    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'status', SUBMITTED, 'updated_at', ts_s(now)
-    redis.call('HSET', tk, unpack(fields))
-  else
-    redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now))
-  end
+  redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
   redis.call('ZADD', K_ready(queue), enqueued_at, id)
   WOKEN[queue] = true
 end
 -- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay.
-local function make_scheduled(id, tk, queue, old, run_at, now, fields)
+local function make_scheduled(id, tk, queue, old, run_at, now, ...)
   move_status(id, old, SCHEDULED, now)
-  fields = fields or {}
-  local n = #fields
-  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'status', SCHEDULED, 'run_at', fmt(run_at)
-  fields[n + 5], fields[n + 6] = 'updated_at', ts_s(now)
-  redis.call('HSET', tk, unpack(fields))
+  redis.call('HSET', tk, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', ts_s(now), ...)
   redis.call('ZADD', K_sched(queue), run_at, id)
   SCHEDULE_CHANGED = true
 end
@@ -70,16 +61,12 @@ local function count_terminal(queue, status, ts)
   if not by_status then by_status = {}; counts[queue] = by_status end
   by_status[status] = (by_status[status] or 0) + 1
 end
--- End a task in terminal status new (dead-lettered when asked), writing one more record field
--- k = v in the same HSET when given (the result, the cancel flag, the stall count).
-local function end_task(id, tk, queue, old, new, now, dead_letter, k, v)
+-- End a task in terminal status new (dead-lettered when asked); ...: more record field/value
+-- pairs, written in the same HSET (the result, the cancel flag, the stall count).
+local function end_task(id, tk, queue, old, new, now, dead_letter, ...)
   move_status(id, old, new, now)
   local now_s = ts_s(now)
-  if k then
-    redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, k, v)
-  else
-    redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s)
-  end
+  redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, ...)
   if dead_letter then
     redis.call('ZADD', K_dlq, now, id)
     redis.call('HSET', tk, 'dead_lettered', '1')

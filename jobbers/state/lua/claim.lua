@@ -51,7 +51,7 @@ for qi = 1, #KEYS do
           redis.call('ZADD', K_inflight, now + lease_ms, id)
           redis.call('SADD', K_running(queue), id)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end
-          claimed[#claimed + 1] = claim_row(f, token, popped[p + 1])
+          claimed[#claimed + 1] = claim_row(f, id, queue, token, popped[p + 1])
           allowed = allowed - 1
           remaining = remaining - 1
         end

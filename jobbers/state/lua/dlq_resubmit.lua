@@ -18,9 +18,11 @@ for i = 1, #KEYS do
     redis.call('ZREM', K_dlq, id)
     redis.call('HDEL', tk, 'completed_at', 'result', 'error', 'cancel_requested', 'run_at',
       'last_heartbeat_at', 'lease')
-    local fields = {'dead_lettered', '0', 'stall_count', '0'}
-    if reset then fields[5] = 'retry_attempt'; fields[6] = '0' end
-    make_ready(id, tk, queue, status, now, now, fields)
+    if reset then
+      make_ready(id, tk, queue, status, now, now, 'dead_lettered', '0', 'stall_count', '0', 'retry_attempt', '0')
+    else
+      make_ready(id, tk, queue, status, now, now, 'dead_lettered', '0', 'stall_count', '0')
+    end
     out[i] = {id, RESUBMIT_RESUBMITTED, SUBMITTED}
   end
 end

@@ -17,14 +17,14 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
     local etype = o[FINISH.error_type]
     if etype ~= '' then append_error(tk, etype, o[FINISH.error_message], now, tonumber(f[5])) end
     if new == RETRY or new == REQUEUE then
-      local fields = nil
       local attempt = tostring(o[FINISH.retry_attempt])
+      local fields = NO_FIELDS
       if new == RETRY and attempt ~= '' then fields = {'retry_attempt', attempt} end
       local delay = tonumber(o[FINISH.delay_ms])
       if delay > 0 then
-        make_scheduled(id, tk, queue, STARTED, now + delay, now, fields)
+        make_scheduled(id, tk, queue, STARTED, now + delay, now, unpack(fields))
       else
-        make_ready(id, tk, queue, STARTED, tonumber(f[4]), now, fields)
+        make_ready(id, tk, queue, STARTED, tonumber(f[4]), now, unpack(fields))
       end
     else
       local result = o[FINISH.result]

@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
         end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', 'stall_count', stalls)
         stalled[#stalled + 1] = id
       else
-        make_ready(id, tk, queue, STARTED, tonumber(f[5]), now, {'stall_count', stalls})
+        make_ready(id, tk, queue, STARTED, tonumber(f[5]), now, 'stall_count', stalls)
         requeued[#requeued + 1] = id
       end
     end

@@ -3,6 +3,7 @@
 -- (task_schema.SUBMIT_ROW; one argument, so packing stays cheap).  ARGV[4], ARGV[5]: the
 -- Idempotency-Key of the whole request and its body's fingerprint ('' = none): recorded like a
 -- row's key (without a task), so the same key with another body conflicts as a whole.
+-- ARGV[6]: '1' when the request or any row has an Idempotency-Key (else no key is looked up).
 -- A row whose task id, or Idempotency-Key (SUBMIT.idem), is already recorded returns that task.
 -- An Idempotency-Key recorded with another request's fingerprint is a conflict: then nothing of
 -- the call is written, and every row answers SUBMIT_CONFLICT (with the recorded task's id on the
@@ -26,11 +27,16 @@ local function recorded(idem, given)
   return false, false
 end
 
+local keyed = ARGV[6] == '1'  -- whether any row, or the request, has an Idempotency-Key
 local _, whole_conflict = recorded(request_key, request_fingerprint)
 local conflicts = {}
-for i, t in ipairs(rows) do
-  local prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint])
-  if conflict then conflicts[i] = prior end
+if keyed then
+  for i, t in ipairs(rows) do
+    if t[SUBMIT.idem] ~= '' then
+      local prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint])
+      if conflict then conflicts[i] = prior end
+    end
+  end
 end
 if whole_conflict or next(conflicts) then
   local out = {}
@@ -42,7 +48,8 @@ if request_key ~= '' then redis.call('SET', K_idem(request_key), ' ' .. request_
 local out = {}
 for i, t in ipairs(rows) do
   -- Again: an earlier row of this call may have recorded the same key.
-  local prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint])
+  local prior, conflict = false, false
+  if keyed and t[SUBMIT.idem] ~= '' then prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint]) end
   local id = prior or t[SUBMIT.id]
   local tk = K_task(id)
   local existing = redis.call('HMGET', tk, 'status', 'submitted_at')
@@ -52,13 +59,12 @@ for i, t in ipairs(rows) do
     out[i] = {SUBMIT_EXISTING, id, existing[1], existing[2]}
   else
     local queue, run_at = t[SUBMIT.queue], tonumber(t[SUBMIT.run_at])
-    local fields = stored_submit_fields(t, {'submitted_at', now_s})
     local status = SUBMITTED
     if run_at > now then
       status = SCHEDULED
-      make_scheduled(id, tk, queue, UNSUBMITTED, run_at, now, fields)
+      make_scheduled(id, tk, queue, UNSUBMITTED, run_at, now, submitted_fields(t, now_s))
     else
-      make_ready(id, tk, queue, UNSUBMITTED, now, now, fields)
+      make_ready(id, tk, queue, UNSUBMITTED, now, now, submitted_fields(t, now_s))
     end
     if t[SUBMIT.idem] ~= '' then
       redis.call('SET', K_idem(t[SUBMIT.idem]), id .. ' ' .. t[SUBMIT.fingerprint], 'EX', 86400)

@@ -50,7 +50,8 @@ Say tasks get a ``priority`` that submitters set and workers see:
 
 1. Declare it once in ``task_schema.TASK_FIELDS``: ``TaskField("priority", submit="priority",
    encode=..., claim="priority", claim_decode=integer, show="priority", show_decode=integer)``
-   (leave out ``claim``/``show`` when workers or the API do not need it).
+   (leave out ``claim``/``show`` when workers or the API do not need it; ``optional=True`` when
+   a submitter may leave it out, so an absent value is not stored).
 2. Give the classes the attribute it names: ``NewTask.priority`` (what is submitted),
    ``ClaimedTask.priority`` (in the claim row's order: ``tests/test_task_schema.py`` says where),
    ``models.task.Task.priority`` (what ``/task-status`` shows); the API's ``SubmitTask`` and

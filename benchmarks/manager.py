@@ -100,7 +100,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         manager.terminate()
         manager.wait(30)
-        await store.redis.aclose()
+        await store.close()
         server.stop()
     print(f"one manager process (uvicorn), load from {tool}, {args.connections} connections; "
           f"{stored:,} tasks stored")

@@ -66,7 +66,7 @@ def worker_main(argv: list[str] | None = None) -> int:
             await Worker(settings, store, config).run()
         finally:
             await config.close()
-            await store.redis.aclose()
+            await store.close()
         return 0
 
     try:
@@ -95,7 +95,7 @@ def scheduler_main(argv: list[str] | None = None) -> int:
             ).run()
         finally:
             await config.close()
-            await store.redis.aclose()
+            await store.close()
         return 0
 
     try:
@@ -133,7 +133,7 @@ def cleaner_main(argv: list[str] | None = None) -> int:
             print(f"jobbers_cleaner: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
             return 1
         finally:
-            await store.redis.aclose()
+            await store.close()
         print(json.dumps(report.counts()))
         return 0
 

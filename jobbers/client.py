@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobbers import telemetry
-from jobbers.config_store import ConfigStore
-from jobbers.errors import QueueNotFoundError, TaskConflictError, TaskNotFoundError
+from jobbers.config_store import ConfigStore, QueueDirectory
+from jobbers.errors import TaskConflictError, TaskNotFoundError
+from jobbers.models.outcomes import CancelKind
+from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import Task
-from jobbers.models.task_config import DeadLetterPolicy
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
-from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome, TaskStore, new_task_id
+from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome, TaskStore
+from jobbers.task_builder import build_new_task
 
 
 class JobbersClient:
@@ -30,8 +32,7 @@ class JobbersClient:
     def __init__(self, store: TaskStore, config: ConfigStore | None = None, queue_cache_seconds: float = 5.0):
         self.store = store
         self.config = config
-        self._queue_cache: tuple[float, set[str]] | None = None
-        self._queue_cache_seconds = queue_cache_seconds
+        self.queues = QueueDirectory(config, queue_cache_seconds) if config is not None else None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
@@ -40,18 +41,14 @@ class JobbersClient:
         return cls(store, ConfigStore(settings.sql_path))
 
     async def close(self) -> None:
-        await self.store.redis.aclose()
+        """Close the Redis and SQL connections."""
+        await self.store.close()
         if self.config is not None:
             await self.config.close()
 
     async def _check_queue(self, queue: str) -> None:
-        if self.config is None:
-            return
-        now = time.monotonic()
-        if self._queue_cache is None or now - self._queue_cache[0] > self._queue_cache_seconds:
-            self._queue_cache = (now, {q.name for q in await self.config.list_queues()})
-        if queue not in self._queue_cache[1]:
-            raise QueueNotFoundError(f"queue {queue!r} does not exist; create it first (POST /queues)")
+        if self.queues is not None:
+            await self.queues.require(queue)
 
     def build(
         self,
@@ -59,7 +56,7 @@ class JobbersClient:
         params: dict[str, Any] | None = None,
         *,
         version: int = 1,
-        queue: str = "default",
+        queue: str = DEFAULT_QUEUE,
         run_at: dt.datetime | None = None,
         task_id: str | None = None,
         idempotency_key: str | None = None,
@@ -71,23 +68,21 @@ class JobbersClient:
         config = find_task_config(name, version)
         if config is not None:
             validate_params(config, params)
-        return NewTask(
-            name=name,
+        return build_new_task(
+            config,
+            name,
+            params,
             version=version,
             queue=queue,
-            params=params,
-            id=task_id or new_task_id(),
+            task_id=task_id,
             run_at=run_at,
             idempotency_key=idempotency_key,
-            max_stalls=config.max_stalls if config else 1,
-            max_heartbeat_interval=config.max_heartbeat_interval if config else None,
-            dead_letter=bool(config and config.dead_letter_policy is DeadLetterPolicy.SAVE),
             trace=telemetry.current_traceparent() if trace is None else trace,
         )
 
     async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:
         """Submit one task now (or at ``run_at``) inside a ``task.submit`` span; 1 round trip to Redis."""
-        with telemetry.submit_span(name, options.get("queue", "default")) as span:
+        with telemetry.submit_span(name, options.get("queue", DEFAULT_QUEUE)) as span:
             task = self.build(name, params, **options)
             await self._check_queue(task.queue)
             outcome = await self.store.submit(task)
@@ -122,8 +117,8 @@ class JobbersClient:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
         (outcome,) = await self.store.cancel([task_id])
         telemetry.record_cancellations([outcome])
-        if outcome.outcome == "not_found":
+        if outcome.outcome is CancelKind.NOT_FOUND:
             raise TaskNotFoundError(f"no task {task_id}")
-        if outcome.outcome == "conflict":
+        if outcome.outcome is CancelKind.CONFLICT:
             raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
         return outcome

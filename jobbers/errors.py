@@ -35,6 +35,11 @@ class TaskConflictError(ConflictError):
     """The task is not in a state that allows the requested change."""
 
 
+class IdempotencyConflictError(ConflictError):
+    """An Idempotency-Key was used before for a different request (name, version, queue, params or
+    schedule differ); nothing of the new request was written."""
+
+
 class ConfigNotFoundError(NotFoundError):
     """No queue or role has this name."""
 

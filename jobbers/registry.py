@@ -103,11 +103,6 @@ def registered_tasks() -> list[TaskConfig]:
     return [_registry[k] for k in sorted(_registry)]
 
 
-def unregister_all() -> None:
-    """Forget every registration (for tests)."""
-    _registry.clear()
-
-
 @functools.lru_cache(maxsize=1024)
 def _signature(function: Callable[..., Any]) -> inspect.Signature:
     # inspect.signature costs tens of microseconds; a bulk submit validates thousands of tasks.

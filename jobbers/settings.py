@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobbers.models.role import DEFAULT_ROLE
+from jobbers.state.keys import DEFAULT_PREFIX
+
 
 class Settings(BaseSettings):
     """One settings tree for every process. Each field is the upper-cased env var of its name."""
@@ -16,9 +19,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://localhost:6379"
     sql_path: str = "sqlite+aiosqlite:///jobbers.db"
     #: Prefix of every Redis key (a Redis Cluster hash tag, so all keys share one slot).
-    redis_key_prefix: str = "{jobbers}:"
+    redis_key_prefix: str = DEFAULT_PREFIX
 
-    worker_role: str = "default"
+    worker_role: str = DEFAULT_ROLE
     worker_concurrent_tasks: int = Field(default=5, ge=1)
     worker_ttl: int = Field(default=50, ge=0)
     #: Seconds a claimed task's lease lasts; the worker renews it every third of this.
@@ -30,7 +33,7 @@ class Settings(BaseSettings):
 
     scheduler_poll_interval: float = Field(default=5.0, gt=0)
     scheduler_batch_size: int = Field(default=1, ge=1)
-    scheduler_role: str = "default"
+    scheduler_role: str = DEFAULT_ROLE
 
     manager_host: str = "0.0.0.0"
     manager_port: int = Field(default=8000, ge=1, le=65535)

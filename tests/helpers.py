@@ -8,11 +8,26 @@ from jobbers.models.task import TERMINAL_STATUSES, TaskStatus
 from jobbers.state.store import TaskStore
 
 
+async def count_by_status(store: TaskStore, status: TaskStatus) -> int:
+    """How many tasks are in ``status`` (by its index)."""
+    return int(await store.redis.zcard(store.keys.shared.status(status.value)))
+
+
+async def ids_by_status(store: TaskStore, status: TaskStatus) -> list[str]:
+    """The ids in ``status``, oldest first."""
+    return [x.decode() for x in await store.redis.zrange(store.keys.shared.status(status.value), 0, -1)]
+
+
+async def dead_letter_ids(store: TaskStore) -> list[str]:
+    """The dead-lettered ids, oldest first."""
+    return [x.decode() for x in await store.redis.zrange(store.keys.shared.dlq, 0, -1)]
+
+
 async def status_index_of(store: TaskStore, task_id: str) -> list[TaskStatus]:
     """Every status zset that holds ``task_id`` (must be exactly one)."""
     found = []
     for status in TaskStatus:
-        if await store.redis.zscore(store.keys.status(status.value), task_id) is not None:
+        if await store.redis.zscore(store.keys.shared.status(status.value), task_id) is not None:
             found.append(status)
     return found
 
@@ -27,8 +42,8 @@ async def assert_exactly_one_terminal_state(store: TaskStore, task_ids: Iterable
     for task in tasks:
         assert task.status in TERMINAL_STATUSES, f"{task.id} is {task.status}"
         assert await status_index_of(store, task.id) == [task.status], task.id
-        assert await store.redis.zscore(store.keys.inflight, task.id) is None
-        assert await store.redis.zscore(store.keys.queue(task.queue), task.id) is None
-        assert await store.redis.zscore(store.keys.sched(task.queue), task.id) is None
+        assert await store.redis.zscore(store.keys.shared.inflight, task.id) is None
+        assert await store.redis.zscore(store.keys.queue(task.queue).ready, task.id) is None
+        assert await store.redis.zscore(store.keys.queue(task.queue).sched, task.id) is None
         counts[task.status.value] = counts.get(task.status.value, 0) + 1
     return counts

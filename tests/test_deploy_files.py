@@ -16,7 +16,7 @@ import opentelemetry.sdk.environment_variables as otel_sdk_env
 import pytest
 import yaml
 
-from jobbers.instruments import Histogram
+from jobbers.telemetry.instruments import Histogram
 from jobbers.settings import Settings
 from jobbers.telemetry import INSTRUMENTS
 
@@ -87,7 +87,7 @@ def test_every_variable_a_jobbers_service_sets_is_read_by_the_code(
 
 def test_the_worker_is_supervised_or_bounded(services: dict[str, dict[str, Any]]) -> None:
     worker = services["worker"]
-    # DESIGN.md §3: WORKER_TTL's default assumes a supervisor restarts the worker.
+    # WORKER_TTL's default (50 tasks, then exit) assumes a supervisor restarts the worker.
     assert worker.get("restart") == "always" or str(worker["environment"].get("WORKER_TTL")) == "0"
     for name in ("manager", "scheduler", "cleaner", "redis", "collector", "openobserve"):
         assert services[name].get("restart") in ("always", "unless-stopped"), name

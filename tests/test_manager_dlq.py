@@ -8,6 +8,7 @@ from ulid import ULID
 
 from jobbers.models.task import TaskStatus
 from jobbers.state.store import Outcome, TaskStore
+from tests.helpers import count_by_status, ids_by_status
 from tests.manager_support import api, claim, create_queue, fail_into_dlq, manager_settings, registered, submit
 
 __all__ = ["api", "manager_settings", "registered"]  # fixtures used by this module
@@ -148,7 +149,7 @@ async def test_dlq_resubmit_script_refuses_a_task_that_is_not_failed_or_stalled(
 ) -> None:
     # A DLQ entry whose task is somehow still queued must not be queued a second time.
     queued = await submit(api)
-    await store.redis.zadd(store.keys.dlq, {queued["id"]: 1})
+    await store.redis.zadd(store.keys.shared.dlq, {queued["id"]: 1})
 
     (outcome,) = await store.resubmit_dead_letters([queued["id"]], reset_retry_count=False)
 
@@ -164,8 +165,8 @@ async def test_dlq_resubmit_script_requeues_a_stalled_task(api: httpx.AsyncClien
     (outcome,) = await store.resubmit_dead_letters([held.id], reset_retry_count=False)
 
     assert outcome.outcome == "resubmitted"
-    assert await store.count_by_status(TaskStatus.STALLED) == 0
-    assert await store.ids_by_status(TaskStatus.SUBMITTED) == [held.id]
+    assert await count_by_status(store, TaskStatus.STALLED) == 0
+    assert await ids_by_status(store, TaskStatus.SUBMITTED) == [held.id]
 
 
 async def test_delete_dead_letters_by_ids_keeps_the_task_record(api: httpx.AsyncClient, store: TaskStore) -> None:

@@ -9,8 +9,10 @@ import httpx
 import pytest
 from ulid import ULID
 
+from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
 from jobbers.state.store import Outcome, TaskStore
+from tests.helpers import count_by_status
 from tests.manager_support import api, claim, create_queue, manager_settings, registered, submit
 
 __all__ = ["api", "manager_settings", "registered"]  # fixtures used by this module
@@ -71,6 +73,41 @@ async def test_idempotency_key_returns_the_same_task_for_a_retried_request(api: 
     assert first.status_code == 201 and retried.status_code == 200
     assert retried.json() == first.json()
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+async def test_idempotency_key_reused_for_a_different_request_returns_409_and_writes_nothing(
+    api: httpx.AsyncClient, store: TaskStore
+) -> None:
+    first = await api.post("/tasks", json={"name": "add", "params": {"a": 1}}, headers={"Idempotency-Key": "order-9"})
+
+    for changed in (
+        {"name": "add", "params": {"a": 2}},
+        {"name": "add", "version": 2, "params": {"a": 1, "b": 2}},
+        {"name": "add", "params": {"a": 1}, "delay": 60},
+        {"name": "anything", "params": {"a": 1}},
+    ):
+        reused = await api.post("/tasks", json=changed, headers={"Idempotency-Key": "order-9"})
+        assert reused.status_code == 409, (changed, reused.text)
+        assert "different request" in reused.json()["detail"]
+
+    assert first.status_code == 201
+    assert await store.queue_depth("default") == 1 and await count_by_status(store, TaskStatus.SCHEDULED) == 0
+    retried = await api.post("/tasks", json={"name": "add", "params": {"a": 1}}, headers={"Idempotency-Key": "order-9"})
+    assert retried.status_code == 200 and retried.json() == first.json()
+
+
+async def test_idempotency_key_matches_a_retry_whatever_its_params_key_order_and_delay(
+    api: httpx.AsyncClient,
+) -> None:
+    request = {"name": "add", "params": {"a": 1, "b": 2}, "delay": 30}
+    first = await api.post("/tasks", json=request, headers={"Idempotency-Key": "later-1"})
+
+    retried = await api.post(
+        "/tasks", json={"delay": 30, "params": {"b": 2, "a": 1}, "name": "add"}, headers={"Idempotency-Key": "later-1"}
+    )
+
+    assert first.status_code == 201 and first.json()["status"] == "scheduled"
+    assert retried.status_code == 200 and retried.json() == first.json()
 
 
 async def test_submit_with_delay_schedules_the_task(api: httpx.AsyncClient) -> None:
@@ -265,6 +302,41 @@ async def test_bulk_submit_retried_with_idempotency_key_returns_the_same_tasks_w
 
     assert first.status_code == 201 and retried.status_code == 200
     assert retried.json()["tasks"] == first.json()["tasks"] and retried.json()["created"] == 0
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        [{"name": "add", "params": {"a": i}} for i in (0, 1, 5)],  # one item differs
+        [{"name": "add", "params": {"a": i}} for i in range(4)],  # longer, same first items
+        [{"name": "add", "params": {"a": i}} for i in range(2)],  # shorter
+    ],
+)
+async def test_bulk_idempotency_key_reused_for_a_different_list_returns_409_and_writes_nothing(
+    api: httpx.AsyncClient, store: TaskStore, changed: list[dict[str, object]]
+) -> None:
+    request = {"tasks": [{"name": "add", "params": {"a": i}} for i in range(3)]}
+    first = await api.post("/tasks/bulk", json=request, headers={"Idempotency-Key": "batch-8"})
+
+    reused = await api.post("/tasks/bulk", json={"tasks": changed}, headers={"Idempotency-Key": "batch-8"})
+
+    assert first.status_code == 201
+    assert reused.status_code == 409, reused.text
+    assert "different request" in reused.json()["detail"]
+    assert await store.queue_depth("default") == 3
+
+
+async def test_an_idempotency_key_of_a_single_submit_is_refused_for_a_bulk_one_and_back(
+    api: httpx.AsyncClient, store: TaskStore
+) -> None:
+    single = {"name": "add", "params": {"a": 1}}
+    bulk = {"tasks": [single]}
+    assert (await api.post("/tasks", json=single, headers={"Idempotency-Key": "k-1"})).status_code == 201
+    assert (await api.post("/tasks/bulk", json=bulk, headers={"Idempotency-Key": "k-2"})).status_code == 201
+
+    assert (await api.post("/tasks/bulk", json=bulk, headers={"Idempotency-Key": "k-1"})).status_code == 409
+    assert (await api.post("/tasks", json=single, headers={"Idempotency-Key": "k-2"})).status_code == 409
+    assert await store.queue_depth("default") == 2
 
 
 @pytest.mark.parametrize("body", [{"tasks": []}, {}, {"tasks": "add"}])

@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 from redis.exceptions import ResponseError
 
+from jobbers.client import JobbersClient
+from jobbers.errors import IdempotencyConflictError
 from jobbers.models.queue_config import QueueConfig, RatePeriod, rate_limit_allows
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
@@ -20,7 +22,7 @@ from jobbers.state.store import (
     is_valid_task_id,
     new_task_id,
 )
-from tests.helpers import assert_exactly_one_terminal_state, status_index_of
+from tests.helpers import assert_exactly_one_terminal_state, dead_letter_ids, status_index_of
 
 DEFAULT = [QueueConfig(name="default")]
 
@@ -52,6 +54,33 @@ async def test_submit_with_the_same_id_or_idempotency_key_returns_the_same_task(
     assert await store.queue_depth("default") == 2
 
 
+async def test_an_idempotency_key_with_another_fingerprint_is_refused_and_writes_nothing(store: TaskStore) -> None:
+    first = await store.submit(NewTask(name="t", idempotency_key="order-8", fingerprint="aaa"))
+    again = await store.submit(NewTask(name="t", idempotency_key="order-8", fingerprint="aaa"))
+    unfingerprinted = await store.submit(NewTask(name="t", idempotency_key="order-8"))  # "" matches any
+    with pytest.raises(IdempotencyConflictError, match="order-8.*different request"):
+        await store.submit_many([NewTask(name="t"), NewTask(name="t", idempotency_key="order-8", fingerprint="bbb")])
+    assert first.created and again.id == unfingerprinted.id == first.id and not again.created
+    assert await store.queue_depth("default") == 1  # the refused call wrote neither of its tasks
+
+
+async def test_an_idempotency_record_from_before_fingerprints_still_returns_its_task(store: TaskStore) -> None:
+    first = await store.submit(NewTask(name="t"))
+    await store.redis.set(store.keys.shared.idem("old-key"), first.id)  # what earlier versions stored
+
+    again = await store.submit(NewTask(name="t", idempotency_key="old-key", fingerprint="ccc"))
+
+    assert again.id == first.id and not again.created
+
+
+async def test_the_client_refuses_an_idempotency_key_reused_for_other_params(store: TaskStore) -> None:
+    client = JobbersClient(store)
+    first = await client.submit("t", {"a": 1}, idempotency_key="pay-1")
+    assert (await client.submit("t", {"a": 1}, idempotency_key="pay-1")).id == first.id
+    with pytest.raises(IdempotencyConflictError):
+        await client.submit("t", {"a": 2}, idempotency_key="pay-1")
+
+
 async def test_submit_in_the_future_schedules_and_promote_moves_it_when_due(store: TaskStore) -> None:
     run_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=300)
     out = await store.submit(NewTask(name="t", run_at=run_at))
@@ -81,7 +110,7 @@ async def test_claim_records_the_lease_and_marks_started_in_one_step(store: Task
     assert [t.id for t in result.tasks] == ids[:3]  # FIFO
     for t in result.tasks:
         assert await _status(store, t.id) is TaskStatus.STARTED
-        deadline = await store.redis.zscore(store.keys.inflight, t.id)
+        deadline = await store.redis.zscore(store.keys.shared.inflight, t.id)
         assert deadline is not None and deadline > result.now_ms
     assert await store.queue_depth("default") == 2
 
@@ -147,7 +176,7 @@ async def test_cancel_in_each_state(store: TaskStore) -> None:
     assert outcomes[queued].outcome == "requested"  # running: durable flag + pub/sub
     assert sum(o.outcome == "not_found" for o in outcomes.values()) == 1
     assert await store.queue_depth("default") == 0
-    assert await store.redis.zcard(store.keys.sched("default")) == 0
+    assert await store.redis.zcard(store.keys.queue("default").sched) == 0
     task = await store.get_task(queued)
     assert task is not None and task.status is TaskStatus.STARTED and task.cancel_requested
     await store.finish([Outcome(id=queued, token=claimed.token, status="cancelled")])
@@ -170,7 +199,7 @@ async def test_a_cancel_request_racing_a_claim_always_ends_in_one_terminal_state
 
 async def test_claim_ends_a_queued_task_whose_cancel_flag_is_set(store: TaskStore) -> None:
     task_id = (await store.submit(NewTask(name="t"))).id
-    await store.redis.hset(store.keys.task(task_id), "cancel_requested", "1")  # flag written, entry still queued
+    await store.redis.hset(store.keys.shared.task(task_id), "cancel_requested", "1")  # flag written, entry still queued
     assert (await store.claim("w", 30, 1, DEFAULT)).tasks == []
     assert await _status(store, task_id) is TaskStatus.CANCELLED
 
@@ -191,7 +220,7 @@ async def test_finish_writes_results_retries_and_dead_letters(store: TaskStore) 
     assert retried.status is TaskStatus.SUBMITTED and retried.retry_attempt == 1
     assert retried.errors[0].exception_type == "ConnectionError" and retried.errors[0].attempt == 0
     assert failed.status is TaskStatus.FAILED and failed.dead_lettered and failed.error == "ValueError: bad"
-    assert await store.dead_letter_ids() == [ids[2]]
+    assert await dead_letter_ids(store) == [ids[2]]
 
 
 async def test_expired_lease_requeues_up_to_the_stall_budget_then_stalls(store: TaskStore) -> None:
@@ -243,7 +272,8 @@ async def test_prune_removes_old_terminal_tasks_but_keeps_dead_letters_and_queue
     with pytest.raises(ValueError):
         await store.prune_terminal(TaskStatus.SUBMITTED, now_ms + 1)
     with pytest.raises(ResponseError):  # the script refuses too, whoever calls it
-        await store._run("prune", ["submitted", now_ms + 1, 100, 0])
+        space = store.keys.shared
+        await store._scripts.run("prune", space, [space.status("submitted"), space.dlq], ["submitted", now_ms + 1, 100, 0])
     assert await _status(store, ids[3]) is TaskStatus.SUBMITTED and await store.queue_depth("default") == 1
     assert await store.get_task(ids[1]) is not None
     assert await store.prune_dead_letters(now_ms + 1) == [ids[1]]
@@ -258,7 +288,7 @@ async def test_prune_rate_limits_removes_old_entries(store: TaskStore) -> None:
 
 async def test_published_task_type_config_decides_stalls_without_the_task_module(store: TaskStore) -> None:
     await store.publish_task_types([("typed", 1, StallConfig(0.05, max_stalls=1, dead_letter=True)),
-                                    ("crashy", 1, StallConfig(0, max_stalls=0, dead_letter=True))])
+                                    ("crashy", 1, StallConfig(0, max_stalls=0, dead_letter=True))], ["default"])
     silent, crashed = [o.id for o in await store.submit_many([NewTask(name="typed"), NewTask(name="crashy")])]
     claimed = {t.id: t for t in (await store.claim("w", 30, 1, DEFAULT)).tasks}
     await store.claim("w", 0.01, 1, DEFAULT)

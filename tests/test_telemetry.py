@@ -346,7 +346,7 @@ def test_submit_span_continues_an_incoming_traceparent_even_without_a_tracer() -
 
 
 def test_histogram_points_are_cumulative_or_deltas_with_otel_bucket_bounds() -> None:
-    from jobbers.instruments import Histogram
+    from jobbers.telemetry.instruments import Histogram
 
     h = Histogram("h", "ms", "", ("queue",), (1.0, 10.0))
     for value in (0.5, 1.0, 5.0, 50.0):  # 1.0 belongs to the first bucket: (-inf, 1.0]

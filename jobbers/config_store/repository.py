@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobbers.config_store.tables import metadata, queues, role_queues, roles
 from jobbers.errors import QueueNotFoundError
-from jobbers.models.queue_config import QueueConfig, RatePeriod
-from jobbers.models.role import DEFAULT_QUEUE, DEFAULT_ROLE, Role, queues_for_role
+from jobbers.models.queue_config import DEFAULT_QUEUE, QueueConfig, RatePeriod
+from jobbers.models.role import DEFAULT_ROLE, Role, queues_for_role
 
 #: Errors that mean "the SQL database is unreachable right now" (the manager answers 503).
 SQL_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (

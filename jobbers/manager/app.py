@@ -62,7 +62,7 @@ def create_app(
             if config is None:
                 await config_store.close()
             if store is None:
-                await task_store.redis.aclose()
+                await task_store.close()
 
     app = FastAPI(
         title="Jobbers",

@@ -6,8 +6,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-#: The one pattern for queue and role names (DESIGN.md §6).
+#: The one pattern for queue and role names: what the API accepts, and what keeps a name usable
+#: inside a Redis key (no ``:``, no braces, no spaces).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+#: The queue a fresh install has (created by ``jobbers_migrate``) and tasks go to unless told.
+DEFAULT_QUEUE = "default"
 
 
 class RatePeriod(StrEnum):

@@ -6,8 +6,8 @@ from pydantic import BaseModel, Field
 
 from jobbers.models.queue_config import NAME_PATTERN
 
+#: The role a worker or scheduler takes unless told; it exists implicitly.
 DEFAULT_ROLE = "default"
-DEFAULT_QUEUE = "default"
 
 
 class Role(BaseModel):

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from jobbers.models.queue_config import DEFAULT_QUEUE
+
 
 class TaskStatus(StrEnum):
     """Every status a task can be in; lower-case in JSON and in Redis."""
@@ -35,8 +37,15 @@ CANCELLABLE_STATUSES: frozenset[TaskStatus] = frozenset(
     {TaskStatus.SUBMITTED, TaskStatus.SCHEDULED, TaskStatus.STARTED}
 )
 
-#: The one table of allowed transitions. The Lua scripts in ``jobbers/state/lua`` each guard on
-#: the prior status; ``tests/test_transitions.py`` checks that every script stays inside this table.
+#: The statuses a dead-lettered task can be in, and so the ones a DLQ resubmit accepts.
+DEAD_LETTER_STATUSES: frozenset[TaskStatus] = frozenset({TaskStatus.FAILED, TaskStatus.STALLED})
+
+#: Every status a stored task can be in, in lifecycle order (``unsubmitted`` is never stored):
+#: the listings, the overview's counts and the admin UI's status filter use this order.
+LISTED_STATUSES: tuple[TaskStatus, ...] = tuple(s for s in TaskStatus if s is not TaskStatus.UNSUBMITTED)
+
+#: The one table of allowed transitions. The Lua scripts get it in their generated preamble and
+#: refuse any move outside it (``jobbers.state.lua_gen``); each also guards on the prior status.
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.UNSUBMITTED: frozenset({TaskStatus.SUBMITTED, TaskStatus.SCHEDULED}),
     TaskStatus.SUBMITTED: frozenset({TaskStatus.STARTED, TaskStatus.CANCELLED}),
@@ -81,7 +90,7 @@ class Task(BaseModel):
     id: str
     name: str
     version: int = 1
-    queue: str = "default"
+    queue: str = DEFAULT_QUEUE
     params: dict[str, Any] = Field(default_factory=dict)
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None

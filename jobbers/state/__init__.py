@@ -1,4 +1,68 @@
-"""The Redis data layer: the only code that knows key names, Lua, or Redis commands."""
+"""The Redis data layer: the only code that knows key names, Lua, or Redis commands.
+
+Nothing outside this package touches the Redis client: other rooms call ``TaskStore`` (including
+``close()``, ``ping()`` and ``listener()``), ``TaskQueries`` and ``PlatformStats``.
+
+Modules: ``keys`` (every key name), ``task_schema`` (every task field and the rows the scripts
+take and give), ``scripts`` (the generated Lua preamble, loading and calling), ``lua/*.lua`` (one
+script per state transition, plus ``_common.lua``), ``store`` (``TaskStore``), ``records`` (the
+plain data it takes and returns), ``codec`` (value encodings), ``queries`` and ``stats`` (read-only
+listings and figures), ``connection`` (clients, pub/sub listener), ``reconnect`` (back-off).
+
+Where keys live
+---------------
+A queue is the unit of sharding. Every key of a queue lives in that queue's *key space*
+(``Keys.queue(name).space``): its ready set, schedule, running set and rate window, the records of
+its tasks and their indexes (status, in-flight, dead letters), its idempotency records,
+throughput counts, lease counter, and the task-type stall config its workers publish. Today every
+queue's space is the one prefix (``REDIS_KEY_PREFIX``, by default the Cluster hash tag
+``{jobbers}:``), so everything shares one slot and single-Redis users pay nothing. Sharding by
+queue changes ``Keys.space_prefix`` (to give each queue its own hash tag) and the look-ups that
+reach tasks without knowing their queue (``Keys.task_space`` and the uses of ``Keys.shared``: id
+look-ups, listings, recovery, pruning), never a script.
+
+Global keys, outside every space, are only what no queue owns: the set of queue names, the
+workers registry and each worker's report. The pub/sub channels (wake, cancel, sched) are global
+too; channels are not keys, so a cluster does not route them by slot.
+
+How scripts touch keys
+----------------------
+Every script call works in exactly one key space, passed as ``ARGV[1]`` (the global prefix is
+``ARGV[2]``, used only for channel names). It declares in ``KEYS`` the keys it is given or can name
+before it runs: a queue's ready set for each queue it serves, the index it walks, the record of
+each task it is given by id. What it can only learn while running (a task id popped from a
+queue, the status index a task moves to, the record of a task found in an index) it names with
+the generated ``K_*`` helpers inside the same space, so it shares the hash tag of ``KEYS[1]``; the
+generated preamble refuses a call whose ``KEYS[1]`` lies outside the space. A cluster routes the
+call by its ``KEYS`` and every key it forms is in that slot. The one script on global keys
+(``worker_seen``) declares them all.
+
+A task becomes ready in exactly one place, ``make_ready`` in ``lua/_common.lua`` (submit, retry,
+lease recovery, promotion, DLQ resubmit all call it): it sets the ready-queue score, the status
+index and the wake-up. A feature that changes what "ready" means (priorities, pausing a queue,
+concurrency keys, an event log) changes that function. Likewise ``make_scheduled``, ``release``
+(leaving ``started``) and ``end_task`` (a terminal status); every status change goes through
+``move_status``, which refuses a move outside ``models.task.ALLOWED_TRANSITIONS``.
+
+How to add a task field
+-----------------------
+Say tasks get a ``priority`` that submitters set and workers see:
+
+1. Declare it once in ``task_schema.TASK_FIELDS``: ``TaskField("priority", submit="priority",
+   encode=..., claim="priority", claim_decode=integer, show="priority", show_decode=integer)``
+   (leave out ``claim``/``show`` when workers or the API do not need it; ``optional=True`` when
+   a submitter may leave it out, so an absent value is not stored).
+2. Give the classes the attribute it names: ``NewTask.priority`` (what is submitted),
+   ``ClaimedTask.priority`` (in the claim row's order: ``tests/test_task_schema.py`` says where),
+   ``models.task.Task.priority`` (what ``/task-status`` shows); the API's ``SubmitTask`` and
+   ``task_builder.build_new_task`` if users set it.
+3. Use it. The submit script stores every submitted field it is given, the claim reads every
+   claimed field, and ``decode_task`` shows every shown one, all generated from the declaration;
+   in Lua the submitted value is ``t[SUBMIT.priority]`` and the stored one is the record's
+   ``priority`` field (for a ready-queue score, in ``make_ready``).
+4. Add a sample value to ``tests/test_task_schema.py``, which checks that every declared field is
+   carried from submit through the claim to ``/task-status``.
+"""
 
 from jobbers.state.store import TaskStore
 

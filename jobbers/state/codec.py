@@ -1,4 +1,4 @@
-"""Encoding between Python values and the fields of a task's Redis hash."""
+"""Encoding between Python values and the fields of a task's Redis hash (one function per kind)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-from jobbers.models.task import ErrorRecord, Task, TaskStatus
+from jobbers.models.task import ErrorRecord
 
 
 def pack(value: Any) -> bytes:
@@ -27,6 +27,12 @@ def unpack(raw: bytes | None) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+def unpack_dict(raw: bytes | None) -> dict[str, Any]:
+    """A msgpack-encoded mapping (params); anything else reads as ``{}``."""
+    value = unpack(raw)
+    return value if isinstance(value, dict) else {}
+
+
 def ms_to_datetime(raw: bytes | str | None) -> dt.datetime | None:
     """A Redis-time millisecond timestamp as an aware UTC datetime."""
     if raw is None or raw in (b"", ""):
@@ -41,8 +47,24 @@ def datetime_to_ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _text(raw: bytes | None) -> str | None:
+def text(raw: bytes | None) -> str:
+    """A text field; absent reads as ``""``."""
+    return raw.decode() if raw else ""
+
+
+def optional_text(raw: bytes | None) -> str | None:
+    """A text field that may be absent (``None``)."""
     return None if raw is None else raw.decode()
+
+
+def integer(raw: bytes | None) -> int:
+    """An integer field; absent or empty reads as 0."""
+    return int(raw) if raw else 0
+
+
+def flag(raw: bytes | None) -> bool:
+    """A ``"1"``/``"0"`` field."""
+    return raw == b"1"
 
 
 def decode_errors(raw: bytes | None) -> list[ErrorRecord]:
@@ -59,30 +81,3 @@ def decode_errors(raw: bytes | None) -> list[ErrorRecord]:
         )
         for item in items
     ]
-
-
-def decode_task(fields: dict[bytes, bytes]) -> Task:
-    """A ``Task`` from the raw fields of its hash."""
-    get = fields.get
-    params = unpack(get(b"params"))
-    return Task(
-        id=(get(b"id") or b"").decode(),
-        name=(get(b"name") or b"").decode(),
-        version=int(get(b"version") or 1),
-        queue=(get(b"queue") or b"default").decode(),
-        params=params if isinstance(params, dict) else {},
-        status=TaskStatus((get(b"status") or b"unsubmitted").decode()),
-        submitted_at=ms_to_datetime(get(b"submitted_at")),
-        run_at=ms_to_datetime(get(b"run_at")),
-        started_at=ms_to_datetime(get(b"started_at")),
-        last_heartbeat_at=ms_to_datetime(get(b"last_heartbeat_at")),
-        completed_at=ms_to_datetime(get(b"completed_at")),
-        retry_attempt=int(get(b"retry_attempt") or 0),
-        stall_count=int(get(b"stall_count") or 0),
-        result=unpack(get(b"result")),
-        error=_text(get(b"error")),
-        errors=decode_errors(get(b"errors")),
-        worker_id=_text(get(b"worker_id")),
-        cancel_requested=get(b"cancel_requested") == b"1",
-        dead_lettered=get(b"dead_lettered") == b"1",
-    )

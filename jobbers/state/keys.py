@@ -1,87 +1,159 @@
-"""Every Redis key name, in one place.
+"""Every Redis key name, in one place: the keys of a queue's key space, and the few global ones.
 
-All keys start with one prefix (by default ``{jobbers}:``, a Redis Cluster hash tag, so every
-key a script touches lives in one slot). The Lua scripts get the same names through
-``lua_preamble()``, generated from the templates below, so no key name is spelled twice.
+A *key space* is the prefix that every key of one queue starts with: its ready and schedule
+sets, running set and rate window, the records of its tasks and their indexes (status, in-flight,
+dead letters), idempotency records, throughput counts, lease counter and the task-type stall
+config its workers published. Today every queue's space is the one prefix (``{jobbers}:`` by
+default, a Redis Cluster hash tag), so all of Jobbers shares one slot; sharding by queue changes
+only ``Keys.space_prefix`` (to give each queue its own tag) and the few look-ups marked there.
+
+The Lua scripts get the same names from ``lua_key_helpers()``, generated from the templates
+below, so no key name is spelled twice.
 """
 
 from __future__ import annotations
 
-#: name -> (template suffix after the prefix, what it holds)
-KEY_TEMPLATES: dict[str, str] = {
+#: The prefix of every key unless ``REDIS_KEY_PREFIX`` says otherwise (a Redis Cluster hash tag).
+DEFAULT_PREFIX = "{jobbers}:"
+
+#: Keys inside a key space: name -> template after the space's prefix ("{}" = the varying part).
+SPACE_KEYS: dict[str, str] = {
     "task": "task:{}",  # hash: one task record (payload fields are msgpack)
-    "queue": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
+    "ready": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)
     "running": "running:{}",  # set: ids of a queue currently started (max_concurrent)
     "rate": "rate:{}",  # zset: starts of a queue within the rate window, score = start time (ms)
     "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
-    "idem": "idem:{}",  # string: idempotency key -> task id
+    "idem": "idem:{}",  # string: idempotency key -> "<task id> <request fingerprint>"
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
     "throughput": "throughput:{}",  # hash per minute (ms // 60000): "queue:status" -> terminals; kept 1 h
-    "worker": "worker:{}",  # hash per worker id: role, queues, running... (expires with its liveness)
-}
-SINGLE_KEYS: dict[str, str] = {
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
-    "queues": "queues",  # set: every queue name that ever held a task
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
-    "wake_channel": "wake",  # pub/sub: a queue name, published when it gets ready work
-    "cancel_channel": "cancel",  # pub/sub: a task id whose cancellation was requested
-    "sched_channel": "sched",  # pub/sub: published when something is scheduled
+}
+#: Keys outside every space: what no single queue owns.
+GLOBAL_KEYS: dict[str, str] = {
+    "queues": "queues",  # set: every queue name that ever held a task
     "workers": "workers",  # zset: worker ids, score = when their last report expires (ms, Redis time)
+    "worker": "worker:{}",  # hash per worker id: role, queues, running... (expires with its liveness)
+}
+#: Pub/sub channels (not keys: a cluster does not route them by slot), under the global prefix.
+CHANNELS: dict[str, str] = {
+    "wake": "wake",  # a queue name, published when it gets ready work
+    "cancel": "cancel",  # a task id whose cancellation was requested
+    "sched": "sched",  # published when something is scheduled
 }
 
 
-class Keys:
-    """Key names under one prefix."""
+def _head(name: str) -> str:
+    """What comes before the varying part of a space key's template (every template ends in it)."""
+    head, braces, tail = SPACE_KEYS[name].partition("{}")
+    assert braces and not tail, name
+    return head
+
+
+_TASK, _STATUS, _IDEM, _TASKTYPE, _THROUGHPUT = map(
+    _head, ("task", "status", "idem", "tasktype", "throughput")
+)
+_READY, _SCHED, _RUNNING, _RATE = map(_head, ("ready", "sched", "running", "rate"))
+
+
+class Space:
+    """The keys of one key space (``prefix`` + template)."""
+
+    __slots__ = ("dlq", "inflight", "lease_counter", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.inflight = prefix + SINGLE_KEYS["inflight"]
-        self.dlq = prefix + SINGLE_KEYS["dlq"]
-        self.queues = prefix + SINGLE_KEYS["queues"]
-        self.wake_channel = prefix + SINGLE_KEYS["wake_channel"]
-        self.cancel_channel = prefix + SINGLE_KEYS["cancel_channel"]
-        self.sched_channel = prefix + SINGLE_KEYS["sched_channel"]
-        self.workers = prefix + SINGLE_KEYS["workers"]
+        self.inflight = prefix + SPACE_KEYS["inflight"]
+        self.dlq = prefix + SPACE_KEYS["dlq"]
+        self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
 
     def task(self, task_id: str) -> str:
-        return self.prefix + KEY_TEMPLATES["task"].format(task_id)
-
-    def queue(self, name: str) -> str:
-        return self.prefix + KEY_TEMPLATES["queue"].format(name)
-
-    def sched(self, name: str) -> str:
-        return self.prefix + KEY_TEMPLATES["sched"].format(name)
-
-    def running(self, name: str) -> str:
-        return self.prefix + KEY_TEMPLATES["running"].format(name)
-
-    def rate(self, name: str) -> str:
-        return self.prefix + KEY_TEMPLATES["rate"].format(name)
+        return self.prefix + _TASK + task_id
 
     def status(self, status: str) -> str:
-        return self.prefix + KEY_TEMPLATES["status"].format(status)
+        return self.prefix + _STATUS + status
 
     def idem(self, key: str) -> str:
-        return self.prefix + KEY_TEMPLATES["idem"].format(key)
+        return self.prefix + _IDEM + key
 
     def tasktype(self, name_version: str) -> str:
-        return self.prefix + KEY_TEMPLATES["tasktype"].format(name_version)
+        return self.prefix + _TASKTYPE + name_version
 
     def throughput(self, minute: int) -> str:
-        return self.prefix + KEY_TEMPLATES["throughput"].format(minute)
+        return self.prefix + _THROUGHPUT + str(minute)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+    def __repr__(self) -> str:
+        return f"Space({self.prefix!r})"
+
+
+class QueueKeys:
+    """The keys of one queue, and the space they (and its tasks' records) live in."""
+
+    __slots__ = ("name", "rate", "ready", "running", "sched", "space")
+
+    def __init__(self, name: str, space: Space) -> None:
+        self.name = name
+        self.space = space
+        self.ready = space.prefix + _READY + name
+        self.sched = space.prefix + _SCHED + name
+        self.running = space.prefix + _RUNNING + name
+        self.rate = space.prefix + _RATE + name
+
+
+class Keys:
+    """Key names under one prefix: each queue's keys, the global keys, the channels."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+        #: The space every queue shares while all share the prefix. Code that reaches tasks without
+        #: knowing their queue (look-ups by id, listings, recovery, pruning) uses it; sharding by
+        #: queue turns each such use into a look-up of the task's queue or a merge over spaces.
+        self.shared = Space(prefix)
+        self.queues = prefix + GLOBAL_KEYS["queues"]
+        self.workers = prefix + GLOBAL_KEYS["workers"]
+        self.wake_channel = prefix + CHANNELS["wake"]
+        self.cancel_channel = prefix + CHANNELS["cancel"]
+        self.sched_channel = prefix + CHANNELS["sched"]
+        self._queues: dict[str, QueueKeys] = {}
+
+    def space_prefix(self, queue: str) -> str:
+        """The prefix of ``queue``'s key space: the one place that decides where a queue lives."""
+        return self.prefix
+
+    def queue(self, name: str) -> QueueKeys:
+        """The keys of queue ``name`` (built once per name)."""
+        keys = self._queues.get(name)
+        if keys is None:
+            prefix = self.space_prefix(name)
+            space = self.shared if prefix == self.shared.prefix else Space(prefix)
+            keys = self._queues[name] = QueueKeys(name, space)
+        return keys
+
+    def task_space(self, task_id: str) -> Space:
+        """The space of a task known only by id: the shared one while every queue shares it."""
+        return self.shared
 
     def worker(self, worker_id: str) -> str:
-        return self.prefix + KEY_TEMPLATES["worker"].format(worker_id)
+        return self.prefix + GLOBAL_KEYS["worker"].format(worker_id)
 
 
-def lua_preamble() -> str:
-    """Lua helpers prepended to every script: ``P`` is the prefix, passed as ``ARGV[1]``."""
-    lines = ["local P = ARGV[1]"]
-    for name, template in KEY_TEMPLATES.items():
-        head, tail = template.split("{}")
-        lines.append(f"local function K_{name}(x) return P .. '{head}' .. x .. '{tail}' end")
-    for name, suffix in SINGLE_KEYS.items():
-        lines.append(f"local K_{name} = P .. '{suffix}'")
+def lua_key_helpers() -> str:
+    """Lua locals naming every key of the call's space ``S`` (``K_task(id)``, ``K_inflight`` ...)
+    and the channels under the global prefix ``G`` (``C_wake`` ...)."""
+    lines = []
+    for name, template in SPACE_KEYS.items():
+        if "{}" in template:
+            lines.append(f"local function K_{name}(x) return S .. '{_head(name)}' .. x end")
+        else:
+            lines.append(f"local K_{name} = S .. '{template}'")
+    for name, suffix in CHANNELS.items():
+        lines.append(f"local C_{name} = G .. '{suffix}'")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,6 @@ from typing import Any
 
 from jobbers.errors import InvalidCursorError
 from jobbers.models.task import Task, TaskStatus
-from jobbers.state.codec import decode_task
 from jobbers.state.store import TaskStore
 
 #: At most this many index entries are examined per page before it is handed back with a cursor,
@@ -100,7 +99,7 @@ class TaskQueries:
     ) -> TaskPage:
         """Tasks in ``statuses`` (in that order), each status oldest first."""
         wanted = list(statuses)
-        keys = [self.keys.status(s.value) for s in wanted]
+        keys = [self.keys.shared.status(s.value) for s in wanted]
         by_key = dict(zip(keys, wanted, strict=True))
 
         def keep(key: str, task: Task) -> bool:
@@ -113,7 +112,7 @@ class TaskQueries:
 
     async def list_dead_letters(self, filters: TaskFilter, limit: int, cursor: str | None) -> TaskPage:
         """Dead-lettered tasks, oldest dead-lettering first."""
-        keys = [self.keys.dlq]
+        keys = [self.keys.shared.dlq]
         page_items, next_position = await self._walk(
             keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor
         )
@@ -123,7 +122,7 @@ class TaskQueries:
     async def list_scheduled(self, queues: Sequence[str], limit: int, cursor: str | None) -> TaskPage:
         """Scheduled tasks (delayed submissions and retry delays) of ``queues``, soonest first."""
         after = _after(Position.decode(cursor)) if cursor else None
-        keys = [self.keys.sched(q) for q in queues]
+        keys = [self.keys.queue(q).sched for q in queues]
         merged: list[tuple[int, str]] = []
         for key in keys:
             merged += await self._entries_after(key, after, limit + 1)
@@ -141,7 +140,8 @@ class TaskQueries:
 
     async def waiting_counts(self, queue: str) -> tuple[int, int]:
         """(ready, scheduled) tasks of ``queue``."""
-        ready, scheduled = await self._counts([self.keys.queue(queue), self.keys.sched(queue)])
+        q = self.keys.queue(queue)
+        ready, scheduled = await self._counts([q.ready, q.sched])
         return ready, scheduled
 
     # -- walking the indexes ----------------------------------------------------------------
@@ -208,12 +208,7 @@ class TaskQueries:
 
     async def _fetch(self, task_ids: Sequence[str]) -> list[Task | None]:
         """The tasks with these ids, aligned with them (None where a record is gone); 1 round trip."""
-        if not task_ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in task_ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [decode_task(fields) if fields else None for fields in await pipe.execute()]
+        return await self.store.fetch_tasks(task_ids)
 
     async def _counts(self, keys: Sequence[str]) -> list[int]:
         pipe = self.redis.pipeline(transaction=False)

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 from ulid import ULID
 
+from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind
+from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import TaskStatus
 
 _RFC4648_TO_CROCKFORD = bytes.maketrans(
@@ -48,20 +50,37 @@ def is_valid_task_id(value: str) -> bool:
 
 @dataclass(frozen=True)
 class NewTask:
-    """A task to submit. ``run_at`` in the future schedules it instead of queueing it."""
+    """A task to submit. ``run_at`` in the future schedules it instead of queueing it.
+
+    Build it with ``jobbers.task_builder.build_new_task`` (which fills the stall options and the
+    fingerprint from the registry and the request); the fields are the submit row's
+    (``jobbers.state.task_schema``).
+    """
 
     name: str
     version: int = 1
-    queue: str = "default"
+    queue: str = DEFAULT_QUEUE
     params: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_task_id)
     run_at: dt.datetime | None = None
     idempotency_key: str | None = None
+    #: What the request asked for, hashed: a retry with the same Idempotency-Key must match it
+    #: ("" = not fingerprinted, matches any request).
+    fingerprint: str = ""
     #: Stall options, when the submitter knows the task; the workers' published config wins.
     max_stalls: int | None = None
     max_heartbeat_interval: dt.timedelta | None = None
     dead_letter: bool | None = None
     trace: str = ""
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """The Idempotency-Key of a whole (bulk) request and the fingerprint of its body: a later request
+    with the same key must have the same fingerprint, or it is refused before anything is written."""
+
+    key: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -75,20 +94,24 @@ class SubmitOutcome:
 
 
 class ClaimedTask(NamedTuple):
-    """A task a worker now holds under a lease (a tuple: a worker builds thousands a second)."""
+    """A task a worker now holds under a lease (a tuple: a worker builds thousands a second).
+
+    Its fields are the claim row, in order: the task fields the claim carries
+    (``task_schema.TASK_FIELDS``), then what the claim itself adds (``task_schema.CLAIM_ADDS``).
+    """
 
     id: str
-    queue: str
     name: str
     version: int
+    queue: str
     params: dict[str, Any]
-    retry_attempt: int
-    submitted_at_ms: int
     trace: str
-    token: str
+    retry_attempt: int
     stall_count: int
+    submitted_at_ms: int
+    token: str
     #: Redis time (ms) it entered the ready queue: submission, or promotion once scheduled.
-    queued_at_ms: int = 0
+    queued_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -120,11 +143,12 @@ class LeaseRenewal:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The end of one attempt, to be written under its lease token."""
+    """The end of one attempt, to be written under its lease token (the finish row's fields)."""
 
     id: str
     token: str
-    status: str  # a terminal TaskStatus value, or "retry"
+    #: A terminal ``TaskStatus``, or a ``RetryKind`` (back to the queue, or its schedule after ``delay_ms``).
+    status: TaskStatus | RetryKind | str
     result: bytes = b""  # msgpack (``state.codec.pack``), packed by the caller so it can catch errors
     error_type: str = ""
     error_message: str = ""
@@ -135,10 +159,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class CancelOutcome:
-    """Per id: ``cancelled``, ``requested`` (running; worker will stop it), ``not_found``, ``conflict``."""
+    """What a cancel did to one task, and the status it is in now ("" when not found)."""
 
     id: str
-    outcome: str
+    outcome: CancelKind
     status: str
     queue: str = ""
     name: str = ""
@@ -146,10 +170,10 @@ class CancelOutcome:
 
 @dataclass(frozen=True)
 class ResubmitOutcome:
-    """Per id: ``resubmitted``, ``not_found`` (not in the DLQ), or ``conflict`` (not failed/stalled)."""
+    """What a dead letter resubmit did to one task, and the status it is in now."""
 
     id: str
-    outcome: str
+    outcome: ResubmitKind
     status: str
 
 

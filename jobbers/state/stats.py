@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobbers.models.task import TaskStatus
+from jobbers.models.task import LISTED_STATUSES, TaskStatus
 from jobbers.state.store import TaskStore
 
 #: Minutes of throughput kept in Redis (the hashes expire after an hour).
@@ -80,22 +80,24 @@ class PlatformStats:
         """Counts of ``queues`` and of every status, ``minutes`` of throughput (oldest first, the
         current minute last) and the live workers."""
         minutes = max(1, min(minutes, MAX_THROUGHPUT_MINUTES))
-        statuses: list[TaskStatus] = [s for s in TaskStatus if s is not TaskStatus.UNSUBMITTED]
+        statuses = LISTED_STATUSES
         keys = self.keys
+        space = keys.shared
         now_ms = await self._redis_time_ms()
         first_minute = now_ms // MINUTE_MS - minutes + 1
 
         pipe = self.redis.pipeline(transaction=False)
         for queue in queues:
-            pipe.zcard(keys.queue(queue))
-            pipe.scard(keys.running(queue))
-            pipe.zcard(keys.sched(queue))
+            q = keys.queue(queue)
+            pipe.zcard(q.ready)
+            pipe.scard(q.running)
+            pipe.zcard(q.sched)
         for status in statuses:
-            pipe.zcard(keys.status(status.value))
-        pipe.zrange(keys.dlq, 0, DLQ_SCAN_LIMIT - 1)
-        pipe.zcard(keys.dlq)
+            pipe.zcard(space.status(status.value))
+        pipe.zrange(space.dlq, 0, DLQ_SCAN_LIMIT - 1)
+        pipe.zcard(space.dlq)
         for minute in range(first_minute, first_minute + minutes):
-            pipe.hgetall(keys.throughput(minute))
+            pipe.hgetall(space.throughput(minute))
         pipe.zrangebyscore(keys.workers, now_ms, "+inf")
         replies: list[Any] = await pipe.execute()
 
@@ -112,7 +114,7 @@ class PlatformStats:
 
         pipe = self.redis.pipeline(transaction=False)
         for task_id in dlq_ids:
-            pipe.hget(keys.task(task_id), "queue")
+            pipe.hget(keys.task_space(task_id).task(task_id), "queue")
         for worker_id in worker_ids:
             pipe.hgetall(keys.worker(worker_id))
         details: list[Any] = await pipe.execute() if dlq_ids or worker_ids else []

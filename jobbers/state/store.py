@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from importlib import resources
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
+from jobbers.errors import IdempotencyConflictError
+from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
-from jobbers.state.codec import datetime_to_ms, decode_task, pack, pack_for_lua, unpack
-from jobbers.state.keys import Keys, lua_preamble
+from jobbers.state.codec import pack_for_lua
+from jobbers.state.connection import SignalListener
+from jobbers.state.keys import DEFAULT_PREFIX, Keys, Space
 from jobbers.state.records import (
     CancelOutcome,
     ClaimedTask,
@@ -25,6 +26,7 @@ from jobbers.state.records import (
     Promotion,
     QueueStats,
     RecoverResult,
+    RequestKey,
     ResubmitOutcome,
     StallConfig,
     SubmitOutcome,
@@ -32,6 +34,8 @@ from jobbers.state.records import (
     is_valid_task_id,
     new_task_id,
 )
+from jobbers.state.scripts import SCRIPT_NAMES, Scripts
+from jobbers.state.task_schema import decode_claim, decode_task, finish_row, submit_row
 
 # The records are defined in records.py and re-exported here, where callers meet them.
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "Promotion",
     "QueueStats",
     "RecoverResult",
+    "RequestKey",
     "ResubmitOutcome",
     "StallConfig",
     "SubmitOutcome",
@@ -54,96 +59,144 @@ __all__ = [
     "new_task_id",
 ]
 
-SCRIPT_NAMES = (
-    "submit",
-    "claim",
-    "renew",
-    "finish",
-    "cancel",
-    "promote",
-    "recover",
-    "stall_silent",
-    "prune",
-    "prune_dlq",
-    "prune_rate",
-    "dlq_resubmit",
-    "dlq_remove",
-    "worker_seen",
-)
-
-
-def _load_script_source(name: str) -> str:
-    lua = resources.files("jobbers.state") / "lua"
-    common = (lua / "_common.lua").read_text()
-    return lua_preamble() + common + (lua / f"{name}.lua").read_text()
-
 
 def _s(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-class TaskStore:
-    """All reads and writes of task state. Scripts are loaded once and called by EVALSHA."""
+def _one_space(spaces: Iterable[Space]) -> Space:
+    """The one key space of a script call's keys (a call never spans two: a cluster routes it to
+    one slot). Every queue shares one space today; sharding by queue splits calls per space first."""
+    it = iter(spaces)
+    space = next(it)
+    for other in it:
+        if other != space:
+            raise ValueError(f"one script call spans the key spaces {space.prefix!r} and {other.prefix!r}")
+    return space
 
-    def __init__(self, redis: Redis, prefix: str = "{jobbers}:") -> None:
+
+class TaskStore:
+    """All reads and writes of task state: the only door to Redis. Scripts are loaded once and
+    called by EVALSHA; ``close()`` closes the connection."""
+
+    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = Keys(prefix)
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(_load_script_source(name)) for name in SCRIPT_NAMES
-        }
+        self._scripts = Scripts(redis, prefix)
+        #: Queues this process has recorded in the global queue set (it is never pruned).
+        self._registered_queues: set[str] = set()
 
-    async def _run(self, name: str, args: Sequence[Any]) -> Any:
-        return await self._scripts[name](keys=[], args=[self.keys.prefix, *args])
+    async def close(self) -> None:
+        """Close the Redis connection (pool)."""
+        await self.redis.aclose()
+
+    def listener(
+        self,
+        *,
+        on_wake: Callable[[str], None] | None = None,
+        on_cancel: Callable[[str], None] | None = None,
+        on_schedule: Callable[[], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> SignalListener:
+        """A listener for this store's wake-up, cancel and schedule signals (run it as a task)."""
+        return SignalListener(
+            self.redis,
+            {
+                self.keys.wake_channel: on_wake,
+                self.keys.cancel_channel: on_cancel,
+                self.keys.sched_channel: (lambda _msg: on_schedule()) if on_schedule else None,
+            },
+            on_reconnect,
+        )
+
+    def _space_of_tasks(self, task_ids: Iterable[str]) -> Space:
+        return _one_space(self.keys.task_space(task_id) for task_id in task_ids)
 
     # -- submit -----------------------------------------------------------------------------
 
     async def submit(self, task: NewTask) -> SubmitOutcome:
-        """Create one task and its queue (or schedule) entry atomically; 1 round trip."""
+        """Create one task and its queue (or schedule) entry atomically; 1 round trip.
+
+        Raises ``IdempotencyConflictError`` (writing nothing) when its Idempotency-Key was used
+        for a request with another fingerprint.
+        """
         return (await self.submit_many([task]))[0]
 
     async def submit_many(
-        self, tasks: Sequence[NewTask], chunk: int = 500, in_flight: int = 4
+        self,
+        tasks: Sequence[NewTask],
+        chunk: int = 500,
+        in_flight: int = 4,
+        request: RequestKey | None = None,
     ) -> list[SubmitOutcome]:
         """Create many tasks, atomically per task: one script call per ``chunk`` tasks, with up to
-        ``in_flight`` calls outstanding so packing the next chunk overlaps Redis running this one."""
+        ``in_flight`` calls outstanding so packing the next chunk overlaps Redis running this one.
+
+        ``request`` (a bulk request's own Idempotency-Key) is checked and recorded with the first
+        chunk, which then runs alone: a conflict raises ``IdempotencyConflictError`` before any
+        task of the request is written.
+        """
+        if not tasks:
+            return []
         parts = [tasks[i : i + chunk] for i in range(0, len(tasks), chunk)]
-        if len(parts) == 1:
-            return await self._submit_chunk(parts[0])
+        first: list[SubmitOutcome] = []
+        if request is not None or any(t.idempotency_key for t in parts[0]):
+            first = await self._submit_chunk(parts[0], request)
+            parts = parts[1:]
+        if len(parts) <= 1:
+            return first + (await self._submit_chunk(parts[0], None) if parts else [])
         gate = asyncio.Semaphore(in_flight)
 
         async def submit_part(part: Sequence[NewTask]) -> list[SubmitOutcome]:
             async with gate:
-                return await self._submit_chunk(part)
+                return await self._submit_chunk(part, None)
 
         results = await asyncio.gather(*(submit_part(p) for p in parts))
-        return [outcome for part in results for outcome in part]
+        return first + [outcome for part in results for outcome in part]
 
-    async def _submit_chunk(self, part: Sequence[NewTask]) -> list[SubmitOutcome]:
-        rows = [
-            [
-                t.id,
-                t.name,
-                t.version,
-                t.queue,
-                pack(t.params),
-                datetime_to_ms(t.run_at) if t.run_at else 0,
-                t.idempotency_key or "",
-                "" if t.max_stalls is None else t.max_stalls,
-                int(t.max_heartbeat_interval.total_seconds() * 1000) if t.max_heartbeat_interval else "",
-                "" if t.dead_letter is None else ("save" if t.dead_letter else "none"),
-                t.trace,
-            ]
-            for t in part
+    async def _submit_chunk(self, part: Sequence[NewTask], request: RequestKey | None) -> list[SubmitOutcome]:
+        queues = list(dict.fromkeys(t.queue for t in part))
+        queue_keys = [self.keys.queue(q) for q in queues]
+        space = _one_space(q.space for q in queue_keys)
+        keyed = request is not None or any(t.idempotency_key for t in part)
+        args = [
+            pack_for_lua([submit_row(t) for t in part]),
+            request.key if request else "",
+            request.fingerprint if request else "",
+            "1" if keyed else "0",
         ]
-        return [
-            SubmitOutcome(
-                id=_s(task_id),
-                status=TaskStatus(_s(status)),
-                submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
-                created=_s(kind) == "new",
+        keys = [q.ready for q in queue_keys]
+        unregistered = [q for q in queues if q not in self._registered_queues]
+        if unregistered:
+            # The global queue set is not in the space, so it is written beside the script, first.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(self.keys.queues, *unregistered)
+            await self._scripts.run("submit", space, keys, args, client=pipe)
+            _, rows = await pipe.execute()
+            self._registered_queues.update(unregistered)
+        else:
+            rows = await self._scripts.run("submit", space, keys, args)
+        outcomes = []
+        conflicts = []
+        for task, (kind, task_id, status, submitted_at) in zip(part, rows, strict=True):
+            if _s(kind) == SubmitKind.CONFLICT:
+                if task_id:
+                    conflicts.append(f"{task.idempotency_key!r} (task {_s(task_id)})")
+                continue
+            outcomes.append(
+                SubmitOutcome(
+                    id=_s(task_id),
+                    status=TaskStatus(_s(status)),
+                    submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
+                    created=_s(kind) == SubmitKind.NEW,
+                )
             )
-            for kind, task_id, status, submitted_at in await self._run("submit", [pack_for_lua(rows)])
-        ]
+        if len(outcomes) < len(part):
+            keys_used = ", ".join(conflicts) or repr(request.key if request else "")
+            raise IdempotencyConflictError(
+                f"Idempotency-Key {keys_used} was already used for a different request; nothing was written"
+            )
+        return outcomes
 
     # -- worker side ------------------------------------------------------------------------
 
@@ -151,28 +204,18 @@ class TaskStore:
         self, worker_id: str, lease_seconds: float, max_count: int, queues: Sequence[QueueConfig]
     ) -> ClaimResult:
         """Claim up to ``max_count`` tasks from ``queues`` (in that order) under a lease."""
-        args: list[Any] = [worker_id, int(lease_seconds * 1000), max_count, len(queues)]
+        queue_keys = [self.keys.queue(q.name) for q in queues]
+        args: list[Any] = [worker_id, int(lease_seconds * 1000), max_count]
         for q in queues:
             args += [q.name, q.max_concurrent or 0, q.rate_numerator or 0, q.rate_window_ms]
-        now_ms, retry_in, rows = await self._run("claim", args)
-        tasks = [
-            ClaimedTask(
-                r[0].decode(),
-                r[1].decode(),
-                r[2].decode(),
-                int(r[3]),
-                _unpack_params(r[4]),
-                int(r[5] or 0),
-                int(r[6] or 0),
-                (r[7] or b"").decode(),
-                r[8].decode(),
-                int(r[9] or 0),
-                int(float(r[10])),
-            )
-            for r in rows
-        ]
+        space = _one_space(q.space for q in queue_keys)
+        now_ms, retry_in, rows = await self._scripts.run("claim", space, [q.ready for q in queue_keys], args)
         retry = int(retry_in)
-        return ClaimResult(tasks=tasks, now_ms=int(now_ms), retry_in_ms=retry if retry >= 0 else None)
+        return ClaimResult(
+            tasks=[decode_claim(r) for r in rows],
+            now_ms=int(now_ms),
+            retry_in_ms=retry if retry >= 0 else None,
+        )
 
     async def renew_leases(
         self, lease_seconds: float, leases: Sequence[LeaseRenewal]
@@ -183,25 +226,34 @@ class TaskStore:
         """
         if not leases:
             return [], []
-        args: list[Any] = [int(lease_seconds * 1000), len(leases)]
+        space = self._space_of_tasks(lease.id for lease in leases)
+        args: list[Any] = [int(lease_seconds * 1000)]
         for lease in leases:
             args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
-        lost, cancel = await self._run("renew", args)
+        keys = [space.task(lease.id) for lease in leases]
+        lost, cancel = await self._scripts.run("renew", space, keys, args)
         return [_s(x) for x in lost], [_s(x) for x in cancel]
 
-    async def publish_task_types(self, types: Sequence[tuple[str, int, StallConfig]]) -> None:
-        """Record each task type's stall config (workers do this at start), so the cleaner and the
-        scheduler judge stalls and dead-lettering without importing the task module."""
+    async def publish_task_types(
+        self, types: Sequence[tuple[str, int, StallConfig]], queues: Iterable[str]
+    ) -> None:
+        """Record each task type's stall config in the key space of every queue in ``queues`` (a
+        worker does this for the queues it consumes), so lease recovery and the cleaner judge stalls
+        and dead-lettering of the tasks in them without importing the task module."""
+        spaces = {self.keys.queue(q).space for q in queues}
+        if not spaces or not types:
+            return
         pipe = self.redis.pipeline(transaction=False)
-        for name, version, config in types:
-            pipe.hset(
-                self.keys.tasktype(f"{name}:{version}"),
-                mapping={
-                    "hb_timeout": int(config.max_heartbeat_seconds * 1000),
-                    "max_stalls": config.max_stalls,
-                    "dlq_policy": "save" if config.dead_letter else "none",
-                },
-            )
+        for space in spaces:
+            for name, version, config in types:
+                pipe.hset(
+                    space.tasktype(f"{name}:{version}"),
+                    mapping={
+                        "hb_timeout": int(config.max_heartbeat_seconds * 1000),
+                        "max_stalls": config.max_stalls,
+                        "dlq_policy": "save" if config.dead_letter else "none",
+                    },
+                )
         await pipe.execute()
 
     async def report_worker(self, worker_id: str, ttl_seconds: float, info: Mapping[str, str | int]) -> None:
@@ -210,7 +262,8 @@ class TaskStore:
         args: list[Any] = [worker_id, max(int(ttl_seconds * 1000), 1)]
         for name, value in info.items():
             args += [name, value]
-        await self._run("worker_seen", args)
+        keys = [self.keys.workers, self.keys.worker(worker_id)]
+        await self._scripts.run_global("worker_seen", keys, args)
 
     async def forget_worker(self, worker_id: str) -> None:
         """Take a worker off the live list at once (on a clean exit)."""
@@ -223,21 +276,10 @@ class TaskStore:
         """Write attempt outcomes, each fenced by its lease token; False marks a rejected late write."""
         if not outcomes:
             return []
-        rows = [
-            [
-                o.id,
-                o.token,
-                o.status,
-                o.result,
-                o.error_type,
-                o.error_message,
-                "" if o.retry_attempt is None else o.retry_attempt,
-                o.delay_ms,
-                1 if o.dead_letter else 0,
-            ]
-            for o in outcomes
-        ]
-        return [bool(x) for x in await self._run("finish", [pack_for_lua(rows)])]
+        space = self._space_of_tasks(o.id for o in outcomes)
+        keys = [space.task(o.id) for o in outcomes]
+        rows = pack_for_lua([finish_row(o) for o in outcomes])
+        return [bool(x) for x in await self._scripts.run("finish", space, keys, [rows])]
 
     # -- producer / manager side ------------------------------------------------------------
 
@@ -245,47 +287,46 @@ class TaskStore:
         """Cancel tasks; durable for running ones (flag first, then pub/sub)."""
         if not task_ids:
             return []
-        rows = await self._run("cancel", list(task_ids))
+        space = self._space_of_tasks(task_ids)
+        rows = await self._scripts.run("cancel", space, [space.task(i) for i in task_ids], list(task_ids))
         return [
-            CancelOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4]))
+            CancelOutcome(
+                id=_s(r[0]), outcome=CancelKind(_s(r[1])), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4])
+            )
             for r in rows
         ]
 
     async def get_task(self, task_id: str) -> Task | None:
         """The task with ``task_id``, or None."""
-        fields: Any = await self.redis.hgetall(self.keys.task(task_id))  # type: ignore[misc,unused-ignore]
+        key = self.keys.task_space(task_id).task(task_id)
+        fields: Any = await self.redis.hgetall(key)  # type: ignore[misc,unused-ignore]
         return decode_task(fields) if fields else None
 
     async def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
         """The tasks with these ids that exist, in order, in 1 round trip."""
+        return [t for t in await self.fetch_tasks(task_ids) if t is not None]
+
+    async def fetch_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
+        """The tasks with these ids, aligned with them (None where a record is gone); 1 round trip."""
+        if not task_ids:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
-            pipe.hgetall(self.keys.task(task_id))
-        return [decode_task(f) for f in await pipe.execute() if f]
-
-    async def ids_by_status(self, status: TaskStatus, offset: int = 0, limit: int = 100) -> list[str]:
-        """Ids in ``status``, oldest first."""
-        raw: Any = await self.redis.zrange(self.keys.status(status.value), offset, offset + limit - 1)
-        return [_s(x) for x in raw]
-
-    async def count_by_status(self, status: TaskStatus) -> int:
-        """How many tasks are in ``status``."""
-        return int(await self.redis.zcard(self.keys.status(status.value)))
+            pipe.hgetall(self.keys.task_space(task_id).task(task_id))
+        return [decode_task(fields) if fields else None for fields in await pipe.execute()]
 
     async def queue_depth(self, queue: str) -> int:
         """Ready (submitted) tasks waiting in ``queue``."""
-        return int(await self.redis.zcard(self.keys.queue(queue)))
-
-    async def dead_letter_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
-        """Dead-lettered task ids, oldest first."""
-        raw: Any = await self.redis.zrange(self.keys.dlq, offset, offset + limit - 1)
-        return [_s(x) for x in raw]
+        return int(await self.redis.zcard(self.keys.queue(queue).ready))
 
     # -- scheduler / cleaner side -----------------------------------------------------------
 
     async def promote_due(self, queue: str, batch: int) -> Promotion:
         """Promote up to ``batch`` due scheduled tasks of ``queue``."""
-        promoted, next_due, now_ms, max_lag = await self._run("promote", [queue, batch])
+        q = self.keys.queue(queue)
+        promoted, next_due, now_ms, max_lag = await self._scripts.run(
+            "promote", q.space, [q.sched, q.ready], [queue, batch]
+        )
         return Promotion(
             int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms), int(max_lag)
         )
@@ -295,8 +336,9 @@ class TaskStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.time()
         for queue in queues:
-            pipe.zcard(self.keys.queue(queue))
-            pipe.zrange(self.keys.queue(queue), 0, 0, withscores=True)
+            ready = self.keys.queue(queue).ready
+            pipe.zcard(ready)
+            pipe.zrange(ready, 0, 0, withscores=True)
         replies = await pipe.execute()
         seconds, micros = replies[0]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
@@ -311,7 +353,9 @@ class TaskStore:
         """Queue, name, version and DLQ flag of each task that exists, in 1 round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
-            pipe.hmget(self.keys.task(task_id), ["queue", "name", "version", "dead_lettered"])
+            pipe.hmget(
+                self.keys.task_space(task_id).task(task_id), ["queue", "name", "version", "dead_lettered"]
+            )
         refs = {}
         for task_id, (queue, name, version, dead) in zip(task_ids, await pipe.execute(), strict=True):
             if queue is not None:
@@ -328,8 +372,9 @@ class TaskStore:
         requeued: list[str] = []
         stalled: list[str] = []
         cancelled: list[str] = []
+        space = self.keys.shared
         while True:
-            r, s, c = await self._run("recover", [batch])
+            r, s, c = await self._scripts.run("recover", space, [space.inflight], [batch])
             requeued += [_s(x) for x in r]
             stalled += [_s(x) for x in s]
             cancelled += [_s(x) for x in c]
@@ -341,7 +386,13 @@ class TaskStore:
     ) -> list[str]:
         """Mark started tasks whose heartbeat went silent as stalled; returns their ids."""
         stale_ms = int(stale_seconds * 1000) if stale_seconds else 0
-        ids = await self._run("stall_silent", [stale_ms, min_submitted_ms, max_submitted_ms])
+        space = self.keys.shared
+        ids = await self._scripts.run(
+            "stall_silent",
+            space,
+            [space.status(TaskStatus.STARTED.value)],
+            [stale_ms, min_submitted_ms, max_submitted_ms],
+        )
         return [_s(x) for x in ids]
 
     async def prune_terminal(self, status: TaskStatus, older_than_ms: int, batch: int = 500) -> list[str]:
@@ -350,8 +401,12 @@ class TaskStore:
             raise ValueError(f"only terminal tasks are pruned, not {status.value}")
         removed: list[str] = []
         offset = 0
+        space = self.keys.shared
+        keys = [space.status(status.value), space.dlq]
         while True:
-            ids, skipped = await self._run("prune", [status.value, older_than_ms, batch, offset])
+            ids, skipped = await self._scripts.run(
+                "prune", space, keys, [status.value, older_than_ms, batch, offset]
+            )
             removed += [_s(x) for x in ids]
             offset += int(skipped)
             if len(ids) + int(skipped) < batch:
@@ -360,15 +415,27 @@ class TaskStore:
     async def prune_dead_letters(self, older_than_ms: int, batch: int = 500) -> list[str]:
         """Remove DLQ entries dead-lettered before ``older_than_ms``."""
         removed: list[str] = []
+        space = self.keys.shared
         while True:
-            ids = [_s(x) for x in await self._run("prune_dlq", [older_than_ms, batch])]
+            ids = [
+                _s(x)
+                for x in await self._scripts.run("prune_dlq", space, [space.dlq], [older_than_ms, batch])
+            ]
             removed += ids
             if len(ids) < batch:
                 return removed
 
     async def prune_rate_limits(self, older_than_ms: int) -> int:
-        """Remove rate-limit start records older than ``older_than_ms``; returns how many."""
-        return int(await self._run("prune_rate", [older_than_ms]))
+        """Remove rate-limit start records older than ``older_than_ms``, of every queue ever used;
+        returns how many."""
+        by_space: dict[Space, list[str]] = {}
+        for queue in await self.known_queues():
+            q = self.keys.queue(queue)
+            by_space.setdefault(q.space, []).append(q.rate)
+        removed = 0
+        for space, rate_keys in by_space.items():
+            removed += int(await self._scripts.run("prune_rate", space, rate_keys, [older_than_ms]))
+        return removed
 
     async def redis_time_ms(self) -> int:
         """Redis's clock in epoch milliseconds (all lease and age decisions use it)."""
@@ -387,16 +454,17 @@ class TaskStore:
         """Move dead-lettered tasks back to their queues (guarded on DLQ membership and status)."""
         if not task_ids:
             return []
-        rows = await self._run("dlq_resubmit", ["1" if reset_retry_count else "0", *task_ids])
-        return [ResubmitOutcome(id=_s(r[0]), outcome=_s(r[1]), status=_s(r[2])) for r in rows]
+        space = self._space_of_tasks(task_ids)
+        keys = [space.task(i) for i in task_ids]
+        rows = await self._scripts.run(
+            "dlq_resubmit", space, keys, ["1" if reset_retry_count else "0", *task_ids]
+        )
+        return [ResubmitOutcome(id=_s(r[0]), outcome=ResubmitKind(_s(r[1])), status=_s(r[2])) for r in rows]
 
     async def remove_dead_letters(self, task_ids: Sequence[str]) -> list[str]:
         """Remove DLQ entries; returns the ids that were in the DLQ. Task records stay until pruned."""
         if not task_ids:
             return []
-        return [_s(x) for x in await self._run("dlq_remove", list(task_ids))]
-
-
-def _unpack_params(raw: bytes) -> dict[str, Any]:
-    value = unpack(raw)
-    return value if isinstance(value, dict) else {}
+        space = self._space_of_tasks(task_ids)
+        keys = [space.task(i) for i in task_ids]
+        return [_s(x) for x in await self._scripts.run("dlq_remove", space, keys, list(task_ids))]

@@ -5,23 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import time
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
 from jobbers.context import RunningTask, set_current_task
-from jobbers.lifecycle import settle
 from jobbers.logs import bind_task
+from jobbers.models.outcomes import RetryKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy
+from jobbers.process import settle, stop_on_signals
 from jobbers.registry import find_task_config, registered_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
-from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
+from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable
 from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
+from jobbers.worker import fault_hooks
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
 from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 #: How long an idle worker waits on its wake-up signal before re-checking anyway (a safety net
 #: for a lost pub/sub message; new work normally wakes it within milliseconds).
 IDLE_RECHECK_SECONDS = 5.0
-#: Test-only fault injection (DESIGN.md §8): ``exit_after_claim`` kills the process right after a
-#: successful claim, to prove claimed-but-never-run tasks are recovered.
-_TEST_FAULT = os.environ.get("JOBBERS_TEST_FAULT", "")
 #: Re-check interval when a queue holds work back because of its ``max_concurrent`` limit.
 LIMITED_RECHECK_SECONDS = 0.25
 #: A worker counts as alive (admin overview) this many refresh intervals after its last report,
@@ -42,7 +39,13 @@ MIN_ALIVE_SECONDS = 2.0
 
 
 class Worker:
-    """Consumes every queue of its role. See DESIGN.md §4 for the guarantees it keeps."""
+    """Consumes every queue of its role.
+
+    Every claimed task is held under a lease in Redis (never only in this process's memory), the
+    lease is renewed by this runtime whatever the task's code does, and every outcome is written
+    fenced by the lease token, so a task this worker lost to lease recovery cannot be written
+    twice. See docs/reliability.md.
+    """
 
     def __init__(
         self, settings: Settings, store: TaskStore, config: ConfigStore, worker_id: str | None = None
@@ -58,31 +61,23 @@ class Worker:
         self.pending: list[tuple[Outcome, Running]] = []
         self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
         self.processed = 0
-        self.late_writes_rejected = 0
         self.stopping = False
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._rotation = 0
         self._closed = False
+        self._published = False  # whether the task types are published for self.queues
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self, handle_signals: bool = True) -> None:
         """Run until SIGTERM/SIGINT (or ``request_shutdown()``) or until ``WORKER_TTL`` tasks."""
         if handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, self.request_shutdown)
-        listener = SignalListener(
-            self.store.redis,
-            self.store.keys,
-            on_wake=self._on_wake,
-            on_cancel=self._on_cancel,
-            on_reconnect=self._wake.set,
+            stop_on_signals(self.request_shutdown)
+        listener = self.store.listener(
+            on_wake=self._on_wake, on_cancel=self._on_cancel, on_reconnect=self._wake.set
         )
-        await self.refresh_config()
-        await self._publish_task_types()
+        await self.refresh_config(wait_for_redis=True)
         await self._report_alive()
         background = [
             asyncio.create_task(listener.run(), name="signals"),
@@ -137,25 +132,33 @@ class Worker:
 
     # -- configuration ----------------------------------------------------------------------
 
-    async def _publish_task_types(self) -> None:
+    async def _publish_task_types(self, queues: list[QueueConfig]) -> None:
+        """Publish the stall config of every registered task where the tasks of ``queues`` live."""
         types = [(c.name, c.version, stall_config(c)) for c in registered_tasks()]
-        backoff = 0.05
-        while True:
-            try:
-                await self.store.publish_task_types(types)
-                return
-            except TRANSIENT_REDIS_ERRORS as exc:
-                log.warning("cannot reach Redis (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        await self.store.publish_task_types(types, [q.name for q in queues])
 
-    async def refresh_config(self) -> None:
-        """Re-read the role's queues from SQL; a change takes effect on the next claim."""
+    async def refresh_config(self, wait_for_redis: bool = False) -> None:
+        """Re-read the role's queues from SQL; a change takes effect on the next claim.
+
+        The task types' stall config is published for new queues before they are claimed from,
+        so lease recovery of a task always finds its worker's config. While Redis is unreachable
+        the old queues are kept (or, with ``wait_for_redis``, at start, this waits for Redis).
+        """
         try:
             queues = await self.config.queues_for_role(self.settings.worker_role)
         except Exception as exc:
             log.warning("could not read queue configuration: %s", exc)
             return
+        if queues != self.queues or not self._published:
+            if wait_for_redis:
+                await until_reachable(lambda: self._publish_task_types(queues), log, "publishing task types")
+            else:
+                try:
+                    await self._publish_task_types(queues)
+                except TRANSIENT_REDIS_ERRORS as exc:
+                    log.warning("could not publish task types (%s); keeping the queues as they were", exc)
+                    return
+            self._published = True
         if queues != self.queues:
             log.info("worker %s now consumes %s", self.worker_id, [q.name for q in queues])
             self.queues = queues
@@ -196,7 +199,7 @@ class Worker:
         return bool(ttl) and self.processed >= ttl
 
     async def _claim_loop(self) -> None:
-        backoff = 0.05
+        backoff = Backoff()
         while not self.stopping:
             if self._ttl_reached():
                 log.info("worker %s reached WORKER_TTL=%d", self.worker_id, self.settings.worker_ttl)
@@ -211,13 +214,11 @@ class Worker:
             try:
                 result = await self.store.claim(self.worker_id, self.lease_seconds, free, order)
             except TRANSIENT_REDIS_ERRORS as exc:
-                log.warning("claim failed (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait(log, "claim", exc)
                 continue
-            backoff = 0.05
-            if result.tasks and _TEST_FAULT == "exit_after_claim":
-                os._exit(17)  # test-only: die inside the claim window, before running anything
+            backoff.succeeded()
+            if result.tasks and fault_hooks.EXIT_AFTER_CLAIM:
+                fault_hooks.exit_inside_claim_window()
             for claimed in result.tasks:
                 self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
@@ -337,7 +338,11 @@ class Worker:
             decision = decide_after_error(config, claim.retry_attempt, exc)
             if decision.retry:
                 return self._outcome(
-                    entry, "retry", error=exc, retry_attempt=claim.retry_attempt + 1, delay=decision.delay
+                    entry,
+                    RetryKind.RETRY,
+                    error=exc,
+                    retry_attempt=claim.retry_attempt + 1,
+                    delay=decision.delay,
                 )
             return self._outcome(entry, TaskStatus.FAILED, error=exc, dead_letter=decision.dead_letter)
         try:
@@ -356,7 +361,7 @@ class Worker:
         if reason is StopReason.USER_CANCEL:
             return self._outcome(entry, TaskStatus.CANCELLED)
         if reason is StopReason.SHUTDOWN_RESUBMIT:
-            return self._outcome(entry, "retry")
+            return self._outcome(entry, RetryKind.REQUEUE)
         if reason is StopReason.SHUTDOWN_STOP:
             dead = bool(config and config.dead_letter_policy is DeadLetterPolicy.SAVE)
             return self._outcome(
@@ -371,7 +376,7 @@ class Worker:
     def _outcome(
         self,
         entry: Running,
-        status: TaskStatus | str,
+        status: TaskStatus | RetryKind,
         *,
         result: bytes = b"",
         error: BaseException | None = None,
@@ -384,7 +389,7 @@ class Worker:
         return Outcome(
             id=entry.claim.id,
             token=entry.claim.token,
-            status=str(status),
+            status=status,
             result=result,
             error_type=etype,
             error_message=emsg,
@@ -407,7 +412,7 @@ class Worker:
             return
         batch, self.pending = self.pending, []
         outcomes = [outcome for outcome, _ in batch]
-        backoff = 0.05
+        backoff = Backoff()
         while True:
             try:
                 written = await self.store.finish(outcomes)
@@ -420,16 +425,13 @@ class Worker:
                         exc,
                     )
                     return
-                log.warning("writing outcomes failed (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait(log, "writing outcomes", exc)
         written_at = time.monotonic()
         for (outcome, entry), ok in zip(batch, written, strict=True):
             self.unacked.pop(outcome.id, None)
             if ok:
                 self._count_outcome(outcome, entry, written_at)
             else:
-                self.late_writes_rejected += 1
                 telemetry.LATE_WRITES_REJECTED.add((entry.claim.queue, entry.claim.name))
                 log.warning("late write for task %s rejected: its lease was recovered", outcome.id)
 
@@ -437,9 +439,10 @@ class Worker:
     def _count_outcome(outcome: Outcome, entry: Running, written_at: float) -> None:
         """Record the metrics of one written outcome; retries count as retries, not as processed."""
         claim = entry.claim
-        if outcome.status == "retry":
-            if outcome.retry_attempt is not None:  # an error retry, not a re-queue on shutdown
-                telemetry.TASKS_RETRIED.add((claim.queue, claim.name, str(claim.version)))
+        if outcome.status is RetryKind.RETRY:
+            telemetry.TASKS_RETRIED.add((claim.queue, claim.name, str(claim.version)))
+            return
+        if outcome.status is RetryKind.REQUEUE:  # put back on shutdown: neither processed nor a retry
             return
         labels = (claim.queue, claim.name, outcome.status)
         telemetry.TASKS_PROCESSED.add(labels)

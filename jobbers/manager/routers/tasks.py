@@ -38,16 +38,13 @@ from jobbers.manager.schemas import (
     TaskType,
     clamp_limit,
 )
-from jobbers.manager.submission import build_tasks
-from jobbers.models.task import Task, TaskStatus
+from jobbers.manager.submission import build_tasks, bulk_request_key
+from jobbers.models.task import LISTED_STATUSES, Task, TaskStatus
 from jobbers.registry import registered_tasks, task_params
 from jobbers.state.queries import TaskFilter
 from jobbers.state.store import NewTask, SubmitOutcome
 
 router = APIRouter(tags=["tasks"])
-
-#: Every status a task can be listed under (``unsubmitted`` is never stored).
-LISTED_STATUSES = [s for s in TaskStatus if s is not TaskStatus.UNSUBMITTED]
 
 
 def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> TaskSubmitted:
@@ -66,7 +63,11 @@ def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> 
 @router.post(
     "/tasks",
     status_code=201,
-    responses={200: {"model": TaskSubmitted, "description": "the task already existed"}, **UNAVAILABLE},
+    responses={
+        200: {"model": TaskSubmitted, "description": "the task already existed"},
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
 )
 async def submit_task(
     body: SubmitTask,
@@ -75,7 +76,8 @@ async def submit_task(
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> TaskSubmitted:
-    """Submit a task (201); a repeated id or Idempotency-Key returns the existing task (200)."""
+    """Submit a task (201); a repeated id or Idempotency-Key returns the existing task (200), but an
+    Idempotency-Key used before for a different request is refused (409)."""
     with telemetry.submit_span(body.name, body.queue, parent=traceparent or ""):
         trace = telemetry.current_traceparent() or traceparent or ""
         (task,) = await build_tasks([body], services.queues, idempotency_key, trace, bulk=False)
@@ -90,7 +92,11 @@ async def submit_task(
     "/tasks/bulk",
     status_code=201,
     response_model=TasksSubmitted,
-    responses={200: {"model": TasksSubmitted, "description": "every task already existed"}, **UNAVAILABLE},
+    responses={
+        200: {"model": TasksSubmitted, "description": "every task already existed"},
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
 )
 async def submit_tasks(
     body: SubmitTasks,
@@ -98,11 +104,12 @@ async def submit_tasks(
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> Response:
-    """Submit many tasks in pipelined round trips; nothing is written unless every task is valid."""
+    """Submit many tasks in pipelined round trips; nothing is written unless every task is valid (and,
+    with an Idempotency-Key used before, unless the list is the one it was used for: else 409)."""
     with telemetry.submit_span("bulk", "bulk", parent=traceparent or ""):
         trace = telemetry.current_traceparent() or traceparent or ""
         tasks = await build_tasks(body.tasks, services.queues, idempotency_key, trace, bulk=True)
-        outcomes = await services.store.submit_many(tasks)
+        outcomes = await services.store.submit_many(tasks, request=bulk_request_key(tasks, idempotency_key))
     existing_ids = [o.id for o in outcomes if not o.created]
     existing = {t.id: t for t in await services.store.get_tasks(existing_ids)} if existing_ids else {}
     created = len(outcomes) - len(existing_ids)
@@ -135,7 +142,7 @@ async def list_tasks(
     cursor: CursorQuery = None,
 ) -> TaskList:
     """Tasks by status (in lifecycle order, each oldest first), optionally of one queue or task name."""
-    statuses = list(dict.fromkeys(status)) if status else LISTED_STATUSES
+    statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
     limit = clamp_limit(limit)
     page = await services.queries.list_by_status(statuses, TaskFilter(queue, task_name), limit, cursor)
     return TaskList(

@@ -1,21 +1,20 @@
 -- Claim up to N ready tasks across queues: pop, record the lease, mark 'started', in one step.
 -- Enforces each queue's max_concurrent and sliding-window rate limit across all workers;
 -- over-limit work stays queued. Tasks whose cancellation was requested end 'cancelled' here.
--- ARGV: prefix, worker_id, lease_ms, max_total, n_queues, then per queue:
---       name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms
--- Returns {now_ms, retry_in_ms (-1 = none), {id, queue, name, version, params, retry_attempt,
---          submitted_at, trace, token, stall_count, queued_at}...}  (queued_at: its ready-queue score)
-local worker, lease_ms = ARGV[2], tonumber(ARGV[3])
-local remaining, nq = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- KEYS: the ready set of each queue, in ARGV order.
+-- ARGV[3..]: worker_id, lease_ms, max_total, then per queue:
+--            name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms
+-- Returns {now_ms, retry_in_ms (-1 = none), {claim row (task_schema.CLAIM_ROW)...}}
+local worker, lease_ms, remaining = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local retry_in = -1
 local claimed = {}
--- One counter bump per call; tokens stay unique as worker:call:position.
-local lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':'
+local lease_base = nil  -- one counter bump per call that claims; tokens are worker:call:position
 local now_s = fmt(now)
 local j = 6
-for _ = 1, nq do
+for qi = 1, #KEYS do
   if remaining <= 0 then break end
+  local ready = KEYS[qi]
   local queue, maxc, rlim, rwin = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
   j = j + 4
   local allowed = remaining
@@ -29,31 +28,30 @@ for _ = 1, nq do
     if used >= rlim then
       local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
       local wait = tonumber(oldest[2]) + rwin - now + 1
-      if redis.call('ZCARD', K_queue(queue)) > 0 and (retry_in < 0 or wait < retry_in) then retry_in = wait end
+      if redis.call('ZCARD', ready) > 0 and (retry_in < 0 or wait < retry_in) then retry_in = wait end
     end
     allowed = math.min(allowed, rlim - used)
   end
   while allowed > 0 do
-    local popped = redis.call('ZPOPMIN', K_queue(queue), allowed)
+    local popped = redis.call('ZPOPMIN', ready, allowed)
     if #popped == 0 then break end
     for p = 1, #popped, 2 do
       local id = popped[p]
       local tk = K_task(id)
-      local f = redis.call('HMGET', tk, 'status', 'cancel_requested', 'name', 'version', 'params',
-        'retry_attempt', 'submitted_at', 'trace', 'stall_count')
-      if f[1] == 'submitted' then
+      local f = redis.call('HMGET', tk, unpack(CLAIM_READ))
+      if f[1] == SUBMITTED then
         if f[2] == '1' then
-          end_task(id, tk, 'submitted', 'cancelled', now, false)
+          end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false)
         else
+          if not lease_base then lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':' end
           local token = lease_base .. (#claimed + 1)
-          redis.call('HSET', tk, 'status', 'started', 'started_at', now_s, 'updated_at', now_s,
+          move_status(id, SUBMITTED, STARTED, now)
+          redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
             'worker_id', worker, 'lease', token)
           redis.call('ZADD', K_inflight, now + lease_ms, id)
           redis.call('SADD', K_running(queue), id)
-          move_status(id, 'submitted', 'started', now)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end
-          claimed[#claimed + 1] = {id, queue, f[3], f[4], f[5], f[6], f[7], f[8] or '', token, f[9],
-            popped[p + 1]}
+          claimed[#claimed + 1] = claim_row(f, id, queue, token, popped[p + 1])
           allowed = allowed - 1
           remaining = remaining - 1
         end
@@ -62,4 +60,4 @@ for _ = 1, nq do
     end
   end
 end
-return {fmt(now), retry_in, claimed}
+return {now_s, retry_in, claimed}

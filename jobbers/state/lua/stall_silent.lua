@@ -1,18 +1,19 @@
 -- Mark started tasks whose own heartbeat went silent as 'stalled': silent longer than their
 -- max_heartbeat_interval, or than stale_ms when given. The silence is measured from the last
 -- heartbeat, or from the start if the task never sent one. Needs no task module.
--- ARGV: prefix, stale_ms (0 = only per-task intervals), min_submitted_ms, max_submitted_ms
+-- KEYS: the space's index of started tasks.
+-- ARGV[3..]: stale_ms (0 = only per-task intervals), min_submitted_ms, max_submitted_ms
 -- Returns the ids marked stalled.
-local stale_ms, min_sub, max_sub = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local stale_ms, min_sub, max_sub = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local out = {}
-local ids = redis.call('ZRANGE', K_status('started'), 0, -1)
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do
   local tk = K_task(id)
   local f = redis.call('HMGET', tk, 'status', 'last_heartbeat_at', 'started_at', 'queue', 'submitted_at',
     'retry_attempt')
   local submitted = tonumber(f[5] or '0')
-  if f[1] == 'started' and submitted >= min_sub and submitted <= max_sub then
+  if f[1] == STARTED and submitted >= min_sub and submitted <= max_sub then
     -- last_heartbeat_at may be left from an earlier attempt: the later of it and the start counts.
     local silent = now - math.max(tonumber(f[2] or '0'), tonumber(f[3] or '0'))
     local own, _, dlq = stall_config(tk)
@@ -20,8 +21,8 @@ for _, id in ipairs(ids) do
       release(id, f[4])
       append_error(tk, 'HeartbeatTimeout', 'no heartbeat for ' .. fmt(silent) .. ' ms', now,
         tonumber(f[6] or '0'))
-      end_task(id, tk, 'started', 'stalled', now, dlq == 'save')
-      redis.call('PUBLISH', K_cancel_channel, id)
+      end_task(id, tk, f[4], STARTED, STALLED, now, dlq == 'save')
+      redis.call('PUBLISH', C_cancel, id)
       out[#out + 1] = id
     end
   end

@@ -1,52 +1,75 @@
--- Create tasks atomically (one per group of ARGV), each with its queue or schedule entry.
--- ARGV: prefix, then one msgpack array of tasks (one argument, so packing stays cheap), each:
---       [id, name, version, queue, params (msgpack), run_at_ms (0 = now), idempotency key ('' = none),
---        max_stalls, hb_timeout_ms, dlq_policy ('' = unknown), trace]
--- Returns per task: {'new'|'existing', id, status, submitted_at_ms}
+-- Create tasks atomically, each with its queue or schedule entry, in one key space.
+-- KEYS: the ready set of each queue the rows name.  ARGV[3]: one msgpack array of submit rows
+-- (task_schema.SUBMIT_ROW; one argument, so packing stays cheap).  ARGV[4], ARGV[5]: the
+-- Idempotency-Key of the whole request and its body's fingerprint ('' = none): recorded like a
+-- row's key (without a task), so the same key with another body conflicts as a whole.
+-- ARGV[6]: '1' when the request or any row has an Idempotency-Key (else no key is looked up).
+-- A row whose task id, or Idempotency-Key (SUBMIT.idem), is already recorded returns that task.
+-- An Idempotency-Key recorded with another request's fingerprint is a conflict: then nothing of
+-- the call is written, and every row answers SUBMIT_CONFLICT (with the recorded task's id on the
+-- rows whose key conflicted, '' on the others).
+-- Returns per row: {SUBMIT_NEW | SUBMIT_EXISTING | SUBMIT_CONFLICT, id, status, submitted_at_ms}
 local now = now_ms()
 local now_s = fmt(now)
-local out = {}
-local woken = {}
-local seen = {}
-local scheduled = false
-for _, t in ipairs(cmsgpack.unpack(ARGV[2])) do
-  local id, name, version, queue, params = t[1], t[2], tostring(t[3]), t[4], t[5]
-  local run_at, idem = tonumber(t[6]), t[7]
-  local max_stalls, hb, dlq, trace = tostring(t[8]), tostring(t[9]), t[10], t[11]
-  if idem ~= '' then
-    local prior = redis.call('GET', K_idem(idem))
-    if prior and redis.call('EXISTS', K_task(prior)) == 1 then id = prior end
-  end
-  local tk = K_task(id)
-  local prior = redis.call('HMGET', tk, 'status', 'submitted_at')
-  if prior[1] then
-    out[#out + 1] = {'existing', id, prior[1], prior[2]}
-  else
-    local status = 'submitted'
-    if run_at > now then status = 'scheduled' end
-    redis.call('HSET', tk, 'id', id, 'name', name, 'version', version, 'queue', queue,
-      'params', params, 'status', status, 'submitted_at', now_s, 'updated_at', now_s)
-    if max_stalls ~= '' then redis.call('HSET', tk, 'max_stalls', max_stalls) end
-    if hb ~= '' then redis.call('HSET', tk, 'hb_timeout', hb) end
-    if dlq ~= '' then redis.call('HSET', tk, 'dlq_policy', dlq) end
-    if trace ~= '' then redis.call('HSET', tk, 'trace', trace) end
-    if status == 'scheduled' then
-      redis.call('HSET', tk, 'run_at', fmt(run_at))
-      redis.call('ZADD', K_sched(queue), run_at, id)
-      scheduled = true
-    else
-      redis.call('ZADD', K_queue(queue), now, id)
-      woken[queue] = true
+local rows = cmsgpack.unpack(ARGV[3])
+
+local request_key, request_fingerprint = ARGV[4], ARGV[5]
+
+-- The task an Idempotency-Key names (false when none, or when its task is gone), and whether
+-- the key was recorded with a fingerprint other than given.
+local function recorded(idem, given)
+  if idem == '' then return false, false end
+  local record = redis.call('GET', K_idem(idem))
+  if not record then return false, false end
+  local prior, fingerprint = string.match(record, '^(%S*) ?(.*)$')
+  if fingerprint ~= '' and given ~= '' and fingerprint ~= given then return prior, true end
+  if prior ~= '' and redis.call('EXISTS', K_task(prior)) == 1 then return prior, false end
+  return false, false
+end
+
+local keyed = ARGV[6] == '1'  -- whether any row, or the request, has an Idempotency-Key
+local _, whole_conflict = recorded(request_key, request_fingerprint)
+local conflicts = {}
+if keyed then
+  for i, t in ipairs(rows) do
+    if t[SUBMIT.idem] ~= '' then
+      local prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint])
+      if conflict then conflicts[i] = prior end
     end
-    redis.call('ZADD', K_status(status), now, id)
-    if not seen[queue] then
-      redis.call('SADD', K_queues, queue)
-      seen[queue] = true
-    end
-    if idem ~= '' then redis.call('SET', K_idem(idem), id, 'EX', 86400) end
-    out[#out + 1] = {'new', id, status, now_s}
   end
 end
-for queue, _ in pairs(woken) do redis.call('PUBLISH', K_wake_channel, queue) end
-if scheduled then redis.call('PUBLISH', K_sched_channel, '1') end
+if whole_conflict or next(conflicts) then
+  local out = {}
+  for i = 1, #rows do out[i] = {SUBMIT_CONFLICT, conflicts[i] or '', '', '0'} end
+  return out
+end
+if request_key ~= '' then redis.call('SET', K_idem(request_key), ' ' .. request_fingerprint, 'EX', 86400) end
+
+local out = {}
+for i, t in ipairs(rows) do
+  -- Again: an earlier row of this call may have recorded the same key.
+  local prior, conflict = false, false
+  if keyed and t[SUBMIT.idem] ~= '' then prior, conflict = recorded(t[SUBMIT.idem], t[SUBMIT.fingerprint]) end
+  local id = prior or t[SUBMIT.id]
+  local tk = K_task(id)
+  local existing = redis.call('HMGET', tk, 'status', 'submitted_at')
+  if conflict then
+    out[i] = {SUBMIT_CONFLICT, prior, '', '0'}
+  elseif existing[1] then
+    out[i] = {SUBMIT_EXISTING, id, existing[1], existing[2]}
+  else
+    local queue, run_at = t[SUBMIT.queue], tonumber(t[SUBMIT.run_at])
+    local status = SUBMITTED
+    if run_at > now then
+      status = SCHEDULED
+      make_scheduled(id, tk, queue, UNSUBMITTED, run_at, now, submitted_fields(t, now_s))
+    else
+      make_ready(id, tk, queue, UNSUBMITTED, now, now, submitted_fields(t, now_s))
+    end
+    if t[SUBMIT.idem] ~= '' then
+      redis.call('SET', K_idem(t[SUBMIT.idem]), id .. ' ' .. t[SUBMIT.fingerprint], 'EX', 86400)
+    end
+    out[i] = {SUBMIT_NEW, id, status, now_s}
+  end
+end
 return out

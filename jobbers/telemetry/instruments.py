@@ -1,4 +1,4 @@
-"""Metric instruments that cost a dict update per measurement, collected by the OpenTelemetry SDK.
+"""Cheap instruments: metrics that cost a dict update per measurement, collected by the OpenTelemetry SDK.
 
 The SDK's synchronous instruments cost about 10 µs per call (attribute validation and hashing on
 every measurement), a tenth of the worker's whole budget per task. These aggregate in-process
@@ -9,7 +9,7 @@ values (``register_observables``), and histogram points are added to each export
 
 Measurements are made from one thread (the process's event loop); the exporting thread only reads,
 copying each dict or bucket list in one step. The instruments themselves are defined, with their
-names and labels, in ``jobbers.telemetry``.
+names and labels, in ``jobbers.telemetry.metrics``.
 """
 
 from __future__ import annotations

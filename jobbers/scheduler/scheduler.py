@@ -1,18 +1,19 @@
-"""The scheduler: promotes due retry-delayed and scheduled tasks, and recovers expired leases."""
+"""The scheduler loop: promotes due tasks of its role's queues and recovers expired leases."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
-from jobbers.lifecycle import record_recovered, settle
+from jobbers.process import settle, stop_on_signals
+from jobbers.recovery import record_recovered
+from jobbers.scheduler.decisions import seconds_until_next_pass
 from jobbers.settings import Settings
-from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, SignalListener
+from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff
 from jobbers.state.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -40,35 +41,32 @@ class Scheduler:
         self.queue_stats_interval = queue_stats_interval
         self.stopping = False
         self._wake = asyncio.Event()
-        self.promoted = 0
         self._queues_cache: tuple[float, list[str]] | None = None
 
     def request_shutdown(self) -> None:
+        """Stop after the current pass."""
         self.stopping = True
         self._wake.set()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_shutdown)
-        listener = SignalListener(
-            self.store.redis, self.store.keys, on_schedule=self._wake.set, on_reconnect=self._wake.set
-        )
-        background = [asyncio.create_task(listener.run())]
+        """Run passes until SIGTERM/SIGINT (or ``request_shutdown()``), backing off while Redis is down."""
+        stop_on_signals(self.request_shutdown)
+        listener = self.store.listener(on_schedule=self._wake.set, on_reconnect=self._wake.set)
+        background = [asyncio.create_task(listener.run(), name="signals")]
         if self.queue_stats_interval:
-            background.append(asyncio.create_task(self._report_queue_stats(self.queue_stats_interval)))
-        backoff = 0.05
+            background.append(
+                asyncio.create_task(self._report_queue_stats(self.queue_stats_interval), name="queue-stats")
+            )
+        backoff = Backoff()
         try:
             while not self.stopping:
                 self._wake.clear()
                 try:
                     sleep = await self.run_once()
-                    backoff = 0.05
+                    backoff.succeeded()
                 except TRANSIENT_REDIS_ERRORS as exc:
-                    log.warning("scheduler pass failed (%s); retrying in %.2fs", exc, backoff)
-                    sleep = backoff
-                    backoff = min(backoff * 2, 2.0)
+                    sleep = backoff.next_delay()
+                    log.warning("scheduler pass failed (%s); retrying in %.2fs", exc, sleep)
                 if sleep > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), sleep)
@@ -78,21 +76,13 @@ class Scheduler:
 
     async def run_once(self) -> float:
         """One pass over the role's queues; returns how long to sleep before the next."""
-        queues = await self._queue_names()
-        poll = self.settings.scheduler_poll_interval
-        sleep = poll
-        for queue in queues:
-            count, next_due, now_ms, lag_ms = await self.store.promote_due(
-                queue, self.settings.scheduler_batch_size
-            )
-            self.promoted += count
-            if count:
-                telemetry.TASKS_PROMOTED.add((queue,), count)
-                telemetry.SCHEDULER_LAG.record(lag_ms, (queue,))
-            if count >= self.settings.scheduler_batch_size:
-                sleep = 0.0  # a full batch: more may be due right now
-            elif next_due is not None:
-                sleep = min(sleep, max((next_due - now_ms) / 1000, 0.0))
+        promotions = []
+        for queue in await self._queue_names():
+            promotion = await self.store.promote_due(queue, self.settings.scheduler_batch_size)
+            promotions.append(promotion)
+            if promotion.promoted:
+                telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
+                telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))
         recovered = await self.store.recover_expired_leases()
         for label, ids in (
             ("re-queued", recovered.requeued),
@@ -102,7 +92,9 @@ class Scheduler:
             if ids:
                 log.warning("expired leases: %s %d tasks: %s", label, len(ids), ids)
         await record_recovered(self.store, recovered)
-        return sleep
+        return seconds_until_next_pass(
+            self.settings.scheduler_poll_interval, self.settings.scheduler_batch_size, promotions
+        )
 
     async def _report_queue_stats(self, interval: float) -> None:
         """Refresh the queue depth and oldest-age gauges every ``interval`` seconds."""

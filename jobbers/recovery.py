@@ -1,24 +1,11 @@
-"""Small helpers shared by the processes (worker, scheduler, cleaner, manager)."""
+"""Reporting what was taken back from workers (by the scheduler's lease recovery and the cleaner)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 
 from jobbers import telemetry
 from jobbers.state.store import RecoverResult, TaskStore
-
-log = logging.getLogger(__name__)
-
-
-async def settle(tasks: list[asyncio.Task[None]], seconds: float = 2.0) -> None:
-    """Wait for cancelled background tasks to finish, but never let one hold up the exit."""
-    for t in tasks:
-        t.cancel()
-    _done, stuck = await asyncio.wait(tasks, timeout=seconds)
-    for t in stuck:
-        log.warning("background task %s did not stop within %.1fs", t.get_name(), seconds)
 
 
 async def record_recovered(store: TaskStore, recovered: RecoverResult, hung: Sequence[str] = ()) -> None:

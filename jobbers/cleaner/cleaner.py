@@ -1,0 +1,42 @@
+"""One cleaner pass: recover expired leases, stall silent tasks, prune by age."""
+
+from __future__ import annotations
+
+import logging
+
+from jobbers.cleaner.decisions import CleanerOptions, CleanerReport, cutoffs, submission_bounds
+from jobbers.models.task import TERMINAL_STATUSES
+from jobbers.recovery import record_recovered
+from jobbers.state.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+
+async def run_cleaner(store: TaskStore, options: CleanerOptions) -> CleanerReport:
+    """Recover expired leases, stall silent tasks, prune by age; logs every id it changes."""
+    report = CleanerReport()
+    recovered = await store.recover_expired_leases()
+    report.requeued, report.cancelled = recovered.requeued, recovered.cancelled
+    report.stalled = list(recovered.stalled)
+    hung = await store.stall_silent_tasks(options.stale_time, *submission_bounds(options))
+    report.stalled += hung
+    await record_recovered(store, recovered, hung)
+    cut = cutoffs(options, await store.redis_time_ms())
+    if cut.terminal_before_ms is not None:
+        for status in sorted(TERMINAL_STATUSES):
+            report.pruned_tasks += await store.prune_terminal(status, cut.terminal_before_ms)
+    if cut.dead_letters_before_ms is not None:
+        report.pruned_dead_letters = await store.prune_dead_letters(cut.dead_letters_before_ms)
+    if cut.rate_entries_before_ms is not None:
+        report.pruned_rate_limit_entries = await store.prune_rate_limits(cut.rate_entries_before_ms)
+    for label, ids in (
+        ("re-queued after lease expiry", report.requeued),
+        ("marked stalled", report.stalled),
+        ("cancelled after lease expiry", report.cancelled),
+        ("pruned terminal tasks", report.pruned_tasks),
+        ("pruned dead letters", report.pruned_dead_letters),
+    ):
+        if ids:
+            log.info("%s: %d %s", label, len(ids), ids)
+    log.info("cleaner done: %s", report.counts())
+    return report

@@ -1,0 +1,198 @@
+"""The Lua scripts: their generated preamble, loading, and the one way they are called.
+
+Every script is ``preamble + lua/_common.lua + lua/<name>.lua``. The preamble is generated from
+Python, so nothing the scripts share is spelled twice:
+
+- the call's key space ``S`` (``ARGV[1]``) and the global prefix ``G`` (``ARGV[2]``), with a check
+  that ``KEYS[1]`` lies in ``S``, and the key helpers ``K_*`` / channels ``C_*`` (``keys.py``);
+- every status (``SUBMITTED`` ...), the sets ``TERMINAL``, ``CANCELLABLE``, ``DEAD_LETTER`` and the
+  transition table ``ALLOWED`` (``models.task``); the outcome names (``CANCEL_*``, ``RESUBMIT_*``,
+  ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``);
+- the rows' helpers (``task_schema.lua_row_helpers``); row positions (``SUBMIT.queue``) are
+  written into the script bodies as numbers (``task_schema.lua_row_positions``).
+
+The script body runs inside a function, and the effects it collected (wake-ups, the schedule
+signal, throughput counts; see ``_common.lua``) are flushed after it returns, so no script can
+forget to publish what it made ready.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
+from jobbers.models.task import (
+    ALLOWED_TRANSITIONS,
+    CANCELLABLE_STATUSES,
+    DEAD_LETTER_STATUSES,
+    TERMINAL_STATUSES,
+    TaskStatus,
+)
+from jobbers.state.keys import Space, lua_key_helpers
+from jobbers.state.task_schema import lua_row_helpers, lua_row_positions
+
+SCRIPT_NAMES = (
+    "submit",
+    "claim",
+    "renew",
+    "finish",
+    "cancel",
+    "promote",
+    "recover",
+    "stall_silent",
+    "prune",
+    "prune_dlq",
+    "prune_rate",
+    "dlq_resubmit",
+    "dlq_remove",
+    "worker_seen",
+)
+
+#: Enums whose values the scripts use, and the prefix of their generated Lua names.
+LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
+    ("", TaskStatus),
+    ("", RetryKind),
+    ("SUBMIT_", SubmitKind),
+    ("CANCEL_", CancelKind),
+    ("RESUBMIT_", ResubmitKind),
+)
+
+
+def _lua_set(name: str, members: Sequence[str]) -> str:
+    return f"local {name} = {{" + ", ".join(f"{m} = true" for m in sorted(members)) + "}"
+
+
+def lua_model_constants() -> str:
+    """Lua constants for every status and outcome, the status sets and the transition table."""
+    lines = []
+    for prefix, enum in LUA_ENUMS:
+        for member in enum:
+            lines.append(f"local {prefix}{member.name} = '{member.value}'")
+    lines.append(_lua_set("TERMINAL", list(TERMINAL_STATUSES)))
+    lines.append(_lua_set("CANCELLABLE", list(CANCELLABLE_STATUSES)))
+    lines.append(_lua_set("DEAD_LETTER", list(DEAD_LETTER_STATUSES)))
+    # ALLOWED[old][new]: looked up by constant strings, so checking a move allocates nothing.
+    rows = ", ".join(
+        f"{old.value} = {{" + ", ".join(f"{new.value} = true" for new in sorted(allowed)) + "}"
+        for old, allowed in ALLOWED_TRANSITIONS.items()
+        if allowed
+    )
+    lines.append(f"local ALLOWED = {{{rows}}}")
+    return "\n".join(lines) + "\n"
+
+
+_HEAD = """local S, G = ARGV[1], ARGV[2]
+if string.sub(KEYS[1], 1, #S) ~= S then
+  return redis.error_reply('jobbers: KEYS[1] ' .. KEYS[1] .. ' is outside the key space ' .. S)
+end
+"""
+
+
+def lua_preamble() -> str:
+    """Everything generated that a script may use (each script gets the part it uses)."""
+    return _HEAD + lua_key_helpers() + lua_model_constants() + lua_row_helpers()
+
+
+_ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH)\.\w+")
+
+
+def _with_row_positions(source: str) -> str:
+    """``source`` with every row position (``SUBMIT.queue``) written as its number; an unknown
+    name raises ``KeyError`` when the script is loaded, not when it runs."""
+    positions = lua_row_positions()
+    return _ROW_POSITION.sub(lambda m: str(positions[m.group(0)]), source)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_NOT_CODE = re.compile(r"--[^\n]*|'[^'\n]*'")
+_DEFINED = re.compile(r"local\s+(?:function\s+(\w+)|([\w\s,]+?)\s*=)")
+
+
+def _identifiers(source: str) -> set[str]:
+    return set(_IDENTIFIER.findall(_NOT_CODE.sub(" ", source)))
+
+
+def _definitions(source: str) -> list[tuple[set[str], str]]:
+    """The top-level ``local`` definitions of ``source`` (with the comments above them), each with
+    the names it defines."""
+    blocks: list[list[str]] = []
+    pending: list[str] = []
+    for line in source.splitlines(keepends=True):
+        if line.startswith("local "):
+            blocks.append([*pending, line])
+            pending = []
+        elif line.startswith("--") or not line.strip():
+            pending.append(line)
+        elif blocks:  # the rest of a definition (its body, its closing 'end')
+            blocks[-1] += [*pending, line]
+            pending = []
+    out = []
+    for block in blocks:
+        first = next(line for line in block if line.startswith("local "))
+        found = _DEFINED.match(first)
+        assert found, first
+        names = {found.group(1)} if found.group(1) else {n.strip() for n in found.group(2).split(",")}
+        out.append((names, "".join(block)))
+    return out
+
+
+def _used_by(code: str, definitions: list[tuple[set[str], str]]) -> str:
+    """The definitions ``code`` needs, directly or through each other, in their order.
+
+    The main chunk of a script runs on every call, building each of its tables and functions
+    again, so a script carries only what it uses (a claim does not pay for the submit helpers).
+    """
+    needed = _identifiers(code)
+    kept = []
+    for names, text in reversed(definitions):  # a definition only uses those before it
+        if names & needed:
+            kept.append(text)
+            needed |= _identifiers(text)
+    return "".join(reversed(kept))
+
+
+def script_source(name: str) -> str:
+    """The source of script ``name``: the check of its key space, the generated names and shared
+    helpers it uses, its body, and the flush of the effects it collected."""
+    lua = resources.files("jobbers.state") / "lua"
+    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + (lua / "_common.lua").read_text()
+    body = (
+        "local function body()\n"
+        + _with_row_positions((lua / f"{name}.lua").read_text())
+        + "\nend\nlocal result = body()\nflush_effects()\nreturn result\n"
+    )
+    return _HEAD + _used_by(body, _definitions(shared)) + body
+
+
+class Scripts:
+    """The scripts of one client, registered once and called by EVALSHA."""
+
+    def __init__(self, redis: Redis, global_prefix: str) -> None:
+        self._global = global_prefix
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    async def run(
+        self,
+        name: str,
+        space: Space,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        client: Pipeline | None = None,
+    ) -> Any:
+        """Run script ``name`` in ``space``; ``keys`` are the keys it is given (KEYS[1] in ``space``).
+        With ``client`` (a pipeline) the call is queued on it instead."""
+        return await self._scripts[name](keys=keys, args=[space.prefix, self._global, *args], client=client)
+
+    async def run_global(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script that touches only global keys (``keys``, under the global prefix)."""
+        return await self._scripts[name](keys=keys, args=[self._global, self._global, *args])

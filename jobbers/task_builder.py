@@ -1,0 +1,86 @@
+"""Building the ``NewTask`` a submission writes: one builder for the manager and the Python client.
+
+It fills what the registry knows about the task (its stall and dead-letter options, stored with it
+so lease recovery can judge it before a worker has published its config) and, when the request has
+an Idempotency-Key, the request's fingerprint, so a retry with the same key but another body is
+refused instead of answered with the first task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from jobbers.models.queue_config import DEFAULT_QUEUE
+from jobbers.models.task_config import DeadLetterPolicy, TaskConfig
+from jobbers.state.records import NewTask, RequestKey, new_task_id
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def request_fingerprint(name: str, version: int, queue: str, params: Any, schedule: str) -> str:
+    """A hash of what a submit request asks for: name, version, queue, params (key order aside) and
+    ``schedule`` (the request's own words, e.g. ``delay=60``, so a retried request matches)."""
+    body = json.dumps(
+        [name, version, queue, params, schedule], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return _digest(body)
+
+
+def schedule_of(run_at: dt.datetime | None = None, delay: float | None = None) -> str:
+    """How a request asked to be scheduled, as fingerprinted: ``delay=<s>``, ``run_at=<iso>`` or ""."""
+    if delay is not None:
+        return f"delay={delay!r}"
+    if run_at is not None:
+        return "run_at=" + (run_at if run_at.tzinfo else run_at.replace(tzinfo=dt.UTC)).isoformat()
+    return ""
+
+
+def build_new_task(
+    config: TaskConfig | None,
+    name: str,
+    params: dict[str, Any],
+    *,
+    version: int = 1,
+    queue: str = DEFAULT_QUEUE,
+    task_id: str | None = None,
+    run_at: dt.datetime | None = None,
+    schedule: str | None = None,
+    idempotency_key: str | None = None,
+    trace: str = "",
+) -> NewTask:
+    """The ``NewTask`` for a request (``config``: the registered task, when this process knows it).
+
+    ``schedule`` is what the request said about its run time (``schedule_of``); by default, ``run_at``.
+    """
+    fingerprint = ""
+    if idempotency_key:
+        asked = schedule_of(run_at) if schedule is None else schedule
+        fingerprint = request_fingerprint(name, version, queue, params, asked)
+    return NewTask(
+        name=name,
+        version=version,
+        queue=queue,
+        params=params,
+        id=task_id or new_task_id(),
+        run_at=run_at,
+        idempotency_key=idempotency_key or None,
+        fingerprint=fingerprint,
+        max_stalls=config.max_stalls if config else None,
+        max_heartbeat_interval=config.max_heartbeat_interval if config else None,
+        dead_letter=(config.dead_letter_policy is DeadLetterPolicy.SAVE) if config else None,
+        trace=trace,
+    )
+
+
+def bulk_request_key(tasks: Sequence[NewTask], idempotency_key: str | None) -> RequestKey | None:
+    """The whole-request key of a bulk submit (its items carry ``<key>:<index>``), fingerprinted by
+    all its items, so the same key with a different list conflicts as a whole."""
+    if not idempotency_key:
+        return None
+    return RequestKey(idempotency_key, _digest("bulk\n" + "\n".join(t.fingerprint for t in tasks)))

@@ -8,8 +8,8 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -114,45 +114,73 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(function)
 
 
-@functools.lru_cache(maxsize=4096)
-def _binding_error(function: Callable[..., Any], names: frozenset[str]) -> str | None:
-    # Binding depends only on the parameter names, so one answer serves every task with these keys.
-    try:
-        _signature(function).bind(**dict.fromkeys(names))
-    except TypeError as exc:
-        return str(exc)
-    return None
-
-
-def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
-    """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
-    error = _binding_error(config.function, frozenset(params))
-    if error is not None:
-        raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
-
-
 @dataclass(frozen=True)
 class TaskParams:
-    """The keyword parameters a task accepts: all of them, the required ones, and whether ``**kwargs``."""
+    """The keyword parameters a task accepts: all of them, the required ones, and whether ``**kwargs``.
+
+    ``positional_only`` names parameters that cannot be passed by keyword (so params can never
+    fill them): a task with a required one cannot be called with params at all.
+    """
 
     names: list[str]
     required: list[str]
     accepts_any: bool
+    positional_only: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(self.names)
 
 
 def task_params(config: TaskConfig) -> TaskParams:
     """Describe the parameters of a registered task (for the API's task catalogue)."""
+    return _params_of(config.function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_of(function: Callable[..., Any]) -> TaskParams:
+    # Keyed by the function only (the registry bounds how many there are), never by anything a
+    # client sends: a cache keyed on request data grows with every distinct request.
     names: list[str] = []
     required: list[str] = []
+    positional_only: list[str] = []
     accepts_any = False
-    for param in _signature(config.function).parameters.values():
+    for param in _signature(function).parameters.values():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             accepts_any = True
         elif param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             names.append(param.name)
             if param.default is inspect.Parameter.empty:
                 required.append(param.name)
-    return TaskParams(names=names, required=required, accepts_any=accepts_any)
+        elif param.kind is inspect.Parameter.POSITIONAL_ONLY and param.default is inspect.Parameter.empty:
+            positional_only.append(param.name)
+    return TaskParams(names, required, accepts_any, positional_only)
+
+
+def binding_error(params: TaskParams, given: Iterable[str]) -> str | None:
+    """Why keyword arguments named ``given`` cannot call a function with ``params``, or None.
+
+    The messages are those of ``inspect.Signature.bind``; the cost is one pass over ``given``.
+    """
+    if params.positional_only:
+        return f"missing a required argument: {params.positional_only[0]!r} (positional-only)"
+    given = given if isinstance(given, Set) else set(given)
+    if not params.accepts_any:
+        unexpected = next((name for name in given if name not in params.allowed), None)
+        if unexpected is not None:
+            shown = unexpected if len(unexpected) <= 100 else unexpected[:100] + "..."
+            return f"got an unexpected keyword argument {shown!r}"
+    missing = next((name for name in params.required if name not in given), None)
+    if missing is not None:
+        return f"missing a required argument: {missing!r}"
+    return None
+
+
+def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
+    """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
+    error = binding_error(_params_of(config.function), params.keys())
+    if error is not None:
+        raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
 
 
 def load_task_module(target: str) -> None:

@@ -28,8 +28,9 @@ async def test_list_tasks_filters_by_status_queue_and_task_name(api: httpx.Async
 
     assert [t["id"] for t in by_status["tasks"]] == [started["id"]] and by_status["total"] == 1
     assert {t["id"] for t in by_queue["tasks"]} == {waiting["id"], other_name["id"]}
-    assert by_queue["total"] is None and by_queue["next_cursor"] is None
-    assert [t["id"] for t in by_both["tasks"]] == [waiting["id"]]
+    # total counts the listed statuses over every queue and name: filters narrow the page only.
+    assert by_queue["total"] == 3 and by_queue["next_cursor"] is None
+    assert [t["id"] for t in by_both["tasks"]] == [waiting["id"]] and by_both["total"] == 3
     assert two_statuses["total"] == 3
 
 

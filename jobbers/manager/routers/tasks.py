@@ -22,6 +22,8 @@ from jobbers.manager.params import (
     TaskNameQuery,
     TraceParent,
 )
+from jobbers.manager.rendering import item_response, page_response
+from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import (
     ActiveTask,
     ActiveTaskList,
@@ -36,15 +38,16 @@ from jobbers.manager.schemas import (
     TasksSubmitted,
     TaskSubmitted,
     TaskType,
+    TaskView,
     clamp_limit,
 )
 from jobbers.manager.submission import build_tasks
 from jobbers.models.task import Task, TaskStatus
 from jobbers.registry import registered_tasks, task_params
 from jobbers.state.queries import TaskFilter
-from jobbers.state.store import NewTask, SubmitOutcome
+from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
 
 #: Every status a task can be listed under (``unsubmitted`` is never stored).
 LISTED_STATUSES = [s for s in TaskStatus if s is not TaskStatus.UNSUBMITTED]
@@ -115,17 +118,17 @@ async def submit_tasks(
     return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
 
-@router.get("/task-status/{task_id}", responses={**NOT_FOUND, **UNAVAILABLE})
-async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Task:
+@router.get("/task-status/{task_id}", response_model=TaskView, responses={**NOT_FOUND, **UNAVAILABLE})
+async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Response:
     """Everything known about a task: status, timings, params, result, errors and their history."""
     task = await services.store.get_task(task_id.upper())
     if task is None:
         raise TaskNotFoundError(f"no task {task_id}")
-    return task
+    return item_response(task)
 
 
-@router.get("/tasks", responses=UNAVAILABLE)
-@router.get("/task-list", responses=UNAVAILABLE)
+@router.get("/tasks", response_model=TaskList, responses=UNAVAILABLE)
+@router.get("/task-list", response_model=TaskList, responses=UNAVAILABLE)
 async def list_tasks(
     services: ServicesDep,
     status: Annotated[list[TaskStatus] | None, Query(description="repeatable; default: every status")] = None,
@@ -133,20 +136,21 @@ async def list_tasks(
     task_name: TaskNameQuery = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
-) -> TaskList:
+) -> Response:
     """Tasks by status (in lifecycle order, each oldest first), optionally of one queue or task name."""
     statuses = list(dict.fromkeys(status)) if status else LISTED_STATUSES
     limit = clamp_limit(limit)
     page = await services.queries.list_by_status(statuses, TaskFilter(queue, task_name), limit, cursor)
-    return TaskList(
-        tasks=[item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit
+    # Rendered task by task (one record that cannot be shown must not break the page).
+    return page_response(
+        [item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit
     )
 
 
-@router.get("/active-tasks", responses=UNAVAILABLE)
+@router.get("/active-tasks", response_model=ActiveTaskList, responses=UNAVAILABLE)
 async def active_tasks(
     services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
-) -> ActiveTaskList:
+) -> Response:
     """Started tasks, longest-running first, with their worker and running time (by Redis's clock)."""
     limit = clamp_limit(limit)
     page = await services.queries.list_by_status([TaskStatus.STARTED], TaskFilter(queue), limit, cursor)
@@ -168,13 +172,13 @@ async def active_tasks(
         )
         for t in (item.task for item in page.items)
     ]
-    return ActiveTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
+    return page_response(tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
 
 
-@router.get("/scheduled-tasks", responses=UNAVAILABLE)
+@router.get("/scheduled-tasks", response_model=ScheduledTaskList, responses=UNAVAILABLE)
 async def scheduled_tasks(
     services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
-) -> ScheduledTaskList:
+) -> Response:
     """Tasks waiting for their run time (delayed submissions and retry delays), soonest first."""
     limit = clamp_limit(limit)
     queues = [queue] if queue else await services.store.known_queues()
@@ -192,7 +196,14 @@ async def scheduled_tasks(
         )
         for item in page.items
     ]
-    return ScheduledTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total or 0, limit=limit)
+    # The total counts every queue's scheduled tasks, as the other listings' totals do.
+    total = page.total if queue is None else await services.store.count_by_status(TaskStatus.SCHEDULED)
+    return page_response(tasks, next_cursor=page.next_cursor, total=total, limit=limit)
+
+
+def _cancel_result(outcome: CancelOutcome) -> CancelResult:
+    status = TaskStatus(outcome.status) if outcome.status else None  # '' for an unknown id
+    return CancelResult(id=outcome.id, outcome=outcome.outcome, status=status)
 
 
 @router.post("/task/{task_id}/cancel", responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
@@ -204,7 +215,7 @@ async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResul
         raise TaskNotFoundError(f"no task {task_id}")
     if outcome.outcome == "conflict":
         raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
-    return CancelResult(id=outcome.id, outcome=outcome.outcome, status=outcome.status)
+    return _cancel_result(outcome)
 
 
 @router.post("/tasks/cancel", responses=UNAVAILABLE)
@@ -212,9 +223,7 @@ async def cancel_tasks(body: CancelTasks, services: ServicesDep) -> CancelResult
     """Cancel many tasks; each gets its own outcome (``not_found`` and ``conflict`` included)."""
     outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)))
     telemetry.record_cancellations(outcomes)
-    return CancelResults(
-        results=[CancelResult(id=o.id, outcome=o.outcome, status=o.status) for o in outcomes]
-    )
+    return CancelResults(results=[_cancel_result(o) for o in outcomes])
 
 
 @router.get("/task-types")

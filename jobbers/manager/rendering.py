@@ -4,7 +4,8 @@ break a whole page.
 A stored value may be impossible to show as JSON: params nested deeper than the serializer goes
 (accepted before params had a nesting limit, or written to Redis by other means), a result a task
 returned nested just as deep, a string with a lone surrogate in an exception message. Such an
-item is shown with that field at its default and ``omitted`` naming it and saying why; strings
+item is shown with that field at its default (or empty: ``{}``, ``[]``) and ``omitted`` naming it
+and saying why; strings
 that are not valid Unicode are shown with U+FFFD in place of the bad characters. Every other
 item of the page renders as usual.
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import PydanticSerializationError, PydanticUndefined, to_jsonable_python
 from starlette.responses import Response
 
 from jobbers.manager.errors import json_safe
@@ -44,12 +45,23 @@ def _degraded_json(item: BaseModel) -> bytes:
         try:
             shown[name] = to_jsonable_python(value)
         except (PydanticSerializationError, ValueError, RecursionError) as exc:
-            shown[name] = to_jsonable_python(fields[name].get_default(call_default_factory=True))
+            default = fields[name].get_default(call_default_factory=True)
+            shown[name] = _empty_like(value) if default is PydanticUndefined else to_jsonable_python(default)
             omitted[name] = _reason(exc)
     # Every item schema the API answers with has this field (a stored Task is shown as TaskView).
     shown["omitted"] = omitted
     log.warning("task %s shown without %s: %s", shown.get("id"), ", ".join(omitted) or "bad text", omitted)
     return json.dumps(json_safe(shown), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _empty_like(value: object) -> object:
+    # What stands in for a required value that cannot be shown: empty of its kind, so the item
+    # keeps its schema.
+    if isinstance(value, dict):
+        return {}
+    if isinstance(value, list | tuple):
+        return []
+    return None
 
 
 def _reason(exc: Exception) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from jobbers.errors import InvalidCursorError
 from jobbers.models.task import Task, TaskStatus
 from jobbers.state.codec import decode_task
 from jobbers.state.store import TaskStore
+
+log = logging.getLogger(__name__)
 
 #: At most this many index entries are examined per page before it is handed back with a cursor,
 #: so a filter that matches little cannot turn one request into a scan of every task.
@@ -213,7 +216,8 @@ class TaskQueries:
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hgetall(self.keys.task(task_id))
-        return [decode_task(fields) if fields else None for fields in await pipe.execute()]
+        replies = await pipe.execute()
+        return [_decoded(i, fields) if fields else None for i, fields in zip(task_ids, replies, strict=True)]
 
     async def _counts(self, keys: Sequence[str]) -> list[int]:
         pipe = self.redis.pipeline(transaction=False)
@@ -223,6 +227,16 @@ class TaskQueries:
 
     async def _count(self, keys: Sequence[str]) -> int:
         return sum(await self._counts(keys)) if keys else 0
+
+
+def _decoded(task_id: str, fields: dict[bytes, bytes]) -> Task | None:
+    # A record that cannot be decoded (damaged, or written by other means) is left out, and said
+    # so, rather than failing the listing of every other task.
+    try:
+        return decode_task(fields)
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("task %s cannot be decoded and is left out of the listing: %r", task_id, exc)
+        return None
 
 
 def _after(position: Position) -> tuple[int, str]:

@@ -70,10 +70,22 @@ async def test_api_answers_are_not_cached_and_ui_files_are_revalidated(api: http
     assert (await api.get("/ui/js/app.js")).headers["cache-control"] == "no-cache"
 
 
-async def test_method_not_allowed_says_which_methods_are(api: httpx.AsyncClient) -> None:
-    response = await api.delete("/tasks")
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/tasks", "GET, HEAD, POST"),
+        ("OPTIONS", "/queues", "GET, HEAD, POST"),
+        ("POST", "/queues/default", "DELETE, PATCH, PUT"),
+        ("POST", "/roles/default", "DELETE, GET, HEAD, PUT"),
+        ("PUT", "/docs", "GET, HEAD"),
+    ],
+)
+async def test_method_not_allowed_lists_every_method_of_the_path(
+    api: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await api.request(method, path)
 
-    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.status_code == 405 and response.headers["allow"] == allow
 
 
 async def test_too_large_and_unauthorized_answers_carry_the_headers_too(manager_settings: Settings) -> None:

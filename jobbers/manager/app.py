@@ -13,7 +13,7 @@ from jobbers.config_store import ConfigStore
 from jobbers.manager.admin_ui import UI_PATH, install_ui
 from jobbers.manager.deps import Services
 from jobbers.manager.docs_page import install_docs
-from jobbers.manager.errors import install_error_handlers
+from jobbers.manager.errors import MethodsByPath, install_error_handlers
 from jobbers.manager.middleware import BearerAuth, BodySizeLimit, SecurityHeaders
 from jobbers.manager.routers import dlq, health, queues, roles, stats, tasks
 from jobbers.manager.submission import QueueDirectory
@@ -88,6 +88,8 @@ def create_app(
         """Browsers that open the manager's address land on the admin UI."""
         return RedirectResponse("ui/", status_code=307)
 
+    routers = (tasks, dlq, queues, roles, stats, health)
+    app.state.methods_by_path = MethodsByPath([*app.routes, *(r for m in routers for r in m.router.routes)])
     app.add_middleware(BodySizeLimit, max_bytes=settings.manager_max_body_bytes)
     if settings.manager_api_token is not None:
         # Added last, so it runs first: an unauthenticated request is refused before its body is read.

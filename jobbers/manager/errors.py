@@ -13,14 +13,16 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from jobbers.config_store import SQL_UNAVAILABLE_ERRORS
 from jobbers.errors import (
@@ -156,12 +158,42 @@ async def _request_validation_error(_request: Request, exc: Exception) -> JSONRe
     return SafeJSONResponse({"detail": [validation_entry(e) for e in exc.errors()]}, status_code=422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
-    # Starlette's own answers (404 for an unknown path, 405 with its Allow header, ...).
+class MethodsByPath:
+    """Every method each route path answers, to build the ``Allow`` header of a 405.
+
+    The router's own 405 names only the methods of the first route whose path matched, so
+    ``DELETE /queues`` would say ``Allow: GET`` although ``POST /queues`` exists too.
+    """
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        by_regex: dict[str, tuple[re.Pattern[str], set[str]]] = {}
+        for route in routes:
+            if isinstance(route, Route | APIRoute) and route.methods:
+                _, methods = by_regex.setdefault(route.path_regex.pattern, (route.path_regex, set()))
+                methods |= route.methods
+        self._paths = [(pattern, frozenset(methods)) for pattern, methods in by_regex.values()]
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods some route answers at ``path``, sorted (HEAD wherever GET is)."""
+        methods: set[str] = set()
+        for pattern, route_methods in self._paths:
+            if pattern.match(path):
+                methods |= route_methods
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own answers (404 for an unknown path, 405 with an Allow header, ...).
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    methods: MethodsByPath | None = getattr(request.app.state, "methods_by_path", None)
+    if exc.status_code == 405 and methods is not None:
+        headers["Allow"] = ", ".join(methods.allowed(request.url.path)) or headers.get("Allow", "")
     if exc.status_code in (204, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return Response(status_code=exc.status_code, headers=headers)
+    return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def _unavailable(what: str, request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobbers import json_values
+from jobbers.manager.params import TOO_LARGE
 
 
 def is_json_content_type(value: str | None) -> bool:
@@ -57,11 +58,18 @@ class StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
-    """An ``APIRoute`` whose JSON body is parsed by ``StrictJSONRequest`` before FastAPI reads it.
+    """An ``APIRoute`` whose JSON body is parsed by ``StrictJSONRequest`` before FastAPI reads it,
+    and whose documented answers include the 413 of a body over the limit.
 
     The body is parsed here, outside FastAPI's body reading (which answers 400 for any error it
     does not expect); FastAPI's own ``request.json()`` then returns the parsed value.
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # BodySizeLimit refuses a body over MANAGER_MAX_BODY_BYTES on every method that may carry one.
+        if set(kwargs.get("methods") or ()) - {"GET", "HEAD", "OPTIONS"}:
+            kwargs["responses"] = {**TOO_LARGE, **(kwargs.get("responses") or {})}
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

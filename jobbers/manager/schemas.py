@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from jobbers.json_values import MAX_PARAMS_DEPTH, find_problem
 from jobbers.models.queue_config import NAME_PATTERN, QueueConfig, RatePeriod
-from jobbers.models.role import Role
 from jobbers.models.task import ErrorRecord, Task, TaskStatus
 
 #: A ULID in Crockford base32 (either case); the API stores and answers it upper-cased.
@@ -58,6 +57,17 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: Numbers and booleans in request bodies are JSON numbers and booleans, as the schema says:
+#: ``"1"`` or ``1.0`` for an integer and ``0`` for a boolean are refused (query parameters, which
+#: arrive as text, are converted as usual).
+BodyInt = Annotated[int, Strict()]
+BodyFloat = Annotated[float, Strict()]
+BodyBool = Annotated[bool, Strict()]
+MaxConcurrent = Annotated[BodyInt, Field(ge=1, le=1_000_000)]
+RateNumerator = Annotated[BodyInt, Field(ge=1, le=1_000_000_000)]
+RateDenominator = Annotated[BodyInt, Field(ge=1, le=1_000_000)]
+
+
 def _omitted_field() -> Any:
     # An item that could not be rendered whole says what was left out, and why.
     return Field(
@@ -80,14 +90,14 @@ class SubmitTask(RequestBody):
     """A task to run. Give ``run_at`` or ``delay`` (seconds) to schedule it instead of queueing it."""
 
     name: TaskName
-    version: int = Field(default=1, ge=1, le=2**31 - 1)
+    version: BodyInt = Field(default=1, ge=1, le=2**31 - 1)
     queue: Name = "default"
     params: Params = Field(default_factory=dict)
     id: TaskId | None = Field(
         default=None, description="client-chosen task id (ULID); resubmitting it is a no-op"
     )
     run_at: dt.datetime | None = Field(default=None, description="when to run (ISO 8601; naive means UTC)")
-    delay: float | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
+    delay: BodyFloat | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
 
     @model_validator(mode="after")
     def _one_schedule(self) -> SubmitTask:
@@ -261,8 +271,8 @@ class ResubmitDeadLetters(RequestBody):
     task_ids: list[TaskId] | None = Field(default=None, max_length=MAX_PAGE)
     queue: Name | None = None
     task_name: TaskName | None = None
-    reset_retry_count: bool = False
-    limit: int = Field(default=100, ge=1, description=f"clamped to {MAX_PAGE}")
+    reset_retry_count: BodyBool = False
+    limit: BodyInt = Field(default=100, ge=1, description=f"clamped to {MAX_PAGE}")
 
 
 class ResubmitResult(BaseModel):
@@ -287,10 +297,15 @@ class DeadLettersRemoved(BaseModel):
 # -- queues, roles, catalogue, health -----------------------------------------------------------
 
 
-class NewQueue(QueueConfig):
-    """A queue to create (the body of POST /queues)."""
+class NewQueue(RequestBody):
+    """A queue to create (the body of POST /queues): a concurrency limit and a rate limit of
+    ``rate_numerator`` starts per (``rate_denominator`` times ``rate_period``), both optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    name: Name
+    max_concurrent: MaxConcurrent | None = None
+    rate_numerator: RateNumerator | None = None
+    rate_denominator: RateDenominator = 1
+    rate_period: RatePeriod = RatePeriod.SECOND
 
 
 class QueueChanges(RequestBody):
@@ -302,9 +317,9 @@ class QueueChanges(RequestBody):
     """
 
     name: Name | None = None
-    max_concurrent: int | None = Field(default=None, ge=1, le=1_000_000, description="null: no limit")
-    rate_numerator: int | None = Field(default=None, ge=1, le=1_000_000_000, description="null: no rate cap")
-    rate_denominator: int | None = Field(default=None, ge=1, le=1_000_000, description="null: 1")
+    max_concurrent: MaxConcurrent | None = Field(default=None, description="null: no limit")
+    rate_numerator: RateNumerator | None = Field(default=None, description="null: no rate limit")
+    rate_denominator: RateDenominator | None = Field(default=None, description="null: 1")
     rate_period: RatePeriod | None = Field(default=None, description="null: second")
 
     def changes(self) -> dict[str, Any]:
@@ -317,11 +332,10 @@ class QueueChanges(RequestBody):
         }
 
 
-class NewRole(Role):
+class NewRole(RequestBody):
     """A role to create (the body of POST /roles)."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    name: Name
     queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
 
 

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from jobbers.errors import ConfigExistsError, ConfigNotFoundError, QueueNotEmptyError
 from jobbers.manager.deps import ServicesDep
-from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath
+from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath, config_links
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import NewQueue, QueueChanges
 from jobbers.models.queue_config import QueueConfig
@@ -23,7 +23,21 @@ async def list_queues(services: ServicesDep) -> list[QueueConfig]:
     return await services.config.list_queues()
 
 
-@router.post("/queues", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
+@router.post(
+    "/queues",
+    status_code=201,
+    responses={
+        201: {
+            "links": config_links(
+                GetQueue=("/queues/{name}/config", "get"),
+                PatchQueue=("/queues/{name}", "patch"),
+                DeleteQueue=("/queues/{name}", "delete"),
+            )
+        },
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
+)
 async def create_queue(body: NewQueue, services: ServicesDep) -> QueueConfig:
     """Create a queue (409 if it exists; PUT or PATCH /queues/{name} change one)."""
     config = QueueConfig(**body.model_dump())

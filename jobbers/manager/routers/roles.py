@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from jobbers.errors import ConfigExistsError, ConfigNotFoundError, DefaultRoleError
 from jobbers.manager.deps import ServicesDep
-from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath
+from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath, config_links
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import NewRole, RoleQueues
 from jobbers.models.role import DEFAULT_ROLE, Role
@@ -23,7 +23,21 @@ async def list_roles(services: ServicesDep) -> list[Role]:
     return roles
 
 
-@router.post("/roles", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
+@router.post(
+    "/roles",
+    status_code=201,
+    responses={
+        201: {
+            "links": config_links(
+                GetRole=("/roles/{name}", "get"),
+                PutRole=("/roles/{name}", "put"),
+                DeleteRole=("/roles/{name}", "delete"),
+            )
+        },
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
+)
 async def create_role(body: NewRole, services: ServicesDep) -> Role:
     """Create a role (409 if it exists; 422 if a queue does not exist)."""
     if not await services.config.create_role(Role(name=body.name, queues=body.queues)):

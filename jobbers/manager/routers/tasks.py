@@ -21,6 +21,7 @@ from jobbers.manager.params import (
     TaskIdPath,
     TaskNameQuery,
     TraceParent,
+    task_links,
 )
 from jobbers.manager.rendering import item_response, page_response
 from jobbers.manager.request_bodies import StrictJSONRoute
@@ -69,7 +70,11 @@ def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> 
 @router.post(
     "/tasks",
     status_code=201,
-    responses={200: {"model": TaskSubmitted, "description": "the task already existed"}, **UNAVAILABLE},
+    responses={
+        201: {"links": task_links("/id")},
+        200: {"model": TaskSubmitted, "description": "the task already existed", "links": task_links("/id")},
+        **UNAVAILABLE,
+    },
 )
 async def submit_task(
     body: SubmitTask,
@@ -93,7 +98,11 @@ async def submit_task(
     "/tasks/bulk",
     status_code=201,
     response_model=TasksSubmitted,
-    responses={200: {"model": TasksSubmitted, "description": "every task already existed"}, **UNAVAILABLE},
+    responses={
+        201: {"links": task_links("/tasks/0/id")},
+        200: {"model": TasksSubmitted, "description": "every task already existed"},
+        **UNAVAILABLE,
+    },
 )
 async def submit_tasks(
     body: SubmitTasks,

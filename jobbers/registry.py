@@ -19,6 +19,8 @@ from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, Shutdo
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _registry: dict[tuple[str, int], TaskConfig] = {}
+#: Every target ``load_task_module`` imported, in order (a manager's worker processes load them too).
+_loaded_modules: list[str] = []
 
 
 def register_task(
@@ -183,8 +185,19 @@ def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
         raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
 
 
+def loaded_task_modules() -> list[str]:
+    """The targets ``load_task_module`` has imported in this process, in order."""
+    return list(_loaded_modules)
+
+
 def load_task_module(target: str) -> None:
     """Import the user's task module, given as a dotted name or a path to a ``.py`` file."""
+    _import_task_module(target)
+    if target not in _loaded_modules:
+        _loaded_modules.append(target)
+
+
+def _import_task_module(target: str) -> None:
     path = Path(target)
     try:
         if target.endswith(".py") or path.is_file():

@@ -6,7 +6,6 @@ import json
 import secrets
 from collections.abc import Collection, Sequence
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The API's own answers are JSON that no page should run, frame or load as anything else.
@@ -43,25 +42,37 @@ def security_headers(path: str) -> list[tuple[str, str]]:
     return [*SECURITY_HEADERS, ("Content-Security-Policy", API_CSP)]
 
 
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers]
+
+
 class SecurityHeaders:
     """Add ``security_headers(path)`` to every HTTP answer (404s, 405s, 413s and 401s included),
     keeping any of them an answer already set."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Encoded once: this runs on every answer.
+        self._by_prefix = [(prefix, _encoded(security_headers(prefix))) for prefix, _ in CSP_BY_PREFIX]
+        self._default = _encoded(security_headers(""))
+
+    def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        for prefix, headers in self._by_prefix:
+            if path == prefix or path.startswith(prefix + "/"):
+                return headers
+        return self._default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(scope.get("path", ""))
+        extra = self._headers_for(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in extra:
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [h for h in extra if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -9,7 +9,6 @@ these with an undocumented 400, and others reach the code that stores the task).
 
 from __future__ import annotations
 
-import email.message
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,15 +22,13 @@ from jobbers.manager.params import TOO_LARGE
 
 
 def is_json_content_type(value: str | None) -> bool:
-    """Whether a Content-Type names JSON (``application/json`` or ``application/*+json``), the
-    bodies FastAPI parses as JSON."""
+    """Whether a Content-Type names JSON (``application/json`` or ``application/*+json``, any
+    parameters), the bodies FastAPI parses as JSON."""
     if not value:
         return False
-    message = email.message.Message()
-    message["content-type"] = value
-    subtype = message.get_content_subtype()
-    is_json = subtype == "json" or subtype.endswith("+json")
-    return message.get_content_maintype() == "application" and is_json
+    media_type = value.partition(";")[0].strip().lower()
+    suffixed = media_type.startswith("application/") and media_type.endswith("+json")
+    return media_type == "application/json" or suffixed
 
 
 _NOT_JSON = {

@@ -1,9 +1,10 @@
 """REST API benchmark: single submit, bulk submit and a mixed load against one manager.
 
-    python benchmarks/manager.py [--seconds 5] [--connections 16] [--workers N] [--only mixed]
+    python benchmarks/manager.py [--seconds 5] [--connections 16] [--workers N] [--otel] [--only mixed]
 
 Starts its own redis-server and one `jobbers_manager` (with ``MANAGER_WORKERS=N`` uvicorn worker
-processes when ``--workers`` is given). Three phases:
+processes when ``--workers`` is given; with telemetry on, exporting nowhere, under ``--otel``).
+Three phases:
 
 - ``single``: ``POST /tasks``, one task per request;
 - ``bulk``: ``POST /tasks/bulk``, ``--bulk-size`` tasks per request;
@@ -144,11 +145,17 @@ async def httpx_load(base: str, pick: object, seconds: float, connections: int) 
     return Load(rate, p50, p99, errors)
 
 
-def start_manager(server: RedisServer, tmp: Path, workers: int | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_manager(
+    server: RedisServer, tmp: Path, workers: int | None, otel: bool
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "REDIS_URL": server.url, "SQL_PATH": f"sqlite+aiosqlite:///{tmp / 'b.db'}",
            "MANAGER_PORT": str(port), "MANAGER_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
            "OTEL_SDK_DISABLED": "true", "PYTHONPATH": str(ROOT)}
+    if otel:
+        # Telemetry on, as in production, exporting to a local port where nothing listens.
+        env.pop("OTEL_SDK_DISABLED")
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
     if workers is not None:
         env["MANAGER_WORKERS"] = str(workers)
     manager = subprocess.Popen(
@@ -173,7 +180,7 @@ async def main(args: argparse.Namespace) -> None:
     server = RedisServer(find_redis_servers().get("system") or next(iter(find_redis_servers().values())))
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="jobbers-bench-"))
-    manager, base = start_manager(server, tmp, args.workers)
+    manager, base = start_manager(server, tmp, args.workers, args.otel)
     store = TaskStore(connect(server.url))
     use_wrk = shutil.which("wrk") is not None and not args.httpx
     phases = args.only or ["single", "bulk", "mixed"]
@@ -220,6 +227,7 @@ async def main(args: argparse.Namespace) -> None:
         await store.redis.aclose()
         server.stop()
     workers = f"MANAGER_WORKERS={args.workers}" if args.workers else "one manager process"
+    workers += ", telemetry on" if args.otel else ""
     print(f"{workers} (uvicorn), load from {'wrk' if use_wrk else 'httpx'}, {args.connections} connections, "
           f"{args.seconds} s per phase; {stored:,} tasks stored")
     if "single" in results:
@@ -242,5 +250,6 @@ if __name__ == "__main__":
     parser.add_argument("--bulk-size", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=None, help="MANAGER_WORKERS for the manager")
     parser.add_argument("--only", action="append", choices=["single", "bulk", "mixed"], help="repeatable")
+    parser.add_argument("--otel", action="store_true", help="run the manager with OpenTelemetry on")
     parser.add_argument("--httpx", action="store_true", help="generate load with httpx even if wrk exists")
     asyncio.run(main(parser.parse_args()))

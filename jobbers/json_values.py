@@ -68,10 +68,6 @@ def _parse_int(literal: str) -> int | _OutOfRangeInt:
     return _OutOfRangeInt(literal) if len(literal.lstrip("-")) > _MAX_INT_DIGITS else int(literal)
 
 
-def _parse_constant(literal: str) -> float:
-    return float(literal)  # NaN, Infinity, -Infinity: the walk reports them with their path
-
-
 def _scalar_problem(value: object) -> tuple[str, str] | None:
     """(kind, message) when a non-container value breaks a rule."""
     kind = type(value)
@@ -120,14 +116,28 @@ def find_problem(value: Any, max_depth: int) -> Problem | None:
         container, depth, path = stack.pop()
         if depth > max_depth:
             return Problem(path, "nested_too_deep", f"values may nest at most {max_depth} levels deep")
-        items = container.items() if isinstance(container, dict) else enumerate(container)
-        for key, item in items:
-            if isinstance(container, dict):
+        is_object = isinstance(container, dict)
+        for key, item in container.items() if is_object else enumerate(container):
+            if is_object:
                 if type(key) is not str:
                     return Problem(path, "not_json", f"object keys must be strings, not {type(key).__name__}")
                 if not key.isascii() and _SURROGATE.search(key):
                     return Problem((*path, key), "invalid_unicode", f"keys {_LONE_SURROGATE}")
-            if isinstance(item, dict | list | tuple):
+            # The common cases inline (this runs for every value of a 10,000-task bulk submit);
+            # anything else goes through _scalar_problem.
+            kind = type(item)
+            if kind is str:
+                if item.isascii():
+                    continue
+            elif kind is int:
+                if MIN_INT <= item <= MAX_INT:
+                    continue
+            elif kind is dict or kind is list:
+                stack.append((item, depth + 1, (*path, key)))
+                continue
+            elif item is None or kind is bool:
+                continue
+            elif isinstance(item, dict | list | tuple):
                 stack.append((item, depth + 1, (*path, key)))
                 continue
             found = _scalar_problem(item)
@@ -151,7 +161,16 @@ def loads(raw: bytes, max_depth: int = MAX_BODY_DEPTH) -> tuple[Any, Problem | N
     """
     try:
         # UTF-8 only (RFC 8259): json.loads would also guess UTF-16 and UTF-32 from raw bytes.
-        value = json.loads(raw.decode("utf-8"), parse_int=_parse_int, parse_constant=_parse_constant)
+        text = raw.decode("utf-8")
+        try:
+            # NaN and the infinities parse to floats, which the walk reports with their path.
+            value = json.loads(text)
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise
+            # An integer literal longer than Python converts (4,300 digits): parse again, keeping
+            # long literals unconverted, so the walk reports where it is.
+            value = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         return None, Problem((), "json_invalid", f"invalid JSON: {exc.msg} at {where}")

@@ -162,19 +162,21 @@ def _params_of(function: Callable[..., Any]) -> TaskParams:
 def binding_error(params: TaskParams, given: Iterable[str]) -> str | None:
     """Why keyword arguments named ``given`` cannot call a function with ``params``, or None.
 
-    The messages are those of ``inspect.Signature.bind``; the cost is one pass over ``given``.
+    The messages are those of ``inspect.Signature.bind``; the cost is a set difference or two.
     """
     if params.positional_only:
         return f"missing a required argument: {params.positional_only[0]!r} (positional-only)"
     given = given if isinstance(given, Set) else set(given)
-    if not params.accepts_any:
-        unexpected = next((name for name in given if name not in params.allowed), None)
-        if unexpected is not None:
-            shown = unexpected if len(unexpected) <= 100 else unexpected[:100] + "..."
+    if not params.accepts_any and given:
+        unexpected = given - params.allowed
+        if unexpected:
+            name = min(unexpected)  # the same one every time
+            shown = name if len(name) <= 100 else name[:100] + "..."
             return f"got an unexpected keyword argument {shown!r}"
-    missing = next((name for name in params.required if name not in given), None)
-    if missing is not None:
-        return f"missing a required argument: {missing!r}"
+    if params.required:
+        missing = [name for name in params.required if name not in given]
+        if missing:
+            return f"missing a required argument: {missing[0]!r}"
     return None
 
 

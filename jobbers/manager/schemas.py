@@ -37,7 +37,7 @@ def clamp_limit(limit: int) -> int:
 def _storable_params(params: dict[str, Any]) -> dict[str, Any]:
     # The body parser has refused what JSON and msgpack cannot carry; this adds the params' own
     # nesting limit, so that every task can be shown again inside a listing.
-    if not any(isinstance(value, dict | list) for value in params.values()):
+    if not params or not any(isinstance(value, dict | list) for value in params.values()):
         return params  # one level deep: nothing more to check (most params, thousands per bulk submit)
     problem = find_problem(params, MAX_PARAMS_DEPTH)
     if problem is not None:

@@ -56,8 +56,8 @@ def test_rss_stays_flat_over_many_large_refused_submits(e2e: E2E) -> None:
     assert len(last.content) < 2000  # the refusal does not echo the megabyte back
     assert still_serving == 200
     # Each request needs tens of MB while it is parsed, which the allocator keeps around, so RSS
-    # swings from request to request; what must not happen is a trend. Before the fix RSS rose by
-    # about 5 MB per request: ~250 MB between these two windows.
+    # swings by up to ~70 MB from request to request; what must not happen is a trend. Before the
+    # fix RSS rose by about 5 MB per request: ~240 MB between these two windows.
     early = max(samples[WARMUP : WARMUP + REQUESTS // 3])
     late = max(samples[-REQUESTS // 3 :])
-    assert late - early < 40, f"RSS peaks rose from {early:.0f} MB to {late:.0f} MB ({samples[0]:.0f} MB at first)"
+    assert late - early < 100, f"RSS peaks rose from {early:.0f} MB to {late:.0f} MB ({samples[0]:.0f} MB at first)"

@@ -145,23 +145,19 @@ def cleaner_main(argv: list[str] | None = None) -> int:
 
 
 def manager_main(argv: list[str] | None = None) -> int:
-    """``jobbers_manager <task_module>``: serve the REST API on ``MANAGER_HOST``:``MANAGER_PORT``."""
+    """``jobbers_manager <task_module>``: serve the REST API on ``MANAGER_HOST``:``MANAGER_PORT``
+    (in ``MANAGER_WORKERS`` processes)."""
     settings = _start_with_task_module("jobbers_manager", "Run the Jobbers REST API.", argv)
     # Imported here so the other entry points do not pay for loading FastAPI.
-    import uvicorn
+    from jobbers.manager.serve import serve
 
-    from jobbers.manager import create_app
-
-    telemetry = setup_telemetry("jobbers-manager")
+    # With MANAGER_WORKERS > 1 each worker process sets up its own telemetry (serve.worker_app).
+    telemetry = setup_telemetry("jobbers-manager") if settings.manager_workers == 1 else None
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.manager_host,
-            port=settings.manager_port,
-            log_level=settings.log_level.lower(),
-        )
+        serve(settings)
     finally:
-        telemetry.shutdown()
+        if telemetry is not None:
+            telemetry.shutdown()
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore, QueueDirectory
 from jobbers.errors import TaskConflictError, TaskNotFoundError
+from jobbers.json_values import check_params
 from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import Task
@@ -63,8 +64,11 @@ class JobbersClient:
         trace: str | None = None,
     ) -> NewTask:
         """A validated ``NewTask`` (not yet submitted). Its ``trace`` defaults to the current span, so
-        the worker's ``task.execute`` span becomes that span's child."""
+        the worker's ``task.execute`` span becomes that span's child. Raises ``InvalidParamsError``
+        for params that do not fit the task, or that cannot be stored and shown again (see
+        ``jobbers.json_values``)."""
         params = dict(params or {})
+        check_params(params)
         config = find_task_config(name, version)
         if config is not None:
             validate_params(config, params)

@@ -52,6 +52,10 @@ class QueueNotEmptyError(ConflictError):
     """The queue still holds waiting tasks, which would be stranded if it were deleted."""
 
 
+class DefaultRoleError(ConflictError):
+    """The ``default`` role always exists: it can be given queues or reset, not deleted."""
+
+
 class InvalidCursorError(JobbersError):
     """A pagination cursor that this API did not hand out (or from another listing)."""
 

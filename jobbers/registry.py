@@ -8,8 +8,8 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -19,6 +19,8 @@ from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, Shutdo
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _registry: dict[tuple[str, int], TaskConfig] = {}
+#: Every target ``load_task_module`` imported, in order (a manager's worker processes load them too).
+_loaded_modules: list[str] = []
 
 
 def register_task(
@@ -109,49 +111,90 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(function)
 
 
-@functools.lru_cache(maxsize=4096)
-def _binding_error(function: Callable[..., Any], names: frozenset[str]) -> str | None:
-    # Binding depends only on the parameter names, so one answer serves every task with these keys.
-    try:
-        _signature(function).bind(**dict.fromkeys(names))
-    except TypeError as exc:
-        return str(exc)
-    return None
-
-
-def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
-    """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
-    error = _binding_error(config.function, frozenset(params))
-    if error is not None:
-        raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
-
-
 @dataclass(frozen=True)
 class TaskParams:
-    """The keyword parameters a task accepts: all of them, the required ones, and whether ``**kwargs``."""
+    """The keyword parameters a task accepts: all of them, the required ones, and whether ``**kwargs``.
+
+    ``positional_only`` names parameters that cannot be passed by keyword (so params can never
+    fill them): a task with a required one cannot be called with params at all.
+    """
 
     names: list[str]
     required: list[str]
     accepts_any: bool
+    positional_only: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(self.names)
 
 
 def task_params(config: TaskConfig) -> TaskParams:
     """Describe the parameters of a registered task (for the API's task catalogue)."""
+    return _params_of(config.function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_of(function: Callable[..., Any]) -> TaskParams:
+    # Keyed by the function only (the registry bounds how many there are), never by anything a
+    # client sends: a cache keyed on request data grows with every distinct request.
     names: list[str] = []
     required: list[str] = []
+    positional_only: list[str] = []
     accepts_any = False
-    for param in _signature(config.function).parameters.values():
+    for param in _signature(function).parameters.values():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             accepts_any = True
         elif param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             names.append(param.name)
             if param.default is inspect.Parameter.empty:
                 required.append(param.name)
-    return TaskParams(names=names, required=required, accepts_any=accepts_any)
+        elif param.kind is inspect.Parameter.POSITIONAL_ONLY and param.default is inspect.Parameter.empty:
+            positional_only.append(param.name)
+    return TaskParams(names, required, accepts_any, positional_only)
+
+
+def binding_error(params: TaskParams, given: Iterable[str]) -> str | None:
+    """Why keyword arguments named ``given`` cannot call a function with ``params``, or None.
+
+    The messages are those of ``inspect.Signature.bind``; the cost is a set difference or two.
+    """
+    if params.positional_only:
+        return f"missing a required argument: {params.positional_only[0]!r} (positional-only)"
+    given = given if isinstance(given, Set) else set(given)
+    if not params.accepts_any and given:
+        unexpected = given - params.allowed
+        if unexpected:
+            name = min(unexpected)  # the same one every time
+            shown = name if len(name) <= 100 else name[:100] + "..."
+            return f"got an unexpected keyword argument {shown!r}"
+    if params.required:
+        missing = [name for name in params.required if name not in given]
+        if missing:
+            return f"missing a required argument: {missing[0]!r}"
+    return None
+
+
+def validate_params(config: TaskConfig, params: Mapping[str, Any]) -> None:
+    """Raise ``InvalidParamsError`` unless ``params`` bind to the task's keyword parameters."""
+    error = binding_error(_params_of(config.function), params.keys())
+    if error is not None:
+        raise InvalidParamsError(f"params do not fit task {config.name!r}: {error}")
+
+
+def loaded_task_modules() -> list[str]:
+    """The targets ``load_task_module`` has imported in this process, in order."""
+    return list(_loaded_modules)
 
 
 def load_task_module(target: str) -> None:
     """Import the user's task module, given as a dotted name or a path to a ``.py`` file."""
+    _import_task_module(target)
+    if target not in _loaded_modules:
+        _loaded_modules.append(target)
+
+
+def _import_task_module(target: str) -> None:
     path = Path(target)
     try:
         if target.endswith(".py") or path.is_file():

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     manager_port: int = Field(default=8000, ge=1, le=65535)
     #: Requests with a larger body are refused with 413.
     manager_max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    #: uvicorn worker processes serving the API (one per core is the production setting).
+    manager_workers: int = Field(default=1, ge=1, le=64)
     #: When set, every route but /healthz and /readyz needs ``Authorization: Bearer <token>``.
     manager_api_token: SecretStr | None = None
 

@@ -7,6 +7,7 @@ cannot be reached.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -89,7 +90,7 @@ async def test_create_existing_queue_returns_409(api: httpx.AsyncClient) -> None
     response = await api.post("/queues", json={"name": "reports", "max_concurrent": 1})
 
     assert response.status_code == 409
-    assert "PUT /queues/reports" in response.json()["detail"]
+    assert "PUT or PATCH /queues/reports" in response.json()["detail"]
     assert (await api.get("/queues/reports/config")).json()["max_concurrent"] is None
 
 
@@ -110,15 +111,79 @@ async def test_get_config_of_unknown_queue_returns_404(api: httpx.AsyncClient) -
     assert (await api.get(f"/queues/{'x' * 65}/config")).status_code == 422
 
 
-async def test_put_queue_creates_then_replaces_it(api: httpx.AsyncClient) -> None:
+async def test_put_queue_creates_then_changes_only_the_settings_it_names(api: httpx.AsyncClient) -> None:
     created = await api.put("/queues/exports", json={"max_concurrent": 2})
-    replaced = await api.put("/queues/exports", json={"name": "exports", "rate_numerator": 10, "rate_period": "minute"})
+    changed = await api.put("/queues/exports", json={"name": "exports", "rate_numerator": 10, "rate_period": "minute"})
 
     assert created.status_code == 201 and created.json()["max_concurrent"] == 2
-    assert replaced.status_code == 200
+    assert changed.status_code == 200
     assert (await api.get("/queues/exports/config")).json() == {
-        "name": "exports", "max_concurrent": None, "rate_numerator": 10, "rate_denominator": 1, "rate_period": "minute"
+        "name": "exports", "max_concurrent": 2, "rate_numerator": 10, "rate_denominator": 1, "rate_period": "minute"
     }  # fmt: skip
+
+
+async def test_put_queue_with_only_max_concurrent_keeps_its_rate_limit(api: httpx.AsyncClient) -> None:
+    await api.post("/queues", json={"name": "reports", "rate_numerator": 100, "rate_period": "hour"})
+
+    response = await api.put("/queues/reports", json={"max_concurrent": 5})
+
+    assert response.status_code == 200
+    assert (await api.get("/queues/reports/config")).json() == {
+        "name": "reports", "max_concurrent": 5, "rate_numerator": 100, "rate_denominator": 1, "rate_period": "hour"
+    }  # fmt: skip
+
+
+async def test_put_queue_with_null_clears_that_setting_only(api: httpx.AsyncClient) -> None:
+    await api.post(
+        "/queues", json={"name": "reports", "max_concurrent": 3, "rate_numerator": 100, "rate_denominator": 2,
+                         "rate_period": "hour"},
+    )  # fmt: skip
+
+    response = await api.put("/queues/reports", json={"rate_numerator": None, "rate_period": None})
+
+    assert response.json() == {
+        "name": "reports", "max_concurrent": 3, "rate_numerator": None, "rate_denominator": 2, "rate_period": "second"
+    }  # fmt: skip
+
+
+async def test_patch_queue_changes_only_the_settings_it_names(api: httpx.AsyncClient) -> None:
+    await api.post("/queues", json={"name": "reports", "max_concurrent": 3, "rate_numerator": 100})
+
+    response = await api.patch("/queues/reports", json={"max_concurrent": None, "rate_denominator": 10})
+
+    assert response.status_code == 200
+    assert (await api.get("/queues/reports/config")).json() == {
+        "name": "reports", "max_concurrent": None, "rate_numerator": 100, "rate_denominator": 10, "rate_period": "second"
+    }  # fmt: skip
+
+
+async def test_patch_of_unknown_queue_returns_404_and_creates_nothing(api: httpx.AsyncClient) -> None:
+    response = await api.patch("/queues/nowhere", json={"max_concurrent": 1})
+
+    assert response.status_code == 404 and "PUT /queues/nowhere" in response.json()["detail"]
+    assert (await api.get("/queues/nowhere/config")).status_code == 404
+
+
+async def test_concurrent_patches_of_different_settings_both_stick(api: httpx.AsyncClient) -> None:
+    await api.post("/queues", json={"name": "reports"})
+
+    await asyncio.gather(
+        api.patch("/queues/reports", json={"max_concurrent": 7}),
+        api.patch("/queues/reports", json={"rate_numerator": 50}),
+    )
+
+    config = (await api.get("/queues/reports/config")).json()
+    assert (config["max_concurrent"], config["rate_numerator"]) == (7, 50)
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+async def test_queue_change_with_bad_limits_returns_422_and_changes_nothing(api: httpx.AsyncClient, method: str) -> None:
+    await api.post("/queues", json={"name": "reports", "max_concurrent": 3})
+
+    response = await api.request(method.upper(), "/queues/reports", json={"max_concurrent": 0, "rate_numerator": 5})
+
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "max_concurrent"]
+    assert (await api.get("/queues/reports/config")).json()["max_concurrent"] == 3
 
 
 async def test_put_queue_with_a_different_name_in_the_body_returns_422(api: httpx.AsyncClient) -> None:
@@ -220,6 +285,24 @@ async def test_delete_role_returns_204_then_404(api: httpx.AsyncClient) -> None:
 
     assert (await api.delete("/roles/light")).status_code == 204
     assert (await api.delete("/roles/light")).status_code == 404
+
+
+async def test_delete_default_role_returns_409_saying_how_to_reset_it(api: httpx.AsyncClient) -> None:
+    await api.put("/roles/default", json={"queues": ["default"]})
+
+    response = await api.delete("/roles/default")
+
+    assert response.status_code == 409
+    assert 'PUT /roles/default {"queues": []}' in response.json()["detail"]
+    assert (await api.get("/roles/default")).json() == {"name": "default", "queues": ["default"]}
+
+
+async def test_put_default_role_with_no_queues_resets_it_to_every_queue(api: httpx.AsyncClient) -> None:
+    await api.put("/roles/default", json={"queues": ["default"]})
+
+    assert (await api.put("/roles/default", json={"queues": []})).status_code == 200
+
+    assert (await api.get("/roles/default")).json() == {"name": "default", "queues": []}
 
 
 async def test_deleting_a_queue_removes_it_from_roles(api: httpx.AsyncClient) -> None:

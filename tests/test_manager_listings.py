@@ -28,8 +28,9 @@ async def test_list_tasks_filters_by_status_queue_and_task_name(api: httpx.Async
 
     assert [t["id"] for t in by_status["tasks"]] == [started["id"]] and by_status["total"] == 1
     assert {t["id"] for t in by_queue["tasks"]} == {waiting["id"], other_name["id"]}
-    assert by_queue["total"] is None and by_queue["next_cursor"] is None
-    assert [t["id"] for t in by_both["tasks"]] == [waiting["id"]]
+    # total counts the listed statuses over every queue and name: filters narrow the page only.
+    assert by_queue["total"] == 3 and by_queue["next_cursor"] is None
+    assert [t["id"] for t in by_both["tasks"]] == [waiting["id"]] and by_both["total"] == 3
     assert two_statuses["total"] == 3
 
 
@@ -108,6 +109,7 @@ async def test_active_tasks_show_worker_and_running_time(api: httpx.AsyncClient,
     default_only = (await api.get("/active-tasks", params={"queue": "default"})).json()
 
     assert everything["total"] == 2 and len(everything["tasks"]) == 2
+    assert default_only["total"] == 2  # every queue's running tasks: the filter narrows the page only
     (task,) = default_only["tasks"]
     assert task["id"] == running["id"] and task["worker_id"] == "test-worker"
     assert 0 <= task["running_seconds"] < 5 and task["started_at"]
@@ -128,6 +130,20 @@ async def test_scheduled_tasks_are_ordered_by_run_time_across_queues(api: httpx.
     order = [soonest["id"], middle["id"], later["id"]]
     assert [t["id"] for t in page["tasks"]] == order and page["total"] == 3
     assert [t["id"] for t in first["tasks"] + rest["tasks"]] == order and rest["next_cursor"] is None
-    assert [t["id"] for t in reports["tasks"]] == [soonest["id"]]
+    assert [t["id"] for t in reports["tasks"]] == [soonest["id"]] and reports["total"] == 3
     first, second = (dt.datetime.fromisoformat(t["run_at"]) for t in page["tasks"][:2])
     assert first < second
+
+
+@pytest.mark.parametrize(
+    "path", ["/tasks", "/task-list", "/active-tasks", "/scheduled-tasks", "/dead-letter-queue"]
+)
+async def test_every_listing_total_is_an_integer_with_or_without_filters(api: httpx.AsyncClient, path: str) -> None:
+    await submit(api)
+
+    plain = (await api.get(path)).json()
+    filtered = (await api.get(path, params={"queue": "default", "task_name": "nothing-by-this-name"}
+                              if path not in ("/active-tasks", "/scheduled-tasks") else {"queue": "default"})).json()
+
+    assert isinstance(plain["total"], int) and isinstance(filtered["total"], int)
+    assert filtered["total"] == plain["total"]

@@ -446,8 +446,19 @@ async def test_bulk_cancel_reports_each_outcome(api: httpx.AsyncClient, store: T
     response = await api.post("/tasks/cancel", json={"task_ids": [running["id"], queued["id"], done["id"], unknown]})
 
     assert response.status_code == 200
-    outcomes = {r["id"]: r["outcome"] for r in response.json()["results"]}
-    assert outcomes == {running["id"]: "requested", queued["id"]: "cancelled", done["id"]: "conflict", unknown: "not_found"}
+    outcomes = {r["id"]: (r["outcome"], r["status"]) for r in response.json()["results"]}
+    assert outcomes == {
+        running["id"]: ("requested", "started"),
+        queued["id"]: ("cancelled", "cancelled"),
+        done["id"]: ("conflict", "cancelled"),
+        unknown: ("not_found", None),
+    }
+
+
+async def test_cancel_result_status_is_a_task_status_or_null_in_the_schema(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()["components"]["schemas"]["CancelResult"]
+
+    assert schema["properties"]["status"]["anyOf"] == [{"$ref": "#/components/schemas/TaskStatus"}, {"type": "null"}]
 
 
 @pytest.mark.parametrize("body", [{"task_ids": []}, {"task_ids": ["nope"]}, {}])

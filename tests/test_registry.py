@@ -65,6 +65,45 @@ def test_validate_params_checks_the_signature() -> None:
         registry.validate_params(cfg, {"x": 1, "y": 2, "z": 3})
 
 
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"x": 1, "y": 2}, None),
+        ({"x": 1, "y": 2, "z": 0}, None),
+        ({"x": 1}, "missing a required argument: 'y'"),
+        ({"x": 1, "y": 2, "w": 3}, "got an unexpected keyword argument 'w'"),
+        ({"x": 1, "y": 2, "q" * 500: 3}, "got an unexpected keyword argument '" + "q" * 100 + "...'"),
+    ],
+)
+def test_binding_errors_read_like_python_s_own(params: dict[str, int], error: str | None) -> None:
+    async def task(x: int, y: int, *, z: int = 0) -> None: ...
+
+    assert registry.binding_error(registry._params_of(task), params.keys()) == error
+
+
+def test_binding_accepts_anything_for_kwargs_and_nothing_for_required_positional_only() -> None:
+    async def anything(a: int, **kwargs: object) -> None: ...
+
+    async def positional(a: int, /) -> None: ...
+
+    assert registry.binding_error(registry._params_of(anything), {"a", "b", "c"}) is None
+    assert registry.binding_error(registry._params_of(anything), {"b"}) == "missing a required argument: 'a'"
+    assert "positional-only" in (registry.binding_error(registry._params_of(positional), {"a"}) or "")
+
+
+def test_validating_params_caches_nothing_keyed_on_the_names_sent() -> None:
+    @register_task(name="one")
+    async def one(x: int) -> None: ...
+
+    cfg = registry.get_task_config("one")
+    registry._params_of.cache_clear()
+    for i in range(200):
+        with pytest.raises(InvalidParamsError):
+            registry.validate_params(cfg, {"x": 1, f"unknown_{i}": i})
+
+    assert registry._params_of.cache_info().currsize == 1  # one entry per function, none per request
+
+
 def test_load_task_module_by_path_and_by_dotted_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "mytasks_by_path.py").write_text(
         "from jobbers.registry import register_task\n"

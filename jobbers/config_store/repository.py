@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, event, insert, select, text, update
@@ -77,6 +78,37 @@ class ConfigStore:
                 return False
             await conn.execute(insert(queues).values(name=config.name, **values))
             return True
+
+    async def change_queue(
+        self, name: str, changes: Mapping[str, Any], create: bool
+    ) -> tuple[QueueConfig | None, bool]:
+        """Set the settings in ``changes`` (``QueueConfig`` field names) on queue ``name``, leaving
+        the others as stored, in one transaction (two requests changing different settings at once
+        both stick). A missing queue is created, with defaults for the rest, when ``create``.
+
+        Returns the queue as it is now (None when missing and not created), and whether it was created.
+        """
+        try:
+            return await self._change_queue_once(name, changes, create)
+        except IntegrityError:
+            # A concurrent request created the queue between our look and our insert: change it.
+            return await self._change_queue_once(name, changes, create)
+
+    async def _change_queue_once(
+        self, name: str, changes: Mapping[str, Any], create: bool
+    ) -> tuple[QueueConfig | None, bool]:
+        values = {k: v.value if isinstance(v, RatePeriod) else v for k, v in changes.items()}
+        async with self.engine.begin() as conn:
+            exists = await conn.scalar(select(queues.c.name).where(queues.c.name == name))
+            if exists is None:
+                if not create:
+                    return None, False
+                new = _queue_values(QueueConfig(name=name, **changes))
+                await conn.execute(insert(queues).values(name=name, **new))
+            elif values:
+                await conn.execute(update(queues).where(queues.c.name == name).values(**values))
+            row = (await conn.execute(select(queues).where(queues.c.name == name))).mappings().one()
+        return _queue_from_row(row), exists is None
 
     async def create_queue(self, config: QueueConfig) -> bool:
         """Create a queue; returns False (and changes nothing) if one with its name exists."""

@@ -1,8 +1,9 @@
 """The admin UI: static files (vanilla ES modules, one CSS file, no build step) under ``/ui/``.
 
 The files hold no data (every figure comes from the API, with the bearer token when one is set),
-so they are served without auth. A strict Content-Security-Policy backs up the UI's rule of
-building the DOM from text only: no inline script or style, no other origins.
+so they are served without auth. A strict Content-Security-Policy (``middleware.UI_CSP``, sent
+with the other security headers on every answer) backs up the UI's rule of building the DOM from
+text only: no inline script or style, no other origins.
 """
 
 from __future__ import annotations
@@ -17,24 +18,15 @@ from starlette.types import Scope
 
 UI_DIR = Path(__file__).with_name("ui")
 UI_PATH = "/ui"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # Always revalidate, so an upgraded manager never runs a stale mix of modules.
-    "Cache-Control": "no-cache",
-}
 
 
-class UIFiles(StaticFiles):
-    """``StaticFiles`` that adds the security headers to every answer."""
+class RevalidatedFiles(StaticFiles):
+    """``StaticFiles`` whose files are always revalidated (ETag, so usually a 304), so an upgraded
+    manager never runs a stale mix of modules."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers["Cache-Control"] = "no-cache"
         return response
 
 
@@ -46,4 +38,4 @@ def install_ui(app: FastAPI) -> None:
         # Relative, so it also works behind a proxy that mounts the manager under a prefix.
         return RedirectResponse("ui/", status_code=307)
 
-    app.mount(UI_PATH, UIFiles(directory=UI_DIR, html=True), name="ui")
+    app.mount(UI_PATH, RevalidatedFiles(directory=UI_DIR, html=True), name="ui")

@@ -2,18 +2,27 @@
 
 Our own errors (``jobbers.errors``) map by class; Redis or SQL being unreachable (or Redis out of
 memory) is a 503 with the reason; anything else is logged and answered with a bare 500, never a
-traceback. 422 bodies have
-FastAPI's shape (``{"detail": [{"type", "loc", "msg"}]}``) so clients parse one format.
+traceback. 422 bodies have FastAPI's shape (``{"detail": [{"type", "loc", "msg", "input"?}]}``)
+so clients parse one format. Every error answer is rendered by ``SafeJSONResponse``: an error
+that echoes what the client sent (a lone surrogate, a NaN) can never fail to render itself.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from jobbers.config_store import SQL_UNAVAILABLE_ERRORS
 from jobbers.errors import (
@@ -25,6 +34,7 @@ from jobbers.errors import (
     QueueNotFoundError,
     UnknownTaskError,
 )
+from jobbers.manager.middleware import security_headers
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,69 @@ class RequestErrors(Exception):
         self.errors = list(errors)
 
 
+#: Echoed ``input`` strings are cut to this many characters; containers are not echoed at all, so
+#: a 422 for a 1 MiB body is small.
+MAX_ECHOED_INPUT = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot carry replaced: lone surrogates by U+FFFD, NaN and the
+    infinities by null, and any other non-JSON object by its ``str()``."""
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # Python will not print an int of more than 4,300 digits; nobody needs to read one.
+        return value if value.bit_length() <= 64 else f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, Mapping):
+        return {str(json_safe(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return json_safe(str(value))
+
+
+class SafeJSONResponse(JSONResponse):
+    """A ``JSONResponse`` that renders anything: on content JSON cannot carry, it renders
+    ``json_safe(content)`` instead of failing."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+            return json.dumps(json_safe(content), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _echoed_input(value: Any) -> tuple[bool, Any]:
+    """Whether to echo a failed value as ``input``, and how: scalars only, long strings cut."""
+    if isinstance(value, str):
+        return True, json_safe(value[:MAX_ECHOED_INPUT] + ("..." if len(value) > MAX_ECHOED_INPUT else ""))
+    if value is None or isinstance(value, bool | int | float):
+        return True, json_safe(value)
+    return False, None
+
+
+def validation_entry(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One error of a ``RequestValidationError`` as the API answers it."""
+    entry: dict[str, Any] = {
+        "type": str(error.get("type", "value_error")),
+        "loc": [json_safe(part) for part in error.get("loc", ())],
+        "msg": json_safe(str(error.get("msg", ""))),
+    }
+    if "input" in error:
+        echo, value = _echoed_input(error["input"])
+        if echo:
+            entry["input"] = value
+    ctx = error.get("ctx")
+    if isinstance(ctx, Mapping) and ctx:
+        # ctx values may be exceptions (a validator's ValueError): json_safe gives their str().
+        entry["ctx"] = json_safe(dict(ctx))
+    return entry
+
+
 def status_for(exc: JobbersError) -> int:
     """The HTTP status of one of our errors (400 for one not in the table)."""
     for cls, status in STATUS_BY_ERROR:
@@ -71,19 +144,62 @@ async def _jobbers_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobbersError)
     status = status_for(exc)
     if status == 422:
-        return JSONResponse(_validation_body([((), exc)]), status_code=422)
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+        return SafeJSONResponse(_validation_body([((), exc)]), status_code=422)
+    return SafeJSONResponse({"detail": str(exc)}, status_code=status)
 
 
 async def _request_errors(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestErrors)
-    return JSONResponse(_validation_body(exc.errors), status_code=422)
+    return SafeJSONResponse(_validation_body(exc.errors), status_code=422)
+
+
+async def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return SafeJSONResponse({"detail": [validation_entry(e) for e in exc.errors()]}, status_code=422)
+
+
+class MethodsByPath:
+    """Every method each route path answers, to build the ``Allow`` header of a 405.
+
+    The router's own 405 names only the methods of the first route whose path matched, so
+    ``DELETE /queues`` would say ``Allow: GET`` although ``POST /queues`` exists too.
+    """
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        by_regex: dict[str, tuple[re.Pattern[str], set[str]]] = {}
+        for route in routes:
+            if isinstance(route, Route | APIRoute) and route.methods:
+                _, methods = by_regex.setdefault(route.path_regex.pattern, (route.path_regex, set()))
+                methods |= route.methods
+        self._paths = [(pattern, frozenset(methods)) for pattern, methods in by_regex.values()]
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods some route answers at ``path``, sorted (HEAD wherever GET is)."""
+        methods: set[str] = set()
+        for pattern, route_methods in self._paths:
+            if pattern.match(path):
+                methods |= route_methods
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own answers (404 for an unknown path, 405 with an Allow header, ...).
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    methods: MethodsByPath | None = getattr(request.app.state, "methods_by_path", None)
+    if exc.status_code == 405 and methods is not None:
+        headers["Allow"] = ", ".join(methods.allowed(request.url.path)) or headers.get("Allow", "")
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def _unavailable(what: str, request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s unavailable during %s %s: %r", what, request.method, request.url.path, exc)
     reason = (str(exc).splitlines() or [""])[0]
-    return JSONResponse(
+    return SafeJSONResponse(
         {"detail": f"{what} is unavailable ({type(exc).__name__}): {reason}"},
         status_code=503,
         headers={"Retry-After": "1"},
@@ -105,13 +221,17 @@ async def _network_unavailable(request: Request, exc: Exception) -> JSONResponse
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
+    # Starlette answers this outside every middleware, so the security headers are added here.
+    headers = dict(security_headers(request.url.path))
+    return SafeJSONResponse({"detail": "internal server error"}, status_code=500, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register every mapping above on ``app``."""
     app.add_exception_handler(JobbersError, _jobbers_error)
     app.add_exception_handler(RequestErrors, _request_errors)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     for error in TRANSIENT_REDIS_ERRORS:
         if error is not OSError:
             app.add_exception_handler(error, _redis_unavailable)

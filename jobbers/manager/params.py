@@ -24,4 +24,28 @@ CursorQuery = Annotated[str | None, Query(max_length=512, description="next_curs
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Message}}
 CONFLICT: Responses = {409: {"model": Message}}
+TOO_LARGE: Responses = {413: {"model": Message, "description": "the body is over MANAGER_MAX_BODY_BYTES"}}
 UNAVAILABLE: Responses = {503: {"model": Message, "description": "Redis or the SQL database is unreachable"}}
+
+
+def link(path: str, method: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link from an answer to the operation ``method path``, its ``parameters`` taken
+    from the answer (``"$response.body#/id"``): documents what to call next, and lets API
+    fuzzers chain real ids."""
+    pointer = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+    return {"operationRef": pointer, "parameters": parameters}
+
+
+def task_links(id_pointer: str) -> dict[str, Any]:
+    """Links from an answer naming a task (at ``id_pointer``) to its status and its cancel."""
+    task_id = f"$response.body#{id_pointer}"
+    return {
+        "TaskStatus": link("/task-status/{task_id}", "get", task_id=task_id),
+        "CancelTask": link("/task/{task_id}/cancel", "post", task_id=task_id),
+    }
+
+
+def config_links(**targets: tuple[str, str]) -> dict[str, Any]:
+    """Links, by name, from an answer naming a queue or role (its ``name``) to (path, method)s."""
+    name = "$response.body#/name"
+    return {label: link(path, method, name=name) for label, (path, method) in targets.items()}

@@ -1,13 +1,19 @@
-"""Request and response bodies of the REST API (so ``/openapi.json`` describes every route)."""
+"""Request and response bodies of the REST API (so ``/openapi.json`` describes every route).
+
+Every request body refuses fields it does not know (422 naming the field), so a misspelt field
+is never silently dropped.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
-from jobbers.models.queue_config import NAME_PATTERN, RatePeriod
+from jobbers.json_values import MAX_PARAMS_DEPTH, find_problem
+from jobbers.models.queue_config import NAME_PATTERN, QueueConfig, RatePeriod
 from jobbers.models.task import ErrorRecord, Task, TaskStatus
 
 #: A ULID in Crockford base32 (either case); the API stores and answers it upper-cased.
@@ -28,6 +34,51 @@ def clamp_limit(limit: int) -> int:
     return min(limit, MAX_PAGE)
 
 
+def _storable_params(params: dict[str, Any]) -> dict[str, Any]:
+    # The body parser has refused what JSON and msgpack cannot carry; this adds the params' own
+    # nesting limit, so that every task can be shown again inside a listing.
+    if not params or not any(isinstance(value, dict | list) for value in params.values()):
+        return params  # one level deep: nothing more to check (most params, thousands per bulk submit)
+    problem = find_problem(params, MAX_PARAMS_DEPTH)
+    if problem is not None:
+        context = {"message": problem.message, "where": problem.where("params")}
+        raise PydanticCustomError(problem.kind, "{message} (at {where})", context)
+    return params
+
+
+Params = Annotated[
+    dict[str, Any],
+    AfterValidator(_storable_params),
+    Field(description=f"keyword arguments of the task: JSON nested at most {MAX_PARAMS_DEPTH} levels deep"),
+]
+
+
+class RequestBody(BaseModel):
+    """Base of every request body: unknown fields are refused (422 naming each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+#: Numbers and booleans in request bodies are JSON numbers and booleans, as the schema says:
+#: ``"1"`` or ``1.0`` for an integer and ``0`` for a boolean are refused (query parameters, which
+#: arrive as text, are converted as usual).
+BodyInt = Annotated[int, Strict()]
+BodyFloat = Annotated[float, Strict()]
+BodyBool = Annotated[bool, Strict()]
+MaxConcurrent = Annotated[BodyInt, Field(ge=1, le=1_000_000)]
+RateNumerator = Annotated[BodyInt, Field(ge=1, le=1_000_000_000)]
+RateDenominator = Annotated[BodyInt, Field(ge=1, le=1_000_000)]
+
+
+def _omitted_field() -> Any:
+    # An item that could not be rendered whole says what was left out, and why.
+    return Field(
+        default_factory=dict,
+        description="fields left out of this answer because they cannot be shown as JSON, with the "
+        "reason (the stored task is unchanged); absent when nothing was left out",
+    )
+
+
 class Message(BaseModel):
     """An error or status message (404, 409, 401, 413, 503)."""
 
@@ -37,18 +88,18 @@ class Message(BaseModel):
 # -- tasks ------------------------------------------------------------------------------------
 
 
-class SubmitTask(BaseModel):
+class SubmitTask(RequestBody):
     """A task to run. Give ``run_at`` or ``delay`` (seconds) to schedule it instead of queueing it."""
 
     name: TaskName
-    version: int = Field(default=1, ge=1, le=2**31 - 1)
+    version: BodyInt = Field(default=1, ge=1, le=2**31 - 1)
     queue: Name = "default"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Params = Field(default_factory=dict)
     id: TaskId | None = Field(
         default=None, description="client-chosen task id (ULID); resubmitting it is a no-op"
     )
     run_at: dt.datetime | None = Field(default=None, description="when to run (ISO 8601; naive means UTC)")
-    delay: float | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
+    delay: BodyFloat | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
 
     @model_validator(mode="after")
     def _one_schedule(self) -> SubmitTask:
@@ -68,7 +119,7 @@ class SubmitTask(BaseModel):
         return self.run_at
 
 
-class SubmitTasks(BaseModel):
+class SubmitTasks(RequestBody):
     """Many tasks; all are validated before any is written."""
 
     tasks: list[SubmitTask] = Field(min_length=1, max_length=MAX_BULK_TASKS)
@@ -91,12 +142,25 @@ class TasksSubmitted(BaseModel):
     created: int = Field(description="how many were new (the rest already existed)")
 
 
+def _total_field() -> Any:
+    return Field(
+        description="tasks in the listed status(es), over every queue and task name: the queue and "
+        "task_name filters narrow the page, not this count (per-queue counts: GET /stats)"
+    )
+
+
+class TaskView(Task):
+    """A task as the API shows it: the stored record, and what could not be shown of it."""
+
+    omitted: dict[str, str] = _omitted_field()
+
+
 class TaskList(BaseModel):
     """A page of tasks. Pass ``next_cursor`` as ``cursor`` for the next page; None means no more."""
 
-    tasks: list[Task]
+    tasks: list[TaskView]
     next_cursor: str | None
-    total: int | None = Field(description="tasks in the listing, when known without a scan (no filters)")
+    total: int = _total_field()
     limit: int
 
 
@@ -113,12 +177,13 @@ class ActiveTask(BaseModel):
     running_seconds: float
     retry_attempt: int
     cancel_requested: bool
+    omitted: dict[str, str] = _omitted_field()
 
 
 class ActiveTaskList(BaseModel):
     tasks: list[ActiveTask]
     next_cursor: str | None
-    total: int | None
+    total: int = _total_field()
     limit: int
 
 
@@ -133,16 +198,17 @@ class ScheduledTask(BaseModel):
     submitted_at: dt.datetime | None
     retry_attempt: int
     error: str | None
+    omitted: dict[str, str] = _omitted_field()
 
 
 class ScheduledTaskList(BaseModel):
     tasks: list[ScheduledTask]
     next_cursor: str | None
-    total: int
+    total: int = _total_field()
     limit: int
 
 
-class CancelTasks(BaseModel):
+class CancelTasks(RequestBody):
     task_ids: list[TaskId] = Field(min_length=1, max_length=MAX_PAGE)
 
 
@@ -151,7 +217,7 @@ class CancelResult(BaseModel):
 
     id: str
     outcome: str
-    status: str = Field(description="the task's status after the request ('' when not found)")
+    status: TaskStatus | None = Field(description="the task's status after the request (null when not found)")
 
 
 class CancelResults(BaseModel):
@@ -176,12 +242,16 @@ class DeadLetter(BaseModel):
     completed_at: dt.datetime | None
     dead_lettered_at: dt.datetime
     errors: list[ErrorRecord]
+    omitted: dict[str, str] = _omitted_field()
 
 
 class DeadLetterList(BaseModel):
     tasks: list[DeadLetter]
     next_cursor: str | None
-    total: int | None
+    total: int = Field(
+        description="dead-lettered tasks over every queue and task name: the queue and task_name "
+        "filters narrow the page, not this count"
+    )
     limit: int
 
 
@@ -194,16 +264,17 @@ class DeadLetterHistory(BaseModel):
     queue: str
     status: TaskStatus
     history: list[ErrorRecord]
+    omitted: dict[str, str] = _omitted_field()
 
 
-class ResubmitDeadLetters(BaseModel):
+class ResubmitDeadLetters(RequestBody):
     """Which dead letters to resubmit: ``task_ids``, or the first ``limit`` matching the filters."""
 
     task_ids: list[TaskId] | None = Field(default=None, max_length=MAX_PAGE)
     queue: Name | None = None
     task_name: TaskName | None = None
-    reset_retry_count: bool = False
-    limit: int = Field(default=100, ge=1, description=f"clamped to {MAX_PAGE}")
+    reset_retry_count: BodyBool = False
+    limit: BodyInt = Field(default=100, ge=1, description=f"clamped to {MAX_PAGE}")
 
 
 class ResubmitResult(BaseModel):
@@ -212,7 +283,7 @@ class ResubmitResult(BaseModel):
 
     id: str
     outcome: str
-    status: str
+    status: TaskStatus | None = Field(description="the task's status after the request (null when not found)")
 
 
 class ResubmitResults(BaseModel):
@@ -228,17 +299,49 @@ class DeadLettersRemoved(BaseModel):
 # -- queues, roles, catalogue, health -----------------------------------------------------------
 
 
-class QueueSettings(BaseModel):
-    """A queue's limits (the body of PUT /queues/{name}; ``name``, if given, must match the path)."""
+class NewQueue(RequestBody):
+    """A queue to create (the body of POST /queues): a concurrency limit and a rate limit of
+    ``rate_numerator`` starts per (``rate_denominator`` times ``rate_period``), both optional."""
 
-    name: Name | None = None
-    max_concurrent: int | None = Field(default=None, ge=1, le=1_000_000)
-    rate_numerator: int | None = Field(default=None, ge=1, le=1_000_000_000)
-    rate_denominator: int = Field(default=1, ge=1, le=1_000_000)
+    name: Name
+    max_concurrent: MaxConcurrent | None = None
+    rate_numerator: RateNumerator | None = None
+    rate_denominator: RateDenominator = 1
     rate_period: RatePeriod = RatePeriod.SECOND
 
 
-class RoleQueues(BaseModel):
+class QueueChanges(RequestBody):
+    """Changes to a queue's limits (the body of PUT and PATCH /queues/{name}).
+
+    A field left out keeps its stored value (or, for a queue PUT creates, its default); ``null``
+    clears it: no concurrency limit, no rate limit, a denominator of 1, a period of a second.
+    ``name``, if given, must match the path.
+    """
+
+    name: Name | None = None
+    max_concurrent: MaxConcurrent | None = Field(default=None, description="null: no limit")
+    rate_numerator: RateNumerator | None = Field(default=None, description="null: no rate limit")
+    rate_denominator: RateDenominator | None = Field(default=None, description="null: 1")
+    rate_period: RatePeriod | None = Field(default=None, description="null: second")
+
+    def changes(self) -> dict[str, Any]:
+        """The settings this body names, with ``null`` replaced by each setting's default."""
+        defaults = QueueConfig.model_fields
+        return {
+            field: value if value is not None else defaults[field].get_default()
+            for field in sorted(self.model_fields_set - {"name"})
+            for value in (getattr(self, field),)
+        }
+
+
+class NewRole(RequestBody):
+    """A role to create (the body of POST /roles)."""
+
+    name: Name
+    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
+
+
+class RoleQueues(RequestBody):
     """A role's queue list (the body of PUT /roles/{name})."""
 
     queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)

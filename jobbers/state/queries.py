@@ -4,7 +4,9 @@ Every listing walks a sorted set (a per-status index, a queue's schedule, or the
 (score, id) order and resumes *after* the last item it returned, so a page is never shifted by
 tasks that leave the set meanwhile. A page says ``next_cursor = None`` only when the walk reached
 the end: a page cut short by the scan budget (filters that match little) still hands out a cursor,
-so nothing is truncated silently.
+so nothing is truncated silently. A page's ``total`` is the size of the sets it walks (the
+listed statuses, or the DLQ): filters on queue or task name narrow the page but not the total,
+which stays one ZCARD per set instead of a scan.
 """
 
 from __future__ import annotations
@@ -79,11 +81,11 @@ class Listed:
 
 @dataclass(frozen=True)
 class TaskPage:
-    """One page; ``total`` is the size of the whole listing when it is known without a scan."""
+    """One page; ``total`` is the size of the sets walked, before any filter on queue or task name."""
 
     items: list[Listed]
     next_cursor: str | None
-    total: int | None
+    total: int
 
 
 class TaskQueries:
@@ -107,8 +109,7 @@ class TaskQueries:
             return task.status is by_key[key] and filters.matches(task)
 
         page_items, next_position = await self._walk(keys, keep, filters.is_empty, limit, cursor)
-        total = await self._count(keys) if filters.is_empty else None
-        return TaskPage(page_items, next_position, total)
+        return TaskPage(page_items, next_position, await self._count(keys))
 
     async def list_dead_letters(self, filters: TaskFilter, limit: int, cursor: str | None) -> TaskPage:
         """Dead-lettered tasks, oldest dead-lettering first."""
@@ -116,8 +117,7 @@ class TaskQueries:
         page_items, next_position = await self._walk(
             keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor
         )
-        total = await self._count(keys) if filters.is_empty else None
-        return TaskPage(page_items, next_position, total)
+        return TaskPage(page_items, next_position, await self._count(keys))
 
     async def list_scheduled(self, queues: Sequence[str], limit: int, cursor: str | None) -> TaskPage:
         """Scheduled tasks (delayed submissions and retry delays) of ``queues``, soonest first."""
@@ -137,6 +137,10 @@ class TaskQueries:
         ]
         next_cursor = Position(0, *merged[-1]).encode() if more and merged else None
         return TaskPage(items, next_cursor, await self._count(keys))
+
+    async def count_in_status(self, status: TaskStatus) -> int:
+        """How many tasks are in ``status``, over every queue."""
+        return await self._count([self.keys.shared.status(status.value)])
 
     async def waiting_counts(self, queue: str) -> tuple[int, int]:
         """(ready, scheduled) tasks of ``queue``."""

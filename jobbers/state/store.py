@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ from jobbers.state.records import (
 )
 from jobbers.state.scripts import SCRIPT_NAMES, Scripts
 from jobbers.state.task_schema import decode_claim, decode_task, finish_row, submit_row
+
+log = logging.getLogger(__name__)
 
 # The records are defined in records.py and re-exported here, where callers meet them.
 __all__ = [
@@ -313,7 +316,8 @@ class TaskStore:
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hgetall(self.keys.task_space(task_id).task(task_id))
-        return [decode_task(fields) if fields else None for fields in await pipe.execute()]
+        replies = await pipe.execute()
+        return [_decoded(i, fields) if fields else None for i, fields in zip(task_ids, replies, strict=True)]
 
     async def queue_depth(self, queue: str) -> int:
         """Ready (submitted) tasks waiting in ``queue``."""
@@ -468,3 +472,13 @@ class TaskStore:
         space = self._space_of_tasks(task_ids)
         keys = [space.task(i) for i in task_ids]
         return [_s(x) for x in await self._scripts.run("dlq_remove", space, keys, list(task_ids))]
+
+
+def _decoded(task_id: str, fields: dict[bytes, bytes]) -> Task | None:
+    # A record that cannot be decoded (damaged, or written by other means) is left out, and said
+    # so, rather than failing the listing of every other task.
+    try:
+        return decode_task(fields)
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("task %s cannot be decoded and is left out: %r", task_id, exc)
+        return None

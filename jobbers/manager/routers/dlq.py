@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from jobbers.errors import TaskNotFoundError
 from jobbers.manager.deps import Services, ServicesDep
@@ -19,6 +19,8 @@ from jobbers.manager.params import (
     TaskIdPath,
     TaskNameQuery,
 )
+from jobbers.manager.rendering import item_response, page_response
+from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import (
     MAX_PAGE,
     DeadLetter,
@@ -31,12 +33,12 @@ from jobbers.manager.schemas import (
     TaskId,
     clamp_limit,
 )
-from jobbers.models.task import Task
+from jobbers.models.task import Task, TaskStatus
 from jobbers.state.queries import TaskFilter
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["dead letter queue"])
+router = APIRouter(tags=["dead letter queue"], route_class=StrictJSONRoute)
 
 
 async def _matching_dead_letters(services: Services, filters: TaskFilter, limit: int) -> list[Task]:
@@ -52,14 +54,14 @@ async def _matching_dead_letters(services: Services, filters: TaskFilter, limit:
     return found
 
 
-@router.get("/dead-letter-queue", responses=UNAVAILABLE)
+@router.get("/dead-letter-queue", response_model=DeadLetterList, responses=UNAVAILABLE)
 async def list_dead_letters(
     services: ServicesDep,
     queue: QueueQuery = None,
     task_name: TaskNameQuery = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
-) -> DeadLetterList:
+) -> Response:
     """Dead-lettered tasks, oldest first, with their last error and error history."""
     limit = clamp_limit(limit)
     page = await services.queries.list_dead_letters(TaskFilter(queue, task_name), limit, cursor)
@@ -81,22 +83,28 @@ async def list_dead_letters(
         for item in page.items
         for t in (item.task,)
     ]
-    return DeadLetterList(tasks=tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
+    return page_response(tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
 
 
-@router.get("/dead-letter-queue/{task_id}/history", responses={**NOT_FOUND, **UNAVAILABLE})
-async def dead_letter_history(task_id: TaskIdPath, services: ServicesDep) -> DeadLetterHistory:
+@router.get(
+    "/dead-letter-queue/{task_id}/history",
+    response_model=DeadLetterHistory,
+    responses={**NOT_FOUND, **UNAVAILABLE},
+)
+async def dead_letter_history(task_id: TaskIdPath, services: ServicesDep) -> Response:
     """Every failed attempt of a dead-lettered task: when, the exception type and message, the attempt."""
     task = await services.store.get_task(task_id.upper())
     if task is None or not task.dead_lettered:
         raise TaskNotFoundError(f"task {task_id} is not in the dead letter queue")
-    return DeadLetterHistory(
-        id=task.id,
-        name=task.name,
-        version=task.version,
-        queue=task.queue,
-        status=task.status,
-        history=task.errors,
+    return item_response(
+        DeadLetterHistory(
+            id=task.id,
+            name=task.name,
+            version=task.version,
+            queue=task.queue,
+            status=task.status,
+            history=task.errors,
+        )
     )
 
 
@@ -117,12 +125,13 @@ async def resubmit_dead_letters(body: ResubmitDeadLetters, services: ServicesDep
     for task_id in ids:
         task = tasks.get(task_id)
         if task is not None and not await services.queues.exists(task.queue):
-            results[task_id] = ResubmitResult(id=task_id, outcome="queue_not_found", status=task.status.value)
+            results[task_id] = ResubmitResult(id=task_id, outcome="queue_not_found", status=task.status)
     outcomes = await services.store.resubmit_dead_letters(
         [i for i in ids if i not in results], body.reset_retry_count
     )
     for o in outcomes:
-        results[o.id] = ResubmitResult(id=o.id, outcome=o.outcome, status=o.status)
+        status = TaskStatus(o.status) if o.status else None  # '' for an unknown id
+        results[o.id] = ResubmitResult(id=o.id, outcome=o.outcome, status=status)
     resubmitted = [o.id for o in outcomes if o.outcome == "resubmitted"]
     if resubmitted:
         log.info("resubmitted %d dead letters: %s", len(resubmitted), " ".join(resubmitted))

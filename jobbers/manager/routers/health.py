@@ -9,11 +9,12 @@ from collections.abc import Awaitable
 from fastapi import APIRouter, Response
 
 from jobbers.manager.deps import ServicesDep
+from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import Health, Readiness
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 #: Seconds each dependency may take to answer a readiness probe.
 PROBE_TIMEOUT = 2.0

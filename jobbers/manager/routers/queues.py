@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
 
 from jobbers.errors import ConfigExistsError, ConfigNotFoundError, QueueNotEmptyError
 from jobbers.manager.deps import ServicesDep
-from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath
-from jobbers.manager.schemas import QueueSettings
+from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath, config_links
+from jobbers.manager.request_bodies import StrictJSONRoute
+from jobbers.manager.schemas import NewQueue, QueueChanges
 from jobbers.models.queue_config import QueueConfig
 
-router = APIRouter(tags=["queues"])
+router = APIRouter(tags=["queues"], route_class=StrictJSONRoute)
 
 
 @router.get("/queues", responses=UNAVAILABLE)
@@ -20,15 +23,30 @@ async def list_queues(services: ServicesDep) -> list[QueueConfig]:
     return await services.config.list_queues()
 
 
-@router.post("/queues", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
-async def create_queue(body: QueueConfig, services: ServicesDep) -> QueueConfig:
-    """Create a queue (409 if it exists; PUT /queues/{name} replaces one)."""
-    if not await services.config.create_queue(body):
+@router.post(
+    "/queues",
+    status_code=201,
+    responses={
+        201: {
+            "links": config_links(
+                GetQueue=("/queues/{name}/config", "get"),
+                PatchQueue=("/queues/{name}", "patch"),
+                DeleteQueue=("/queues/{name}", "delete"),
+            )
+        },
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
+)
+async def create_queue(body: NewQueue, services: ServicesDep) -> QueueConfig:
+    """Create a queue (409 if it exists; PUT or PATCH /queues/{name} change one)."""
+    config = QueueConfig(**body.model_dump())
+    if not await services.config.create_queue(config):
         raise ConfigExistsError(
-            f"queue {body.name!r} exists already; use PUT /queues/{body.name} to change it"
+            f"queue {body.name!r} exists already; use PUT or PATCH /queues/{body.name} to change it"
         )
     services.queues.forget()
-    return body
+    return config
 
 
 @router.get("/queues/{name}/config", responses={**NOT_FOUND, **UNAVAILABLE})
@@ -40,23 +58,39 @@ async def get_queue(name: NamePath, services: ServicesDep) -> QueueConfig:
     return config
 
 
+def _changes(name: str, body: QueueChanges) -> dict[str, Any]:
+    if body.name is not None and body.name != name:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "name"), "msg": f"name must be {name!r} (the path's)"}]
+        )
+    return body.changes()
+
+
 @router.put(
     "/queues/{name}",
     responses={201: {"model": QueueConfig, "description": "the queue was created"}, **UNAVAILABLE},
 )
 async def put_queue(
-    name: NamePath, body: QueueSettings, services: ServicesDep, response: Response
+    name: NamePath, body: QueueChanges, services: ServicesDep, response: Response
 ) -> QueueConfig:
-    """Create or replace a queue's configuration (200 replaced, 201 created). Workers pick it up
-    within ``WORKER_REFRESH_INTERVAL``."""
-    if body.name is not None and body.name != name:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "name"), "msg": f"name must be {name!r} (the path's)"}]
-        )
-    config = QueueConfig(name=name, **body.model_dump(exclude={"name"}))
-    if await services.config.save_queue(config):
+    """Create a queue or change its settings (200 changed, 201 created): a setting the body leaves
+    out keeps its stored value (its default for a new queue), ``null`` clears it. Workers pick it
+    up within ``WORKER_REFRESH_INTERVAL``."""
+    config, created = await services.config.change_queue(name, _changes(name, body), create=True)
+    assert config is not None  # created when missing
+    if created:
         response.status_code = 201
         services.queues.forget()
+    return config
+
+
+@router.patch("/queues/{name}", responses={**NOT_FOUND, **UNAVAILABLE})
+async def patch_queue(name: NamePath, body: QueueChanges, services: ServicesDep) -> QueueConfig:
+    """Change some of a queue's settings (404 if it does not exist), as PUT does: a setting the body
+    leaves out keeps its stored value, ``null`` clears it."""
+    config, _ = await services.config.change_queue(name, _changes(name, body), create=False)
+    if config is None:
+        raise ConfigNotFoundError(f"no queue {name!r}; PUT /queues/{name} creates one")
     return config
 
 

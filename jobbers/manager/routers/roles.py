@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from jobbers.errors import ConfigExistsError, ConfigNotFoundError
+from jobbers.errors import ConfigExistsError, ConfigNotFoundError, DefaultRoleError
 from jobbers.manager.deps import ServicesDep
-from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath
-from jobbers.manager.schemas import RoleQueues
+from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath, config_links
+from jobbers.manager.request_bodies import StrictJSONRoute
+from jobbers.manager.schemas import NewRole, RoleQueues
 from jobbers.models.role import DEFAULT_ROLE, Role
 
-router = APIRouter(tags=["roles"])
+router = APIRouter(tags=["roles"], route_class=StrictJSONRoute)
 
 
 @router.get("/roles", responses=UNAVAILABLE)
@@ -22,10 +23,24 @@ async def list_roles(services: ServicesDep) -> list[Role]:
     return roles
 
 
-@router.post("/roles", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
-async def create_role(body: Role, services: ServicesDep) -> Role:
+@router.post(
+    "/roles",
+    status_code=201,
+    responses={
+        201: {
+            "links": config_links(
+                GetRole=("/roles/{name}", "get"),
+                PutRole=("/roles/{name}", "put"),
+                DeleteRole=("/roles/{name}", "delete"),
+            )
+        },
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
+)
+async def create_role(body: NewRole, services: ServicesDep) -> Role:
     """Create a role (409 if it exists; 422 if a queue does not exist)."""
-    if not await services.config.create_role(body):
+    if not await services.config.create_role(Role(name=body.name, queues=body.queues)):
         raise ConfigExistsError(f"role {body.name!r} exists already; use PUT /roles/{body.name} to change it")
     return Role(name=body.name, queues=sorted(set(body.queues)))
 
@@ -52,8 +67,14 @@ async def put_role(name: NamePath, body: RoleQueues, services: ServicesDep, resp
     return role
 
 
-@router.delete("/roles/{name}", status_code=204, responses={**NOT_FOUND, **UNAVAILABLE})
+@router.delete("/roles/{name}", status_code=204, responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
 async def delete_role(name: NamePath, services: ServicesDep) -> None:
-    """Delete a role. Deleting ``default`` gives it back its implicit meaning: every queue."""
-    if not await services.config.delete_role(name) and name != DEFAULT_ROLE:
+    """Delete a role. ``default`` always exists and cannot be deleted (409): PUT it an empty queue
+    list to make it consume every queue again."""
+    if name == DEFAULT_ROLE:
+        raise DefaultRoleError(
+            "the default role always exists and cannot be deleted; "
+            'PUT /roles/default {"queues": []} makes it consume every queue again'
+        )
+    if not await services.config.delete_role(name):
         raise ConfigNotFoundError(f"no role {name!r}")

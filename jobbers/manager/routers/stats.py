@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 
 from jobbers.manager.deps import ServicesDep
 from jobbers.manager.params import UNAVAILABLE
+from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import QueueOverview, Stats, ThroughputMinute, WorkerInfo
 from jobbers.state.stats import MAX_THROUGHPUT_MINUTES
 
-router = APIRouter(tags=["overview"])
+router = APIRouter(tags=["overview"], route_class=StrictJSONRoute)
 
 
 def _at(ms: int) -> dt.datetime:

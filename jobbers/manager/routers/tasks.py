@@ -21,7 +21,10 @@ from jobbers.manager.params import (
     TaskIdPath,
     TaskNameQuery,
     TraceParent,
+    task_links,
 )
+from jobbers.manager.rendering import item_response, page_response
+from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import (
     ActiveTask,
     ActiveTaskList,
@@ -36,15 +39,16 @@ from jobbers.manager.schemas import (
     TasksSubmitted,
     TaskSubmitted,
     TaskType,
+    TaskView,
     clamp_limit,
 )
 from jobbers.manager.submission import build_tasks, bulk_request_key
 from jobbers.models.task import LISTED_STATUSES, Task, TaskStatus
 from jobbers.registry import registered_tasks, task_params
 from jobbers.state.queries import TaskFilter
-from jobbers.state.store import NewTask, SubmitOutcome
+from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
 
 
 def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> TaskSubmitted:
@@ -64,7 +68,8 @@ def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> 
     "/tasks",
     status_code=201,
     responses={
-        200: {"model": TaskSubmitted, "description": "the task already existed"},
+        201: {"links": task_links("/id")},
+        200: {"model": TaskSubmitted, "description": "the task already existed", "links": task_links("/id")},
         **CONFLICT,
         **UNAVAILABLE,
     },
@@ -93,6 +98,7 @@ async def submit_task(
     status_code=201,
     response_model=TasksSubmitted,
     responses={
+        201: {"links": task_links("/tasks/0/id")},
         200: {"model": TasksSubmitted, "description": "every task already existed"},
         **CONFLICT,
         **UNAVAILABLE,
@@ -122,17 +128,17 @@ async def submit_tasks(
     return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
 
-@router.get("/task-status/{task_id}", responses={**NOT_FOUND, **UNAVAILABLE})
-async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Task:
+@router.get("/task-status/{task_id}", response_model=TaskView, responses={**NOT_FOUND, **UNAVAILABLE})
+async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Response:
     """Everything known about a task: status, timings, params, result, errors and their history."""
     task = await services.store.get_task(task_id.upper())
     if task is None:
         raise TaskNotFoundError(f"no task {task_id}")
-    return task
+    return item_response(task)
 
 
-@router.get("/tasks", responses=UNAVAILABLE)
-@router.get("/task-list", responses=UNAVAILABLE)
+@router.get("/tasks", response_model=TaskList, responses=UNAVAILABLE)
+@router.get("/task-list", response_model=TaskList, responses=UNAVAILABLE)
 async def list_tasks(
     services: ServicesDep,
     status: Annotated[list[TaskStatus] | None, Query(description="repeatable; default: every status")] = None,
@@ -140,20 +146,21 @@ async def list_tasks(
     task_name: TaskNameQuery = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
-) -> TaskList:
+) -> Response:
     """Tasks by status (in lifecycle order, each oldest first), optionally of one queue or task name."""
     statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
     limit = clamp_limit(limit)
     page = await services.queries.list_by_status(statuses, TaskFilter(queue, task_name), limit, cursor)
-    return TaskList(
-        tasks=[item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit
+    # Rendered task by task (one record that cannot be shown must not break the page).
+    return page_response(
+        [item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit
     )
 
 
-@router.get("/active-tasks", responses=UNAVAILABLE)
+@router.get("/active-tasks", response_model=ActiveTaskList, responses=UNAVAILABLE)
 async def active_tasks(
     services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
-) -> ActiveTaskList:
+) -> Response:
     """Started tasks, longest-running first, with their worker and running time (by Redis's clock)."""
     limit = clamp_limit(limit)
     page = await services.queries.list_by_status([TaskStatus.STARTED], TaskFilter(queue), limit, cursor)
@@ -175,13 +182,13 @@ async def active_tasks(
         )
         for t in (item.task for item in page.items)
     ]
-    return ActiveTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
+    return page_response(tasks, next_cursor=page.next_cursor, total=page.total, limit=limit)
 
 
-@router.get("/scheduled-tasks", responses=UNAVAILABLE)
+@router.get("/scheduled-tasks", response_model=ScheduledTaskList, responses=UNAVAILABLE)
 async def scheduled_tasks(
     services: ServicesDep, queue: QueueQuery = None, limit: LimitQuery = 100, cursor: CursorQuery = None
-) -> ScheduledTaskList:
+) -> Response:
     """Tasks waiting for their run time (delayed submissions and retry delays), soonest first."""
     limit = clamp_limit(limit)
     queues = [queue] if queue else await services.store.known_queues()
@@ -199,7 +206,14 @@ async def scheduled_tasks(
         )
         for item in page.items
     ]
-    return ScheduledTaskList(tasks=tasks, next_cursor=page.next_cursor, total=page.total or 0, limit=limit)
+    # The total counts every queue's scheduled tasks, as the other listings' totals do.
+    total = page.total if queue is None else await services.queries.count_in_status(TaskStatus.SCHEDULED)
+    return page_response(tasks, next_cursor=page.next_cursor, total=total, limit=limit)
+
+
+def _cancel_result(outcome: CancelOutcome) -> CancelResult:
+    status = TaskStatus(outcome.status) if outcome.status else None  # '' for an unknown id
+    return CancelResult(id=outcome.id, outcome=outcome.outcome, status=status)
 
 
 @router.post("/task/{task_id}/cancel", responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
@@ -211,7 +225,7 @@ async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResul
         raise TaskNotFoundError(f"no task {task_id}")
     if outcome.outcome == "conflict":
         raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
-    return CancelResult(id=outcome.id, outcome=outcome.outcome, status=outcome.status)
+    return _cancel_result(outcome)
 
 
 @router.post("/tasks/cancel", responses=UNAVAILABLE)
@@ -219,9 +233,7 @@ async def cancel_tasks(body: CancelTasks, services: ServicesDep) -> CancelResult
     """Cancel many tasks; each gets its own outcome (``not_found`` and ``conflict`` included)."""
     outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)))
     telemetry.record_cancellations(outcomes)
-    return CancelResults(
-        results=[CancelResult(id=o.id, outcome=o.outcome, status=o.status) for o in outcomes]
-    )
+    return CancelResults(results=[_cancel_result(o) for o in outcomes])
 
 
 @router.get("/task-types")

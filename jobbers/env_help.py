@@ -33,6 +33,15 @@ READS: dict[str, tuple[str, ...]] = {
     "jobbers_openapi": ("manager_",),
     "jobbers_dev": ("redis_url", "sql_path", "manager_host", "manager_port"),
 }
+#: Where a command's behaviour when a variable is unset differs from the settings default.
+UNSET_MEANS: dict[str, dict[str, str]] = {
+    "jobbers_dev": {
+        "redis_url": "starts its own Redis in a temporary folder",
+        "sql_path": "a SQLite file in that folder when it started Redis, else "
+        + str(Settings.model_fields["sql_path"].default),
+        "manager_host": "127.0.0.1, so the platform is reachable only from this machine",
+    },
+}
 #: Commands that export OpenTelemetry (configured by the standard ``OTEL_*`` variables).
 TELEMETRY = {"jobbers_manager", "jobbers_worker", "jobbers_scheduler", "jobbers_cleaner"}
 _WIDTH = 100
@@ -80,11 +89,19 @@ def rule_text(info: FieldInfo) -> str:
     return " and ".join(rules)
 
 
-def describe_variable(field: str) -> list[str]:
-    """``NAME=default`` and its wrapped description (with its rule), as help lines."""
+def variable_heading(command: str, field: str) -> str:
+    """``NAME=default``, ``NAME (unset)``, or ``NAME (unset: what the command does then)``."""
+    unset_means = UNSET_MEANS.get(command, {}).get(field)
+    if unset_means is not None:
+        return f"{env_name(field)} (unset: {unset_means})"
+    default = default_text(Settings.model_fields[field])
+    return f"{env_name(field)} (unset)" if default == "unset" else f"{env_name(field)}={default}"
+
+
+def describe_variable(command: str, field: str) -> list[str]:
+    """The variable's heading and its wrapped description (with its rule), as help lines."""
     info = Settings.model_fields[field]
-    default = default_text(info)
-    head = f"  {env_name(field)} (unset)" if default == "unset" else f"  {env_name(field)}={default}"
+    head = f"  {variable_heading(command, field)}"
     text = " ".join((info.description or "").split())
     rule = rule_text(info)
     if rule:
@@ -97,7 +114,7 @@ def environment_help(command: str, note: str = "") -> str:
     lines = ["environment variables (shown with their defaults):"]
     fields = settings_read_by(command)
     for field in fields:
-        lines += describe_variable(field)
+        lines += describe_variable(command, field)
     if command in TELEMETRY:
         lines += [
             "  OTEL_*",

@@ -1,5 +1,5 @@
 """Fault tests: kill, freeze and restart processes (and Redis). After each, every submitted task
-has exactly one terminal state and none is lost (DESIGN.md §4, §8)."""
+has exactly one terminal state and none is lost (docs/reliability.md)."""
 
 from __future__ import annotations
 

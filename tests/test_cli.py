@@ -70,6 +70,16 @@ def test_an_invalid_choice_lists_the_choices_and_a_secret_is_never_echoed(tmp_pa
     assert "MANAGER_MAX_BODY_BYTES='lots'" in one_line_error(result, "jobbers_openapi")
 
 
+def test_under_log_format_json_the_reason_is_a_json_record(tmp_path: Path) -> None:
+    result = run("jobbers_migrate", cwd=tmp_path, LOG_FORMAT="json", SQL_PATH="sqlite:///x.db")
+
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    record = json.loads(line)
+    assert record["level"] == "CRITICAL"
+    assert record["message"].startswith("jobbers_migrate: SQL_PATH 'sqlite:///x.db'")
+
+
 def test_openapi_to_a_missing_directory_says_so(tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "openapi.json"
     result = run("jobbers_openapi", str(target), cwd=tmp_path)

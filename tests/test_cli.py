@@ -109,16 +109,21 @@ def test_migrate_with_postgresql_down_says_which_database_and_why(tmp_path: Path
         ("jobbers.db", "use sqlite+aiosqlite:///jobbers.db or postgresql+asyncpg://"),
     ],
 )
-@pytest.mark.parametrize("command", ["jobbers_migrate", "jobbers_worker", "jobbers_manager", "jobbers_scheduler"])
-def test_a_sql_url_without_an_async_driver_says_which_form_to_use(
-    command: str, sql_path: str, use: str, tmp_path: Path
-) -> None:
-    result = run(command, *ARGS.get(command, []), cwd=tmp_path, SQL_PATH=sql_path)
+def test_a_sql_url_without_an_async_driver_says_which_form_to_use(sql_path: str, use: str, tmp_path: Path) -> None:
+    result = run("jobbers_migrate", cwd=tmp_path, SQL_PATH=sql_path)
 
-    line = one_line_error(result, command)
+    line = one_line_error(result, "jobbers_migrate")
     assert result.returncode == 2
     assert f"SQL_PATH {sql_path!r}" in line and use in line
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("command", ["jobbers_worker", "jobbers_manager", "jobbers_scheduler"])
+def test_every_process_that_uses_sql_checks_the_url_form(command: str, tmp_path: Path) -> None:
+    result = run(command, *ARGS.get(command, []), cwd=tmp_path, SQL_PATH="postgresql://jobbers@db/jobbers")
+
+    line = one_line_error(result, command)
+    assert result.returncode == 2 and "use postgresql+asyncpg://jobbers@db/jobbers" in line
 
 
 def test_a_malformed_redis_url_names_the_variable(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 # (jobbers_manager, jobbers_worker, jobbers_scheduler, jobbers_cleaner, jobbers_migrate).
 #
 #   docker build -t jobbers .
-#   docker run --rm -e REDIS_URL=redis://redis:6379 jobbers jobbers_worker examples.tasks
+#   docker run --rm -e REDIS_URL=redis://redis:6379 jobbers jobbers_worker jobbers.examples.tasks
 #
 # Your own tasks: build FROM this image and COPY your task module into /app (or mount it).
 FROM python:3.11-slim
@@ -14,16 +14,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies and the package first, so editing the examples does not reinstall everything.
+# The package ships its example tasks (jobbers.examples.tasks).
 COPY pyproject.toml README.md ./
 COPY jobbers ./jobbers
 RUN pip install .
-
-COPY examples ./examples
 
 # Run unprivileged; /data holds the SQLite config database when SQL_PATH points there.
 RUN useradd --create-home --uid 10001 jobbers && mkdir -p /data && chown jobbers /data
 USER jobbers
 
 EXPOSE 8000
-CMD ["jobbers_worker", "examples.tasks"]
+CMD ["jobbers_worker", "jobbers.examples.tasks"]

@@ -3,7 +3,8 @@
     python benchmarks/engine.py [--tasks 50000] [--concurrency 500]
 
 Starts its own redis-server on a free port and one real `jobbers_worker` process (no-op tasks).
-It measures; it never fails. Each figure is printed beside the budget it is held to.
+It measures; it never fails. The budgets printed beside the figures are listed in README.md
+(Benchmarks).
 """
 
 from __future__ import annotations

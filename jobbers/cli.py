@@ -1,25 +1,44 @@
-"""Console entry points: parse arguments, build settings, call into the rooms."""
+"""Console entry points: parse arguments, build settings, call into the rooms.
+
+Every command's ``--help`` lists the environment variables it reads (``jobbers.env_help``), and
+every command runs through ``jobbers.startup.run_command``: what stops it from starting is one
+line and a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import sys
-from collections.abc import Coroutine
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 from jobbers.cleaner import CleanerOptions, run_cleaner
 from jobbers.config_store import ConfigStore
-from jobbers.errors import JobbersError
+from jobbers.config_store.urls import shown as shown_sql_url
+from jobbers.env_help import environment_help
+from jobbers.errors import ConfigurationError, JobbersError, StartupError
 from jobbers.logs import configure_logging
-from jobbers.registry import load_task_module
+from jobbers.registry import load_task_module, registered_tasks
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
-from jobbers.state.connection import TRANSIENT_REDIS_ERRORS, connect
+from jobbers.startup import (
+    ensure_port_free,
+    load_settings,
+    open_store,
+    prepare_sql,
+    redis_problem,
+    run_command,
+    shown_redis_url,
+)
+from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.store import TaskStore
 from jobbers.telemetry import export_interval_seconds, setup_telemetry
 from jobbers.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -35,38 +54,64 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
         return asyncio.run(coro)
 
 
-def _stores(settings: Settings) -> tuple[TaskStore, ConfigStore]:
-    return TaskStore(connect(settings.redis_url), settings.redis_key_prefix), ConfigStore(settings.sql_path)
+def _parser(prog: str, description: str, note: str = "") -> argparse.ArgumentParser:
+    """A parser whose ``--help`` ends with the environment variables ``prog`` reads."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=environment_help(prog, note),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
-def _start_with_task_module(prog: str, description: str, argv: list[str] | None) -> Settings:
+@asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[tuple[TaskStore, ConfigStore]]:
+    """Redis and SQL for a long-running process, with the SQL schema migrated; closed on exit."""
+    store = open_store(settings)
+    try:
+        config = ConfigStore(settings.sql_path)
+        try:
+            await prepare_sql(config)
+            yield store, config
+        finally:
+            await config.close()
+    finally:
+        await store.close()
+
+
+def _start_with_task_module(
+    prog: str, description: str, argv: list[str] | None, require_tasks: bool = False
+) -> Settings:
     """Parse ``<task_module>``, read settings, set up logging and import the user's tasks."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = _parser(prog, description)
     parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = load_settings()
     _setup_logging(settings)
     try:
         load_task_module(args.task_module)
     except JobbersError as exc:
-        parser.exit(2, f"{prog}: {exc}\n")
+        raise ConfigurationError(str(exc)) from None
+    if require_tasks and not registered_tasks():
+        raise ConfigurationError(
+            f"task module {args.task_module!r} registers no tasks (no @register_task ran when it was "
+            "imported); a worker without tasks would drop every task it claims"
+        )
     return settings
 
 
 def worker_main(argv: list[str] | None = None) -> int:
     """``jobbers_worker <task_module>``: run a worker for ``WORKER_ROLE``."""
-    settings = _start_with_task_module("jobbers_worker", "Run a Jobbers worker.", argv)
+    return run_command("jobbers_worker", lambda: _worker(argv))
 
+
+def _worker(argv: list[str] | None) -> int:
+    settings = _start_with_task_module("jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True)
     telemetry = setup_telemetry("jobbers-worker")
 
     async def main() -> int:
-        store, config = _stores(settings)
-        await config.migrate()
-        try:
+        async with _services(settings) as (store, config):
             await Worker(settings, store, config).run()
-        finally:
-            await config.close()
-            await store.close()
         return 0
 
     try:
@@ -77,25 +122,22 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 def scheduler_main(argv: list[str] | None = None) -> int:
     """``jobbers_scheduler``: promote due tasks of ``SCHEDULER_ROLE``'s queues."""
-    argparse.ArgumentParser(prog="jobbers_scheduler", description="Run the Jobbers scheduler.").parse_args(
-        argv
-    )
-    settings = Settings()
+    return run_command("jobbers_scheduler", lambda: _scheduler(argv))
+
+
+def _scheduler(argv: list[str] | None) -> int:
+    _parser("jobbers_scheduler", "Run the Jobbers scheduler.").parse_args(argv)
+    settings = load_settings()
     _setup_logging(settings)
     telemetry = setup_telemetry("jobbers-scheduler")
     # Queue gauges are refreshed at least once per export (and per poll interval).
     stats_interval = min(export_interval_seconds(), settings.scheduler_poll_interval)
 
     async def main() -> int:
-        store, config = _stores(settings)
-        await config.migrate()
-        try:
+        async with _services(settings) as (store, config):
             await Scheduler(
                 settings, store, config, stats_interval if telemetry.metrics_enabled else None
             ).run()
-        finally:
-            await config.close()
-            await store.close()
         return 0
 
     try:
@@ -106,7 +148,11 @@ def scheduler_main(argv: list[str] | None = None) -> int:
 
 def cleaner_main(argv: list[str] | None = None) -> int:
     """``jobbers_cleaner [--stale-time S] ...``: one maintenance pass; prints counts as JSON."""
-    parser = argparse.ArgumentParser(prog="jobbers_cleaner", description="One Jobbers maintenance pass.")
+    return run_command("jobbers_cleaner", lambda: _cleaner(argv))
+
+
+def _cleaner(argv: list[str] | None) -> int:
+    parser = _parser("jobbers_cleaner", "One Jobbers maintenance pass.")
     for flag, text in (
         ("--stale-time", "mark tasks whose heartbeat is older than this as stalled"),
         ("--completed-task-age", "delete terminal tasks older than this"),
@@ -120,18 +166,19 @@ def cleaner_main(argv: list[str] | None = None) -> int:
     for name, value in vars(args).items():
         if value is not None and value < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
-    settings = Settings()
+    settings = load_settings()
     _setup_logging(settings)
     options = CleanerOptions(**vars(args))
     telemetry = setup_telemetry("jobbers-cleaner")
 
     async def main() -> int:
-        store = TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        store = open_store(settings)
         try:
             report = await run_cleaner(store, options)
         except TRANSIENT_REDIS_ERRORS as exc:
-            print(f"jobbers_cleaner: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
-            return 1
+            raise StartupError(
+                f"cannot reach Redis at REDIS_URL {shown_redis_url(settings.redis_url)!r}: {exc}"
+            ) from None
         finally:
             await store.close()
         print(json.dumps(report.counts()))
@@ -147,7 +194,30 @@ def cleaner_main(argv: list[str] | None = None) -> int:
 def manager_main(argv: list[str] | None = None) -> int:
     """``jobbers_manager <task_module>``: serve the REST API on ``MANAGER_HOST``:``MANAGER_PORT``
     (in ``MANAGER_WORKERS`` processes)."""
+    return run_command("jobbers_manager", lambda: _manager(argv))
+
+
+async def _check_manager_services(settings: Settings) -> int:
+    """SQL must work (startup migrates it); Redis may be down: the API answers 503 until it is up."""
+    async with _services(settings) as (store, _config):
+        problem = await redis_problem(store)
+    if problem is not None:
+        log.warning(
+            "Redis at REDIS_URL %r is unreachable (%s); endpoints that need it answer 503 until it is",
+            shown_redis_url(settings.redis_url),
+            problem,
+        )
+    return 0
+
+
+def _manager(argv: list[str] | None) -> int:
     settings = _start_with_task_module("jobbers_manager", "Run the Jobbers REST API.", argv)
+    ensure_port_free(
+        settings.manager_host,
+        settings.manager_port,
+        "set MANAGER_PORT (or MANAGER_HOST) to listen elsewhere",
+    )
+    _run(_check_manager_services(settings))
     # Imported here so the other entry points do not pay for loading FastAPI.
     from jobbers.manager.serve import serve
 
@@ -163,35 +233,45 @@ def manager_main(argv: list[str] | None = None) -> int:
 
 def openapi_main(argv: list[str] | None = None) -> int:
     """``jobbers_openapi [path]``: write the API's OpenAPI document (default ``openapi.json``)."""
-    parser = argparse.ArgumentParser(prog="jobbers_openapi", description="Write the OpenAPI spec.")
+    return run_command("jobbers_openapi", lambda: _openapi(argv))
+
+
+def _openapi(argv: list[str] | None) -> int:
+    parser = _parser("jobbers_openapi", "Write the OpenAPI spec.")
     parser.add_argument("path", nargs="?", default="openapi.json", help="output file (default: openapi.json)")
     args = parser.parse_args(argv)
+    settings = load_settings()
     from jobbers.manager import create_app
 
     # Building the app opens no connection; they are made at startup, which never happens here.
-    spec = create_app(Settings()).openapi()
-    with open(args.path, "w", encoding="utf-8") as out:
-        json.dump(spec, out, indent=2)
-        out.write("\n")
+    spec = create_app(settings).openapi()
+    try:
+        with open(args.path, "w", encoding="utf-8") as out:
+            json.dump(spec, out, indent=2)
+            out.write("\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write {args.path}: {exc.strerror or exc}") from None
     print(f"jobbers_openapi: wrote {args.path}")
     return 0
 
 
 def migrate_main(argv: list[str] | None = None) -> int:
     """``jobbers_migrate``: create the SQL tables and the ``default`` queue."""
-    argparse.ArgumentParser(prog="jobbers_migrate", description="Create Jobbers' SQL tables.").parse_args(
-        argv
-    )
-    settings = Settings()
+    return run_command("jobbers_migrate", lambda: _migrate(argv))
+
+
+def _migrate(argv: list[str] | None) -> int:
+    _parser("jobbers_migrate", "Create Jobbers' SQL tables.").parse_args(argv)
+    settings = load_settings()
     _setup_logging(settings)
 
     async def main() -> int:
         config = ConfigStore(settings.sql_path)
         try:
-            await config.migrate()
+            await prepare_sql(config)
         finally:
             await config.close()
-        print(f"jobbers_migrate: schema ready at {settings.sql_path}")
+        print(f"jobbers_migrate: schema ready at {shown_sql_url(settings.sql_path)}")
         return 0
 
     return _run(main())

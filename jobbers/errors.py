@@ -66,3 +66,12 @@ class QueueNotFoundError(JobbersError):
 
 class TaskModuleError(JobbersError):
     """The task module given on the command line could not be loaded."""
+
+
+class ConfigurationError(JobbersError):
+    """A setting or argument cannot work; the message names it and says what would."""
+
+
+class StartupError(JobbersError):
+    """A process cannot start (a service is unreachable, a port is taken, a file cannot be written);
+    the message is the one-line reason the command prints before it exits non-zero."""

@@ -13,12 +13,15 @@ import json
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 from opentelemetry import trace
 
 #: Record attributes added inside a task's execution (also the JSON keys and OTLP log attributes).
 TASK_FIELDS = ("task_id", "task_name", "queue", "attempt", "worker_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+_active_format: str | None = None
 
 _task: ContextVar[tuple[str, str, str, int, str] | None] = ContextVar("jobbers_log_task", default=None)
 
@@ -83,7 +86,42 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, log_format: str) -> None:
     """Send the process's logs to stderr at ``level``, as ``text`` or ``json`` lines."""
+    global _active_format
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(TaskContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    _active_format = log_format
+
+
+def active_log_format() -> str | None:
+    """The format ``configure_logging`` set up in this process (None before it ran)."""
+    return _active_format
+
+
+def uvicorn_log_config(log_format: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn's loggers (server and access lines) that writes
+    them to stderr in our format, so under ``LOG_FORMAT=json`` every line the manager prints is
+    JSON. It configures only ``uvicorn*`` loggers and is self-contained, so it also works in a
+    process uvicorn spawns for each of several workers.
+    """
+    formatter = "jobbers.logs.JsonFormatter" if log_format == "json" else "jobbers.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"jobbers": {"()": formatter}},
+        "filters": {"task_context": {"()": "jobbers.logs.TaskContextFilter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "jobbers",
+                "filters": ["task_context"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -1,4 +1,8 @@
-"""All configuration, read from environment variables with the names the reference docs use."""
+"""All configuration, read from environment variables with the names the reference docs use.
+
+Each field's docstring is its description: ``--help`` of every command lists the variables it
+reads from these fields (``jobbers.env_help``), so the help cannot drift from the code.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +18,50 @@ from jobbers.state.keys import DEFAULT_PREFIX
 class Settings(BaseSettings):
     """One settings tree for every process. Each field is the upper-cased env var of its name."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", case_sensitive=False, use_attribute_docstrings=True
+    )
 
     redis_url: str = "redis://localhost:6379"
+    """Redis connection URL."""
     sql_path: str = "sqlite+aiosqlite:///jobbers.db"
-    #: Prefix of every Redis key (a Redis Cluster hash tag, so all keys share one slot).
+    """SQLAlchemy URL of the queue/role config (async driver: sqlite+aiosqlite:// or postgresql+asyncpg://)."""
     redis_key_prefix: str = DEFAULT_PREFIX
+    """Prefix of every Redis key (a Redis Cluster hash tag, so all keys share one slot)."""
 
     worker_role: str = DEFAULT_ROLE
+    """Role whose queues this worker consumes."""
     worker_concurrent_tasks: int = Field(default=5, ge=1)
+    """Tasks running at once in this process."""
     worker_ttl: int = Field(default=50, ge=0)
-    #: Seconds a claimed task's lease lasts; the worker renews it every third of this.
+    """Exit after this many tasks (run under a supervisor); 0 = run forever."""
     worker_lease_seconds: float = Field(default=30.0, gt=0)
-    #: Seconds a SIGTERMed worker waits for ``continue`` tasks (and policy writes) before exiting.
+    """Seconds a claimed task's lease lasts; the worker renews it every third of this."""
     worker_shutdown_grace: float = Field(default=30.0, ge=0)
-    #: Seconds between re-reads of the worker's role and queue configuration.
+    """Seconds a SIGTERMed worker waits for `continue` tasks (and policy writes) before exiting."""
     worker_refresh_interval: float = Field(default=5.0, gt=0)
+    """Seconds between re-reads of the worker's role and queue configuration."""
 
     scheduler_poll_interval: float = Field(default=5.0, gt=0)
+    """Longest sleep between scheduler polls (it wakes early for new and due work)."""
     scheduler_batch_size: int = Field(default=1, ge=1)
+    """Tasks promoted per script call (it loops while batches are full)."""
     scheduler_role: str = DEFAULT_ROLE
+    """Limits the scheduler to this role's queues."""
 
     manager_host: str = "0.0.0.0"
+    """Address the REST API listens on."""
     manager_port: int = Field(default=8000, ge=1, le=65535)
-    #: Requests with a larger body are refused with 413.
+    """Port the REST API listens on."""
     manager_max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    #: uvicorn worker processes serving the API (one per core is the production setting).
+    """Requests with a larger body are refused with 413."""
     manager_workers: int = Field(default=1, ge=1, le=64)
-    #: When set, every route but /healthz and /readyz needs ``Authorization: Bearer <token>``.
+    """uvicorn worker processes serving the API (one per core is the production setting)."""
     manager_api_token: SecretStr | None = None
+    """When set, every route but /healthz, /readyz and /ui/ needs `Authorization: Bearer <token>`."""
 
     log_level: str = "INFO"
-    #: ``text`` (one plain line per record) or ``json`` (one JSON object per line, with the task's
-    #: id, name, queue, attempt and worker id when logged inside its execution).
+    """Python log level."""
     log_format: Literal["text", "json"] = "text"
+    """`text` (one plain line per record) or `json` (one JSON object per line, with the task's id,
+    name, queue, attempt and worker id when logged inside its execution)."""

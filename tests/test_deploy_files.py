@@ -87,7 +87,7 @@ def test_every_variable_a_jobbers_service_sets_is_read_by_the_code(
 
 def test_the_worker_is_supervised_or_bounded(services: dict[str, dict[str, Any]]) -> None:
     worker = services["worker"]
-    # WORKER_TTL's default (50 tasks, then exit) assumes a supervisor restarts the worker.
+    # WORKER_TTL's default (50) assumes a supervisor restarts the worker (README, Configuration).
     assert worker.get("restart") == "always" or str(worker["environment"].get("WORKER_TTL")) == "0"
     for name in ("manager", "scheduler", "cleaner", "redis", "collector", "openobserve"):
         assert services[name].get("restart") in ("always", "unless-stopped"), name
@@ -117,6 +117,40 @@ def test_depends_on_names_real_services(services: dict[str, dict[str, Any]]) -> 
 def test_the_manager_is_checked_through_its_health_endpoint(services: dict[str, dict[str, Any]]) -> None:
     assert re.search(r"/(readyz|healthz)", " ".join(services["manager"]["healthcheck"]["test"]))
     assert "8000:8000" in services["manager"]["ports"]
+
+
+def test_only_the_manager_is_published_beyond_this_host(services: dict[str, dict[str, Any]]) -> None:
+    """Redis and the OTLP receivers have no auth, OpenObserve has default credentials: loopback only."""
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if name == "manager":
+                continue
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert {p.split(":")[1] for p in services["redis"]["ports"]} == {"6379"}
+    assert {p.split(":")[1] for p in services["collector"]["ports"]} == {"4317", "4318"}
+
+
+def _images(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every third-party image each service uses, including FROM lines of inline Dockerfiles."""
+    images: dict[str, str] = {}
+    for name, service in services.items():
+        if name in JOBBERS_SERVICES:
+            continue
+        if "image" in service and "build" not in service:
+            images[service["image"]] = name
+        inline = (service.get("build") or {}).get("dockerfile_inline", "") if isinstance(service.get("build"), dict) else ""
+        for ref in re.findall(r"^FROM\s+(\S+)", inline, re.MULTILINE):
+            images[ref] = name
+    return images
+
+
+def test_every_third_party_image_is_pinned_to_a_version(services: dict[str, dict[str, Any]]) -> None:
+    images = _images(services)
+    assert any("openobserve" in ref for ref in images), images
+    for ref, name in images.items():
+        repository, _, tag = ref.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: {ref} has no tag"
+        assert tag != "latest" and re.search(r"\d", tag), f"{name}: {ref} is not pinned to a version"
 
 
 def test_dockerfile_installs_the_package_and_runs_a_console_script() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -114,23 +111,3 @@ async def test_the_readme_story_over_http(e2e: E2E, http: httpx.AsyncClient) -> 
     r = await http.put("/roles/default", json={"queues": ["default", "reports"]})
     picked = (await http.post("/tasks", json={"name": "noop", "queue": "reports"})).json()
     await wait_status(http, picked["id"], "completed")
-
-
-async def test_jobbers_dev_runs_a_whole_platform_with_an_embedded_redis(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}",  # nothing answers there
-           "SQL_PATH": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}", "OTEL_SDK_DISABLED": "true",
-           "REDIS_KEY_PREFIX": "{dev}:"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "jobbers_dev"), "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        await wait_http_ok(f"http://127.0.0.1:{port}/healthz", 60)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            r = await client.post("/tasks", json={"name": "generate_report", "params": {"report_id": 42}})
-            assert r.status_code == 201, r.text
-            done = await wait_status(client, r.json()["id"], "completed")
-            assert done["result"] == {"url": "/reports/42.pdf"}
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=30)[0].decode()
-    assert "started an embedded Redis" in out and f"http://127.0.0.1:{port}/docs" in out

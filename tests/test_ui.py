@@ -85,9 +85,11 @@ async def playwright() -> AsyncIterator[object]:
         yield p
 
 
-async def open_ui(e2e: E2E, playwright: object, **manager_env: str) -> AsyncIterator[UI]:
+async def open_ui(
+    e2e: E2E, playwright: object, worker_env: dict[str, str] | None = None, **manager_env: str
+) -> AsyncIterator[UI]:
     """Start a worker, a scheduler and the manager, and open a browser page (while they boot)."""
-    e2e.platform.worker()
+    e2e.platform.worker(**(worker_env or {}))
     e2e.platform.scheduler()
     starting = asyncio.create_task(asyncio.to_thread(e2e.platform.manager, **manager_env))
     browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -336,3 +338,73 @@ async def test_ui_asks_for_the_token_and_keeps_it_for_the_tab(e2e: E2E, playwrig
         await expect(ui.page.locator(".cards")).to_contain_text("workers alive")
         await expect(dialog).to_be_hidden()
         assert await ui.page.evaluate("sessionStorage.getItem('jobbers.apiToken')") == TOKEN
+
+
+async def test_the_workers_table_shows_running_tasks_without_waiting_for_a_refresh(
+    e2e: E2E, playwright: object
+) -> None:
+    # A refresh interval far longer than the test: only a report on change can show the count.
+    async for ui in open_ui(e2e, playwright, worker_env={"WORKER_REFRESH_INTERVAL": "120"}):
+        await ui.open()
+        worker = ui.page.locator("tr[data-worker]")
+        running = worker.locator("td").nth(3)
+        await expect(running).to_have_text("0 / 5")
+
+        naps = [await ui.e2e.client.submit("nap", {"seconds": 60}) for _ in range(5)]
+        await ui.e2e.wait_started([t.id for t in naps])
+        await expect(running).to_have_text("5 / 5", timeout=8_000)
+        await expect(ui.card("running")).to_have_text("5")
+        await ui.shot("overview-workers-running")
+
+        for t in naps[:3]:
+            await ui.e2e.client.cancel(t.id)
+        await ui.e2e.wait_terminal([t.id for t in naps[:3]])
+        await expect(running).to_have_text("2 / 5", timeout=8_000)
+        await expect(worker).to_have_count(1)
+
+
+PHONE_ROUTES = ["", "tasks", "active", "scheduled", "dlq", "queues", "roles", "submit"]
+
+
+async def test_every_page_fits_a_phone_screen(ui: UI) -> None:
+    c = ui.e2e.client
+    failed = await c.submit("flaky", {"note": "x" * 120})
+    running = await c.submit("nap", {"seconds": 30})
+    await c.submit("noop", run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    await ui.e2e.wait_for([failed.id], lambda t: t.dead_lettered and t.status.is_terminal)
+    await ui.e2e.wait_started([running.id])
+    await ui.page.set_viewport_size({"width": 420, "height": 900})
+
+    for route in [*PHONE_ROUTES, f"task/{failed.id}", f"task/{running.id}"]:
+        await ui.open(route)
+        await expect(ui.page.locator("main h1")).to_be_visible()
+        await ui.page.wait_for_timeout(300)  # let the first refresh render its tables
+        widths = await ui.page.evaluate(
+            "({page: document.documentElement.scrollWidth, screen: document.documentElement.clientWidth,"
+            " header: document.querySelector('header.top').getBoundingClientRect().width})"
+        )
+        assert widths["page"] <= widths["screen"] == widths["header"], (route, widths)
+    await ui.open("")
+    await ui.shot("overview-phone")
+    # A table wider than the screen scrolls inside its own box instead.
+    box = ui.page.locator(".table-scroll", has=ui.page.locator("tr[data-queue]"))
+    scroll = await box.evaluate("el => [el.scrollWidth, el.clientWidth]")
+    assert scroll[0] > scroll[1], scroll
+
+
+async def test_the_dlq_offers_acting_on_all_entries_only_for_a_filter(ui: UI) -> None:
+    dead = await ui.e2e.client.submit("flaky")
+    await ui.e2e.wait_for([dead.id], lambda t: t.dead_lettered and t.status.is_terminal)
+
+    await ui.open("dlq")
+    await expect(ui.row(dead.id)).to_have_count(1)
+    await expect(ui.page.get_by_label("Queue")).to_have_value("")  # "any queue"
+    await expect(ui.button(re.compile("^(Resubmit|Delete) all"))).to_have_count(0)
+    await expect(ui.page.locator(".toolbar")).to_contain_text("Choose a queue or a task name")
+
+    await ui.page.get_by_label("Queue").select_option("default")
+    await ui.button("Apply").click()
+    await expect(ui.button("Resubmit all matching the filter")).to_be_visible()
+    await expect(ui.button("Delete all matching the filter")).to_be_visible()
+    await ui.button("Resubmit all matching the filter").click()
+    await expect(ui.page.locator(".notice.ok")).to_contain_text("1 resubmitted")

@@ -11,7 +11,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jobbers.config_store.tables import metadata, queues, role_queues, roles
-from jobbers.errors import QueueNotFoundError
+from jobbers.config_store.urls import explain_engine_error
+from jobbers.errors import ConfigurationError, QueueNotFoundError
 from jobbers.models.queue_config import DEFAULT_QUEUE, QueueConfig, RatePeriod
 from jobbers.models.role import DEFAULT_ROLE, Role, queues_for_role
 
@@ -31,11 +32,21 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 class ConfigStore:
-    """Queues and roles. ``migrate()`` creates the tables and the ``default`` queue."""
+    """Queues and roles. ``migrate()`` creates the tables and the ``default`` queue.
+
+    Building one opens no connection; a URL the async engine cannot use (a synchronous or missing
+    driver, not a URL at all) raises ``ConfigurationError`` saying which URL form to use.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        try:
+            self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        except Exception as exc:
+            reason = explain_engine_error(url, exc)
+            if reason is None:
+                raise
+            raise ConfigurationError(reason) from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
 

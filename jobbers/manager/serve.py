@@ -15,7 +15,7 @@ import os
 
 from fastapi import FastAPI
 
-from jobbers.logs import configure_logging
+from jobbers.logs import configure_logging, uvicorn_log_config
 from jobbers.manager.app import create_app
 from jobbers.registry import load_task_module, loaded_task_modules
 from jobbers.settings import Settings
@@ -30,8 +30,9 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     host, port, log_level = settings.manager_host, settings.manager_port, settings.log_level.lower()
+    log_config = uvicorn_log_config(settings.log_format)
     if settings.manager_workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, log_config=log_config)
         return
     os.environ[TASK_MODULES_ENV] = json.dumps(loaded_task_modules())
     uvicorn.run(
@@ -41,6 +42,7 @@ def serve(settings: Settings) -> None:
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config,
     )
 
 

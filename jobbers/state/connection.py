@@ -82,3 +82,30 @@ class SignalListener:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:
                     pass
+
+
+def ping_problem_sync(url: str, timeout: float = 1.0) -> str | None:
+    """Why the Redis at ``url`` does not answer PING (None when it does); blocking, for launchers."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.ping()
+    except (sync_redis.RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+def count_keys_sync(url: str, match: str) -> tuple[int, int] | None:
+    """(keys in the database, keys matching the glob ``match``) at ``url``, or None if unreadable."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        return int(client.dbsize()), sum(1 for _ in client.scan_iter(match=match, count=1000))
+    except (sync_redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()

@@ -36,6 +36,12 @@ LIMITED_RECHECK_SECONDS = 0.25
 #: and never less than ``MIN_ALIVE_SECONDS`` (tests refresh every few hundred milliseconds).
 ALIVE_REFRESH_INTERVALS = 3
 MIN_ALIVE_SECONDS = 2.0
+#: After its running count changes, a worker reports itself within this many seconds (at most
+#: once per this interval), so the overview does not show a stale count for a refresh interval.
+RUNNING_REPORT_SECONDS = 0.25
+#: While its role does not exist (or lists no existing queue), a worker repeats its warning at
+#: most this often.
+IDLE_ROLE_WARNING_SECONDS = 30.0
 
 
 class Worker:
@@ -67,6 +73,8 @@ class Worker:
         self._rotation = 0
         self._closed = False
         self._published = False  # whether the task types are published for self.queues
+        self._running_changed = asyncio.Event()
+        self._idle_role_warned_at: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -83,21 +91,28 @@ class Worker:
             asyncio.create_task(listener.run(), name="signals"),
             asyncio.create_task(self._renew_loop(), name="renew"),
             asyncio.create_task(self._refresh_loop(), name="refresh"),
+            asyncio.create_task(self._report_running_changes(), name="report-running"),
         ]
         flusher = asyncio.create_task(self._flush_loop(), name="flush")
         log.info(
-            "worker %s started, role=%s queues=%s",
+            "worker %s started, role=%s queues=%s tasks=%s",
             self.worker_id,
             self.settings.worker_role,
             [q.name for q in self.queues],
+            [f"{c.name} v{c.version}" for c in registered_tasks()],
         )
         try:
             await self._claim_loop()
             await self._drain()
         finally:
-            await self._flush_remaining()
+            deadline = time.monotonic() + max(self.settings.worker_shutdown_grace, 5.0)
             self._closed = True
             self._outcome_ready.set()
+            self._running_changed.set()
+            # The flusher may be writing a batch right now: let it finish (it exits once closed)
+            # rather than cancel it mid-write, then write whatever is left.
+            await asyncio.wait([flusher], timeout=max(deadline - time.monotonic(), 0))
+            await self._flush_remaining(deadline)
             listener.stop()
             await settle([flusher, *background])
             with contextlib.suppress(*TRANSIENT_REDIS_ERRORS):
@@ -146,9 +161,11 @@ class Worker:
         """
         try:
             queues = await self.config.queues_for_role(self.settings.worker_role)
+            idle_reason = None if queues else await self._why_role_has_no_queues()
         except Exception as exc:
             log.warning("could not read queue configuration: %s", exc)
             return
+        self._warn_while_idle(idle_reason)
         if queues != self.queues or not self._published:
             if wait_for_redis:
                 await until_reachable(lambda: self._publish_task_types(queues), log, "publishing task types")
@@ -163,6 +180,44 @@ class Worker:
             log.info("worker %s now consumes %s", self.worker_id, [q.name for q in queues])
             self.queues = queues
             self._wake.set()
+
+    async def _why_role_has_no_queues(self) -> str:
+        role_name = self.settings.worker_role
+        role = await self.config.get_role(role_name)
+        if role is None:
+            return f"role {role_name!r} does not exist"
+        if not role.queues:
+            return f"role {role_name!r} lists no queues"
+        return f"role {role_name!r} lists only queues that do not exist ({', '.join(role.queues)})"
+
+    def _warn_while_idle(self, reason: str | None) -> None:
+        """Warn loudly (again every ``IDLE_ROLE_WARNING_SECONDS``) while the role gives no queue."""
+        if reason is None:
+            if self._idle_role_warned_at is not None:
+                log.info("worker %s: role %r now has queues", self.worker_id, self.settings.worker_role)
+                self._idle_role_warned_at = None
+            return
+        now = time.monotonic()
+        if self._idle_role_warned_at is None or now - self._idle_role_warned_at >= IDLE_ROLE_WARNING_SECONDS:
+            self._idle_role_warned_at = now
+            log.warning(
+                "worker %s consumes no queue: %s; create or fix it (PUT /roles/%s) or set WORKER_ROLE "
+                "to another role. Until then this worker runs nothing.",
+                self.worker_id,
+                reason,
+                self.settings.worker_role,
+            )
+
+    async def _report_running_changes(self) -> None:
+        """Report soon after the running count changes, at most every ``RUNNING_REPORT_SECONDS``."""
+        # Not `while True`: a cancel that lands inside a Redis call can be swallowed by redis-py.
+        while not self._closed:
+            await self._running_changed.wait()
+            self._running_changed.clear()
+            if self._closed:
+                return
+            await self._report_alive()
+            await asyncio.sleep(RUNNING_REPORT_SECONDS)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -273,6 +328,7 @@ class Worker:
             claimed_at_ms=now_ms,
         )
         self.running[claimed.id] = entry
+        self._running_changed.set()
         entry.atask = asyncio.create_task(self._execute(entry), name=f"task:{claimed.id}")
 
     async def _execute(self, entry: Running) -> None:
@@ -295,6 +351,7 @@ class Worker:
         finally:
             entry.finished = time.monotonic()
             self.running.pop(claim.id, None)
+            self._running_changed.set()
             telemetry.TASKS_IN_FLIGHT.add((claim.queue, self.settings.worker_role), -1)
             self._wake.set()
         if span is not None:
@@ -453,8 +510,7 @@ class Worker:
         if outcome.dead_letter:
             telemetry.TASKS_DEAD_LETTERED.add((claim.queue, claim.name, str(claim.version)))
 
-    async def _flush_remaining(self) -> None:
-        deadline = time.monotonic() + max(self.settings.worker_shutdown_grace, 5.0)
+    async def _flush_remaining(self, deadline: float) -> None:
         while self.pending and time.monotonic() < deadline:
             await self._flush_once(deadline)
 

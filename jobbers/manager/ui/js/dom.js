@@ -94,13 +94,15 @@ export function taskLink(id) {
  * `rowAttrs(row)` adds attributes to each <tr>.
  */
 export function table(columns, rows, { empty = 'Nothing here.', rowAttrs } = {}) {
-  return h('table', { class: 'grid' },
+  // The wrapper scrolls sideways when the table is wider than the page (a phone), so the page
+  // itself never does.
+  return h('div', { class: 'table-scroll' }, h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.class }, c.label)))),
     h('tbody', {},
       rows.length === 0
         ? h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty))
         : rows.map((row) => h('tr', rowAttrs ? rowAttrs(row) : {},
-          columns.map((c) => h('td', { class: c.class }, c.cell(row)))))));
+          columns.map((c) => h('td', { class: c.class }, c.cell(row))))))));
 }
 
 /**

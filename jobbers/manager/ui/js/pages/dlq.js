@@ -30,9 +30,14 @@ export function mount(root, { query }) {
   const limit = h('input', { type: 'number', name: 'limit', min: 1, max: 1000, value: 100, class: 'short' });
   const resubmitSel = h('button', { type: 'button', class: 'primary' }, 'Resubmit selected');
   const deleteSel = h('button', { type: 'button', class: 'danger' }, 'Delete selected');
-  const matching = filtered ? 'matching the filter' : 'in the queue';
+  // Acting on "all" is offered only for a filter (a queue or a task name): with "any queue" it
+  // would reach every dead letter of every queue, which is rarely meant and easy to misread.
+  const matching = 'matching the filter';
   const resubmitAll = h('button', { type: 'button' }, `Resubmit all ${matching}`);
   const deleteAll = h('button', { type: 'button', class: 'danger' }, `Delete all ${matching}`);
+  const byFilter = filtered
+    ? [h('span', { class: 'sep' }), resubmitAll, deleteAll, h('label', { class: 'check' }, 'limit', limit)]
+    : [h('span', { class: 'muted hint' }, 'Choose a queue or a task name to act on all matching entries.')];
 
   function updateButtons() {
     const n = selection.ids.size;
@@ -86,9 +91,7 @@ export function mount(root, { query }) {
   });
 
   root.append(h('h1', {}, 'Dead letter queue'), form, taskNameList('dlq-task-names'),
-    h('div', { class: 'toolbar' }, resubmitSel, deleteSel,
-      h('span', { class: 'sep' }), resubmitAll, deleteAll,
-      h('label', { class: 'check' }, 'limit', limit),
+    h('div', { class: 'toolbar' }, resubmitSel, deleteSel, ...byFilter,
       h('label', { class: 'check' }, reset, 'reset retry count')),
     box, list, pager.el);
   updateButtons();

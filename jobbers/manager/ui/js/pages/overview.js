@@ -107,7 +107,10 @@ function render(stats) {
           { label: 'Processed', class: 'num', cell: (w) => w.processed },
           { label: 'Up', cell: (w) => h('span', { title: w.started_at }, duration((now - Date.parse(w.started_at)) / 1000)) },
           { label: 'Last seen', cell: (w) => h('span', { title: w.last_seen_at }, `${duration((now - Date.parse(w.last_seen_at)) / 1000)} ago`) },
-        ], stats.workers, { empty: 'No worker has reported in the last few refresh intervals.' }))),
+        ], stats.workers, {
+          empty: 'No worker has reported in the last few refresh intervals.',
+          rowAttrs: (w) => ({ dataset: { worker: w.id } }),
+        }))),
   ];
 }
 

@@ -1,4 +1,6 @@
-"""Example task module used by the README quick start and the end-to-end tests."""
+"""Example tasks: what `jobbers_dev` runs by default, and the README quick start uses.
+
+Import it as `jobbers.examples.tasks` (`jobbers_worker jobbers.examples.tasks`)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from jobbers.json_values import MAX_BODY_DEPTH, MAX_INT, MAX_PARAMS_DEPTH
 from jobbers.manager.errors import SafeJSONResponse, validation_entry
 from jobbers.models.task import TaskStatus
 from jobbers.state.store import TaskStore
+from tests.helpers import count_by_status
 from tests.manager_support import api, manager_settings, register_test_tasks, registered, submit
 from tests.test_json_values import nested
 
@@ -164,7 +165,7 @@ async def test_python_client_refuses_params_that_cannot_be_stored_and_shown(
         client.build("anything", params)
     with pytest.raises(InvalidParamsError, match=match):
         await client.submit("anything", params)
-    assert await store.count_by_status(TaskStatus.SUBMITTED) == 0
+    assert await count_by_status(store, TaskStatus.SUBMITTED) == 0
 
 
 # -- request bodies are strict ----------------------------------------------------------------

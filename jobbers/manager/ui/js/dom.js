@@ -45,6 +45,7 @@ export const STATUSES = ['submitted', 'scheduled', 'started', 'completed', 'fail
   'dropped'];
 export const TERMINAL = ['completed', 'failed', 'cancelled', 'stalled', 'dropped'];
 export const CANCELLABLE = ['submitted', 'scheduled', 'started'];
+export const DEAD_LETTER = ['failed', 'stalled'];
 
 export function statusBadge(status) {
   const known = STATUSES.includes(status) ? status : 'unknown';

@@ -1,7 +1,7 @@
 // One task: every field, params and result, its error history, a live status, cancel and resubmit.
 
 import { get, post } from '../api.js';
-import { CANCELLABLE, duration, h, json, notice, statusBadge, table, TERMINAL, time } from '../dom.js';
+import { CANCELLABLE, DEAD_LETTER, duration, h, json, notice, statusBadge, table, TERMINAL, time } from '../dom.js';
 import { runAction } from './shared.js';
 
 export const title = 'Task';
@@ -85,7 +85,7 @@ export function mount(root, { id }) {
     cancelBtn.hidden = !CANCELLABLE.includes(task.status);
     cancelBtn.disabled = task.cancel_requested;
     copyBtn.hidden = false;
-    dlqControls.hidden = !(task.dead_lettered && ['failed', 'stalled'].includes(task.status));
+    dlqControls.hidden = !(task.dead_lettered && DEAD_LETTER.includes(task.status));
     const key = JSON.stringify(task);
     if (key === lastKey && TERMINAL.includes(task.status)) return;
     lastKey = key;

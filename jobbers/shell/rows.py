@@ -197,9 +197,10 @@ def task_ids(words: Sequence[str]) -> list[str]:
     for word in words:
         if word == ID_HEADER:
             continue
-        if not is_valid_task_id(word):
+        task_id = word.upper()
+        if not is_valid_task_id(task_id):
             raise ValueError(f"{word[:80]!r} is not a task id (a 26-character ULID)")
-        ids.append(word.upper())
+        ids.append(task_id)
     return list(dict.fromkeys(ids))
 
 

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobbers.config_store import ConfigStore, QueueDirectory
@@ -31,6 +30,7 @@ from jobbers.startup import (
     report_fatal,
     shown_redis_url,
 )
+from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.queries import TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
@@ -140,13 +140,13 @@ async def _open_and_run(settings: Settings, body: Body, sql: bool) -> int:
             return await body(session)
         except BrokenPipeError:
             raise
-        except RedisError as exc:
-            raise _redis_unavailable(settings, exc) from None
         except SQLAlchemyError as exc:
             raise _sql_unavailable(settings, exc) from None
-        except OSError as exc:
-            # Mid-command, a bare socket error comes from one of the two connections.
-            raise ShellError(f"lost a connection to Redis or SQL: {exc}", EXIT_UNAVAILABLE) from None
+        except TRANSIENT_REDIS_ERRORS as exc:
+            if sql and isinstance(exc, OSError):
+                # A bare socket error mid-command may come from either connection.
+                raise ShellError(f"lost the connection to Redis or SQL: {exc}", EXIT_UNAVAILABLE) from None
+            raise _redis_unavailable(settings, exc) from None
     finally:
         if config is not None:
             await config.close()
@@ -156,7 +156,7 @@ async def _open_and_run(settings: Settings, body: Body, sql: bool) -> int:
 async def _checked_redis(settings: Settings, call: Awaitable[object]) -> None:
     try:
         await call
-    except (RedisError, OSError) as exc:
+    except TRANSIENT_REDIS_ERRORS as exc:
         raise _redis_unavailable(settings, exc) from None
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from jobbers.models.task import TaskStatus
-from jobbers.state.queries import Listed, TaskFilter, TaskPage, TaskQueries
+from jobbers.state.queries import SCAN_CHUNK, Listed, TaskFilter, TaskPage, TaskQueries
 
-#: Tasks fetched per round trip of a walk (one page: what a walk holds in memory).
-WALK_PAGE = 500
+#: Tasks per page of a walk (what it holds in memory): one less than the listings' scan chunk, so
+#: an unfiltered page, with the one entry that tells whether another follows, is one round trip.
+WALK_PAGE = SCAN_CHUNK - 1
 
 
 async def walk_by_status(

@@ -15,6 +15,7 @@ from jobbers.state.store import NewTask
 from tests.e2e import E2E, wait_until
 from tests.helpers import assert_exactly_one_terminal_state
 
+
 def start_burst(e2e: E2E, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """A burst worker without the platform's WORKER_TTL=0 (unless ``env`` sets it): the default applies."""
     unset = () if "WORKER_TTL" in env else ("WORKER_TTL",)
@@ -30,7 +31,8 @@ def finished(e2e: E2E, proc: subprocess.Popen[bytes], seconds: float = 120) -> i
 
 
 async def submit(e2e: E2E, name: str, count: int, **params: object) -> list[str]:
-    return [o.id for o in await e2e.store.submit_many([NewTask(name=name, params=dict(params)) for _ in range(count)])]
+    tasks = [NewTask(name=name, params=dict(params)) for _ in range(count)]
+    return [o.id for o in await e2e.store.submit_many(tasks)]
 
 
 def log_time(line: str) -> float:
@@ -69,7 +71,7 @@ async def test_two_burst_workers_at_once_never_run_a_task_twice(e2e: E2E) -> Non
     assert [finished(e2e, p) for p in procs] == [0, 0]
     runs = [line.split() for line in e2e.platform.run_log.read_text().splitlines()]
     per_task = Counter(task_id for task_id, *_ in runs)
-    assert set(per_task) == set(ids) and set(per_task.values()) == {1}  # each ran once, so never twice at once
+    assert set(per_task) == set(ids) and set(per_task.values()) == {1}  # once each: never twice at once
     assert {pid for _, _, pid, _, _ in runs} == {str(p.pid) for p in procs}  # both did work, side by side
     first_end = min(max(float(end) for _, _, pid, _, end in runs if pid == str(p.pid)) for p in procs)
     last_start = max(min(float(start) for _, _, pid, start, _ in runs if pid == str(p.pid)) for p in procs)

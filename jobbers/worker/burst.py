@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from jobbers import telemetry
 from jobbers.models.queue_config import QueueConfig
 from jobbers.recovery import record_recovered
 from jobbers.settings import Settings
@@ -123,6 +124,9 @@ class BurstRun:
                 promotion = await self.store.promote_due(queue.name, PROMOTE_BATCH)
                 promoted += promotion.promoted
                 now_ms = promotion.now_ms
+                if promotion.promoted:
+                    telemetry.TASKS_PROMOTED.add((queue.name,), promotion.promoted)
+                    telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue.name,))
                 if promotion.promoted < PROMOTE_BATCH:
                     break
             if promotion.next_due_ms is not None:

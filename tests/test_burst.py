@@ -3,6 +3,7 @@ real Redis, no scheduler beside them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import signal
@@ -129,7 +130,7 @@ async def test_a_sigkilled_burst_run_loses_nothing_the_next_run_recovers_its_tas
     first.wait(30)
     held = [t.id for t in await e2e.store.get_tasks(ids) if t.status is TaskStatus.STARTED]
     assert held, "the killed run held no task"
-    time.sleep(float(e2e.platform.env["WORKER_LEASE_SECONDS"]) + 0.3)  # its leases expire
+    await asyncio.sleep(float(e2e.platform.env["WORKER_LEASE_SECONDS"]) + 0.3)  # its leases expire
 
     second = start_burst(e2e, "--burst", WORKER_CONCURRENT_TASKS="4")
 

@@ -3,11 +3,16 @@ script in a subprocess, and shell pipelines through grep, cut and xargs."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ from jobbers.state.walks import WALK_PAGE
 from jobbers.task_json import item_json
 from tests.e2e import E2E
 from tests.processes import BIN, free_port, script
+from tests.redis_server import RedisServer
 
 SUBCOMMANDS = sorted(name.split(" ", 1)[1] for name in SUBCOMMAND_READS)
 
@@ -99,9 +105,9 @@ async def test_tasks_are_one_a_line_with_the_id_first_and_a_header_when_piped(e2
 
 async def test_since_seeks_by_the_time_a_task_entered_its_status(e2e: E2E) -> None:
     old = await submit(e2e, "noop", 2)
-    time.sleep(0.05)
+    await asyncio.sleep(0.05)
     boundary = dt.datetime.now(dt.UTC).isoformat()
-    time.sleep(0.05)
+    await asyncio.sleep(0.05)
     new = await submit(e2e, "noop", 2)
 
     recent = jobbers(e2e, "tasks", "--since", boundary)
@@ -295,7 +301,7 @@ async def test_workers_lists_the_live_workers(e2e: E2E) -> None:
         rows = tsv(jobbers(e2e, "workers").stdout)
         if rows or time.monotonic() > deadline:
             break
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
 
     assert len(rows) == 1, e2e.platform.log_of(worker)
     (row,) = rows
@@ -319,30 +325,61 @@ async def test_info_draws_once_when_piped(e2e: E2E) -> None:
     assert queue_line.split()[1] == "4"
 
 
+class Terminal:
+    """``jobbers`` run on a pseudo-terminal, as an operator runs it; ``read_until`` collects its output."""
+
+    def __init__(self, e2e: E2E, *args: str, **env: str) -> None:
+        self.primary, secondary = pty.openpty()
+        self.proc = subprocess.Popen(
+            [script("jobbers"), *args], env=shell_env(e2e, COLUMNS="120", LINES="40", **env),
+            stdin=secondary, stdout=secondary, stderr=secondary,
+        )
+        os.close(secondary)
+        self.seen = b""
+
+    def read_until(self, wanted: Callable[[bytes], bool], seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not wanted(self.seen):
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.seen[-2000:]
+            ready, _, _ = select.select([self.primary], [], [], 0.2)
+            if ready:
+                self.seen += os.read(self.primary, 65536)
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(30)
+        os.close(self.primary)
+        return code
+
+
+FRAME = b"\x1b[H\x1b[2J"
+
+
 async def test_info_redraws_in_place_on_a_terminal_until_ctrl_c(e2e: E2E) -> None:
-    import pty
-    import signal
-
     await submit(e2e, "noop", 2)
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [script("jobbers"), "info", "--interval", "0.2"], env=shell_env(e2e, COLUMNS="120", LINES="40"),
-        stdin=secondary, stdout=secondary, stderr=secondary,
-    )
-    os.close(secondary)
-    seen = b""
-    deadline = time.monotonic() + 30
+    terminal = Terminal(e2e, "info", "--interval", "0.2")
     try:
-        while seen.count(b"\x1b[H\x1b[2J") < 3 and time.monotonic() < deadline:
-            seen += os.read(primary, 65536)
+        terminal.read_until(lambda seen: seen.count(FRAME) >= 3)
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-        os.close(primary)
+        code = terminal.interrupt()
 
-    assert seen.count(b"\x1b[H\x1b[2J") >= 3, seen[-2000:]
-    assert b"submitted 2" in seen and b"Traceback" not in seen
+    assert b"submitted 2" in terminal.seen and b"Traceback" not in terminal.seen
     assert code == 0
+
+
+def test_a_live_dashboard_outlasts_a_redis_restart(e2e: E2E, fresh_redis_server: RedisServer) -> None:
+    terminal = Terminal(e2e, "info", "--interval", "0.2", REDIS_URL=fresh_redis_server.url)
+    try:
+        terminal.read_until(lambda seen: b"workers: 0 alive" in seen)
+        fresh_redis_server.kill()
+        terminal.read_until(lambda seen: b"cannot read the platform" in seen)
+        fresh_redis_server.start()
+        terminal.seen = b""
+        terminal.read_until(lambda seen: b"workers: 0 alive" in seen)
+    finally:
+        code = terminal.interrupt()
+
+    assert code == 0 and b"Traceback" not in terminal.seen
 
 
 async def test_tail_follows_every_transition_as_it_happens(e2e: E2E) -> None:
@@ -359,7 +396,7 @@ async def test_tail_follows_every_transition_as_it_happens(e2e: E2E) -> None:
         (nap,) = await submit(e2e, "nap", seconds=0)
         (report,) = await submit(e2e, "noop", queue="reports")
         burst(e2e)
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
     finally:
         for follower in followers:
             follower.terminate()

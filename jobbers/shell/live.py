@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import io
 import shutil
 from collections.abc import Collection, Mapping, Sequence
 from typing import TextIO
 
+from jobbers.config_store import SQL_UNAVAILABLE_ERRORS
 from jobbers.shell import rows
 from jobbers.shell.listings import queue_overview
 from jobbers.shell.output import Format, RowWriter, iso_time
 from jobbers.shell.session import EXIT_OK, EXIT_UNAVAILABLE, Session, ShellError, note
-from jobbers.startup import shown_redis_url
+from jobbers.startup import first_line, shown_redis_url
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.stats import Snapshot
 from jobbers.state.store import TaskRef
@@ -73,15 +75,7 @@ def render_frame(
 
 def _last_minutes(snapshot: Snapshot, minutes: int) -> Snapshot:
     """``snapshot`` with only its last ``minutes`` of throughput (for the per-queue counts)."""
-    return Snapshot(
-        now_ms=snapshot.now_ms,
-        queues=snapshot.queues,
-        statuses=snapshot.statuses,
-        dead_lettered=snapshot.dead_lettered,
-        dead_lettered_counted=snapshot.dead_lettered_counted,
-        throughput=snapshot.throughput[-minutes:],
-        workers=snapshot.workers,
-    )
+    return dataclasses.replace(snapshot, throughput=snapshot.throughput[-minutes:])
 
 
 def _at(ms: int) -> dt.datetime:
@@ -89,12 +83,20 @@ def _at(ms: int) -> dt.datetime:
 
 
 async def show_info(session: Session, out: TextIO, interval: float, live: bool) -> int:
-    """Draw the dashboard every ``interval`` seconds in place (``live``), or once."""
+    """Draw the dashboard every ``interval`` seconds in place (``live``), or once. A live
+    dashboard outlasts an outage: it says what it cannot reach and draws again once it can."""
     where = _where(session)
     while True:
-        snapshot, latency = await queue_overview(session, CHART_MINUTES)
         size = shutil.get_terminal_size()
-        frame = render_frame(snapshot, latency, where, size.columns, size.lines if live else None)
+        try:
+            snapshot, latency = await queue_overview(session, CHART_MINUTES)
+        except (*TRANSIENT_REDIS_ERRORS, *SQL_UNAVAILABLE_ERRORS) as exc:
+            if not live:
+                raise
+            reason = first_line(str(exc)) or type(exc).__name__
+            frame = f"jobbers info  {where}\n\ncannot read the platform ({reason}); retrying\n"
+        else:
+            frame = render_frame(snapshot, latency, where, size.columns, size.lines if live else None)
         out.write((CLEAR if live else "") + frame)
         out.flush()
         if not live:

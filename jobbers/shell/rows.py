@@ -15,7 +15,7 @@ from typing import Any
 from jobbers.models.task import TaskStatus
 from jobbers.state.queries import Listed
 from jobbers.state.records import TaskRef, is_valid_task_id
-from jobbers.state.stats import QueueCounts, Snapshot, WorkerRecord
+from jobbers.state.stats import QueueCounts, Snapshot, WorkerRecord, outcomes_by_queue
 from jobbers.state.transitions import Transition
 
 #: The header word of the id column: commands that take ids skip it.
@@ -84,21 +84,10 @@ def outcome_row(task_id: str, outcome: str, status: TaskStatus | str | None) -> 
     return {"id": task_id, "outcome": outcome, "status": (str(status) if status else None)}
 
 
-def terminal_counts(snapshot: Snapshot) -> dict[str, dict[str, int]]:
-    """queue -> status -> tasks that ended so over the snapshot's minutes of throughput."""
-    out: dict[str, dict[str, int]] = {}
-    for minute in snapshot.throughput:
-        for queue, by_status in minute.by_queue.items():
-            totals = out.setdefault(queue, {})
-            for status, n in by_status.items():
-                totals[status] = totals.get(status, 0) + n
-    return out
-
-
 def queue_rows(snapshot: Snapshot, latency_ms: Mapping[str, int]) -> list[dict[str, Any]]:
     """One row per queue of the snapshot, with the age of its oldest ready task (``latency_s``)
     and its terminal outcomes over the snapshot's minutes (take it with ``RATE_MINUTES``)."""
-    ended = terminal_counts(snapshot)
+    ended = outcomes_by_queue(snapshot.throughput)
     return [_queue_row(q, latency_ms.get(q.queue, 0), ended.get(q.queue, {})) for q in snapshot.queues]
 
 

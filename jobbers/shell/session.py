@@ -12,8 +12,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -108,16 +109,13 @@ def run_session(body: Body, *, sql: bool = False, interrupt_ok: bool = False) ->
         return EXIT_OK if interrupt_ok else 130
 
 
-def _run(coro: Awaitable[int]) -> int:
-    async def main() -> int:
-        return await coro
-
+def _run(coro: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
 
-        return uvloop.run(main())
+        return uvloop.run(coro)
     except ImportError:
-        return asyncio.run(main())
+        return asyncio.run(coro)
 
 
 async def _open_and_run(settings: Settings, body: Body, sql: bool) -> int:

@@ -12,20 +12,22 @@ import select
 import signal
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from jobbers.env_help import SUBCOMMAND_READS, settings_read_by
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
-from jobbers.shell.app import PROCESS_COMMANDS
+from jobbers.shell.app import PROCESS_COMMANDS, app
 from jobbers.state.store import NewTask
 from jobbers.state.walks import WALK_PAGE
 from jobbers.task_json import item_json
 from tests.e2e import E2E
-from tests.processes import BIN, free_port, script
+from tests.processes import BIN, ROOT, free_port, script
 from tests.redis_server import RedisServer
 
 SUBCOMMANDS = sorted(name.split(" ", 1)[1] for name in SUBCOMMAND_READS)
@@ -468,23 +470,30 @@ async def test_a_reader_that_stops_early_is_not_an_error(e2e: E2E) -> None:
 
 
 @pytest.mark.parametrize("subcommand", SUBCOMMANDS)
-def test_every_subcommand_has_help_listing_the_variables_it_reads(e2e: E2E, subcommand: str) -> None:
-    result = jobbers(e2e, subcommand, "--help")
+def test_every_subcommand_has_help_listing_the_variables_it_reads(subcommand: str) -> None:
+    result = CliRunner().invoke(app, [subcommand, "--help"], prog_name="jobbers")
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"Usage: jobbers {subcommand} ")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: jobbers {subcommand} ")
     for field in settings_read_by(f"jobbers {subcommand}"):
-        assert f"\n  {field.upper()}" in result.stdout, field
+        assert f"\n  {field.upper()}" in result.output, field
 
 
-@pytest.mark.parametrize("name", sorted(PROCESS_COMMANDS))
-def test_process_commands_are_the_jobbers_entry_points(e2e: E2E, name: str) -> None:
-    through_jobbers = jobbers(e2e, name, "--help")
-    direct = subprocess.run([script(f"jobbers_{name}"), "--help"], env=shell_env(e2e), capture_output=True,
+def test_process_commands_run_the_entry_points_of_the_jobbers_commands() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+    assert {f"jobbers_{name}": target for name, target in PROCESS_COMMANDS.items()} == {
+        name: target for name, target in scripts.items() if name.startswith("jobbers_")
+    }
+
+
+def test_a_process_command_hands_every_argument_on_help_included(e2e: E2E) -> None:
+    through_jobbers = jobbers(e2e, "worker", "--help")
+    direct = subprocess.run([script("jobbers_worker"), "--help"], env=shell_env(e2e), capture_output=True,
                             text=True, timeout=60)
 
     assert through_jobbers.returncode == direct.returncode == 0
-    assert through_jobbers.stdout == direct.stdout
+    assert through_jobbers.stdout == direct.stdout and "--burst" in direct.stdout
 
 
 def test_shell_completion_is_offered_and_completes_subcommands(e2e: E2E) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import importlib
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -100,7 +100,7 @@ IdsArgument = Annotated[list[str], typer.Argument(help="task ids (a header word 
 ResetOption = Annotated[bool, typer.Option("--reset-retries", help="start their retry count again at 0")]
 
 
-def _finish(code: int) -> None:
+def _finish(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 

@@ -42,7 +42,7 @@ CHANNELS: dict[str, str] = {
     "wake": "wake",  # a queue name, published when it gets ready work
     "cancel": "cancel",  # a task id whose cancellation was requested
     "sched": "sched",  # published when something is scheduled
-    # every status change of a script call, "id old new ms" repeated (state/transitions.py)
+    # every status change of one script call: "<ms> <id> <old> <new> <id> ..." (state/transitions.py)
     "transitions": "transitions",
 }
 

@@ -74,10 +74,13 @@ class Session:
     queues: QueueDirectory | None = None
 
     def require_config(self) -> tuple[ConfigStore, QueueDirectory]:
+        """The queue configuration and its directory (a subcommand that reads them opens with
+        ``sql=True``)."""
         assert self.config is not None and self.queues is not None, "opened without sql=True"
         return self.config, self.queues
 
 
+#: What a subcommand does once connected: returns its exit status.
 Body = Callable[[Session], Awaitable[int]]
 
 

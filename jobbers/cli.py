@@ -80,13 +80,29 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[TaskStore, Config
 
 
 def _start_with_task_module(
-    prog: str, description: str, argv: list[str] | None, require_tasks: bool = False
+    prog: str, description: str, argv: list[str] | None, require_tasks: bool = False, burst: bool = False
 ) -> Settings:
-    """Parse ``<task_module>``, read settings, set up logging and import the user's tasks."""
+    """Parse ``<task_module>`` (and, with ``burst``, the burst flags, which win over their
+    variables), read settings, set up logging and import the user's tasks."""
     parser = _parser(prog, description)
     parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
+    if burst:
+        parser.add_argument(
+            "--burst", action="store_true", help="run what the queues hold, then exit 0 (WORKER_BURST)"
+        )
+        parser.add_argument(
+            "--max-seconds", type=float, metavar="SECONDS", default=None,
+            help="a burst run stops claiming after this long (WORKER_BURST_MAX_SECONDS)",
+        )
     args = parser.parse_args(argv)
+    if burst and args.max_seconds is not None and args.max_seconds < 0:
+        parser.error("--max-seconds must not be negative")
     settings = load_settings()
+    if burst and (args.burst or args.max_seconds is not None):
+        changes: dict[str, object] = {"worker_burst": True} if args.burst else {}
+        if args.max_seconds is not None:
+            changes["worker_burst_max_seconds"] = args.max_seconds
+        settings = settings.model_copy(update=changes)
     _setup_logging(settings)
     try:
         load_task_module(args.task_module)
@@ -101,12 +117,15 @@ def _start_with_task_module(
 
 
 def worker_main(argv: list[str] | None = None) -> int:
-    """``jobbers_worker <task_module>``: run a worker for ``WORKER_ROLE``."""
+    """``jobbers_worker [--burst [--max-seconds S]] <task_module>``: run a worker for ``WORKER_ROLE``
+    (with ``--burst``, until its queues are drained)."""
     return run_command("jobbers_worker", lambda: _worker(argv))
 
 
 def _worker(argv: list[str] | None) -> int:
-    settings = _start_with_task_module("jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True)
+    settings = _start_with_task_module(
+        "jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True, burst=True
+    )
     telemetry = setup_telemetry("jobbers-worker")
 
     async def main() -> int:

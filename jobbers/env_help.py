@@ -32,6 +32,16 @@ READS: dict[str, tuple[str, ...]] = {
     # It builds the manager's app from the same settings, so the document is what it would serve.
     "jobbers_openapi": ("manager_",),
     "jobbers_dev": ("redis_url", "sql_path", "manager_host", "manager_port"),
+    # The operator's front door: every subcommand's reads (SUBCOMMAND_READS) together.
+    "jobbers": (*_REDIS, "sql_path", *_LOGS),
+}
+#: ``jobbers`` subcommand -> the settings it reads (its own ``--help`` lists them). The commands
+#: that run a process (``jobbers worker`` ...) read what their ``jobbers_*`` entry point reads.
+_REDIS_ONLY = ("tasks", "show", "cancel", "workers", "tail", "export")
+_WITH_SQL = ("resubmit", "dlq", "queues", "info")
+SUBCOMMAND_READS: dict[str, tuple[str, ...]] = {
+    **{f"jobbers {name}": (*_REDIS, *_LOGS) for name in _REDIS_ONLY},
+    **{f"jobbers {name}": (*_REDIS, "sql_path", *_LOGS) for name in _WITH_SQL},
 }
 #: Where a command's behaviour when a variable is unset differs from the settings default.
 UNSET_MEANS: dict[str, dict[str, str]] = {
@@ -41,6 +51,11 @@ UNSET_MEANS: dict[str, dict[str, str]] = {
         + str(Settings.model_fields["sql_path"].default),
         "manager_host": "127.0.0.1, so the platform is reachable only from this machine",
     },
+    # An operator's shell logs only what needs attention, unless asked.
+    **{
+        command: {"log_level": "WARNING, warnings and errors only"}
+        for command in ("jobbers", *SUBCOMMAND_READS)
+    },
 }
 #: Commands that export OpenTelemetry (configured by the standard ``OTEL_*`` variables).
 TELEMETRY = {"jobbers_manager", "jobbers_worker", "jobbers_scheduler", "jobbers_cleaner"}
@@ -49,7 +64,7 @@ _WIDTH = 100
 
 def settings_read_by(command: str) -> list[str]:
     """The ``Settings`` field names ``command`` reads, in the model's order."""
-    wanted = READS[command]
+    wanted = READS[command] if command in READS else SUBCOMMAND_READS[command]
     return [
         name
         for name in Settings.model_fields

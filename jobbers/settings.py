@@ -34,13 +34,19 @@ class Settings(BaseSettings):
     worker_concurrent_tasks: int = Field(default=5, ge=1)
     """Tasks running at once in this process."""
     worker_ttl: int = Field(default=50, ge=0)
-    """Exit after this many tasks (run under a supervisor); 0 = run forever."""
+    """Exit after this many tasks (run under a supervisor); 0 = run forever. A burst worker
+    (WORKER_BURST) counts it only when it is set."""
     worker_lease_seconds: float = Field(default=30.0, gt=0)
     """Seconds a claimed task's lease lasts; the worker renews it every third of this."""
     worker_shutdown_grace: float = Field(default=30.0, ge=0)
     """Seconds a SIGTERMed worker waits for `continue` tasks (and policy writes) before exiting."""
     worker_refresh_interval: float = Field(default=5.0, gt=0)
     """Seconds between re-reads of the worker's role and queue configuration."""
+    worker_burst: bool = False
+    """Burst mode (also `--burst`): run what the role's queues hold, including what becomes due
+    meanwhile, then exit 0 (for cron). Promotes due tasks and recovers expired leases itself."""
+    worker_burst_max_seconds: float = Field(default=0.0, ge=0)
+    """A burst worker stops claiming after this many seconds (also `--max-seconds`); 0 = no limit."""
 
     scheduler_poll_interval: float = Field(default=5.0, gt=0)
     """Longest sleep between scheduler polls (it wakes early for new and due work)."""

@@ -91,3 +91,28 @@ async def hangs() -> None:
 async def chatty() -> None:
     """Logs from inside its execution (the log record must carry the task's identity)."""
     logging.getLogger("e2e.chatty").warning("halfway through")
+
+
+@register_task(name="times_out", timeout=0.05, max_retries=0, dead_letter_policy=DeadLetterPolicy.SAVE)
+async def times_out() -> None:
+    """Always exceeds its timeout (fails with TimeoutError, dead-lettered)."""
+    _record("times_out")
+    await asyncio.sleep(5)
+
+
+@register_task(name="fails", max_retries=0, dead_letter_policy=DeadLetterPolicy.SAVE)
+async def fails(reason: str = "bad input") -> None:
+    """Always raises ValueError (fails at once, dead-lettered)."""
+    _record("fails")
+    raise ValueError(reason)
+
+
+@register_task(name="span")
+async def span(seconds: float = 0.01) -> int:
+    """Sleeps, then records when this execution started and ended (to find overlapping runs)."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    if RUN_LOG:
+        with open(RUN_LOG, "a") as f:
+            f.write(f"{task.id} span {os.getpid()} {started:.6f} {time.time():.6f}\n")
+    return os.getpid()

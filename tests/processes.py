@@ -65,10 +65,12 @@ class Platform:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._n = 0
 
-    def start(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, unset: tuple[str, ...] = (), **env: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` with the platform's environment, plus ``env``, minus the variables ``unset``."""
         self._n += 1
         log = open(self.tmp / f"{self._n:02d}-{name}.log", "wb")  # noqa: SIM115 - lives with the process
-        proc = subprocess.Popen([script(name), *args], env={**self.env, **env}, stdout=log, stderr=log)
+        environment = {k: v for k, v in {**self.env, **env}.items() if k not in unset}
+        proc = subprocess.Popen([script(name), *args], env=environment, stdout=log, stderr=log)
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc

@@ -23,7 +23,7 @@ from tests.processes import ROOT, free_port, script
 
 COMMANDS = sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
 #: A positional argument each command needs to get as far as reading its settings.
-ARGS = {"jobbers_manager": ["tests.e2e_tasks"], "jobbers_worker": ["tests.e2e_tasks"]}
+ARGS = {"jobbers_manager": ["tests.e2e_tasks"], "jobbers_worker": ["tests.e2e_tasks"], "jobbers": ["queues"]}
 
 
 def run(command: str, *args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
@@ -305,6 +305,7 @@ def test_help_rules_come_from_the_settings_model(tmp_path: Path) -> None:
         ("jobbers_scheduler", ["jobbers/scheduler.py"]),
         ("jobbers_cleaner", ["jobbers/cleaner.py"]),
         ("jobbers_manager", ["jobbers/manager/**/*.py"]),
+        ("jobbers", ["jobbers/shell/*.py"]),
     ],
 )
 def test_help_lists_every_setting_the_code_of_the_command_reads(command: str, sources: list[str]) -> None:

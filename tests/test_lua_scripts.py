@@ -167,7 +167,8 @@ async def test_every_key_a_script_touches_is_in_its_space_and_every_channel_glob
     await monitor_client.aclose()
 
     global_keys = {store.keys.workers, store.keys.worker("w")}
-    channels = {store.keys.wake_channel, store.keys.cancel_channel, store.keys.sched_channel}
+    channels = {store.keys.wake_channel, store.keys.cancel_channel, store.keys.sched_channel,
+                store.keys.transitions_channel}
     commands = {line.split(" ", 1)[0].upper() for line in seen}
     assert {"ZPOPMIN", "HINCRBY", "PUBLISH", "INCR", "DEL"} <= commands  # the walk reached every kind of write
     for line in seen:

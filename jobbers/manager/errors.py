@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -36,6 +35,7 @@ from jobbers.errors import (
 )
 from jobbers.manager.middleware import security_headers
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
+from jobbers.task_json import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +63,6 @@ class RequestErrors(Exception):
 #: Echoed ``input`` strings are cut to this many characters; containers are not echoed at all, so
 #: a 422 for a 1 MiB body is small.
 MAX_ECHOED_INPUT = 200
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with what JSON cannot carry replaced: lone surrogates by U+FFFD, NaN and the
-    infinities by null, and any other non-JSON object by its ``str()``."""
-    if isinstance(value, str):
-        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        # Python will not print an int of more than 4,300 digits; nobody needs to read one.
-        return value if value.bit_length() <= 64 else f"<an integer of {value.bit_length()} bits>"
-    if isinstance(value, Mapping):
-        return {str(json_safe(k)): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return json_safe(str(value))
 
 
 class SafeJSONResponse(JSONResponse):

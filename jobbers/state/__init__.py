@@ -7,7 +7,9 @@ Modules: ``keys`` (every key name), ``task_schema`` (every task field and the ro
 take and give), ``scripts`` (the generated Lua preamble, loading and calling), ``lua/*.lua`` (one
 script per state transition, plus ``_common.lua``), ``store`` (``TaskStore``), ``records`` (the
 plain data it takes and returns), ``codec`` (value encodings), ``queries`` and ``stats`` (read-only
-listings and figures), ``connection`` (clients, pub/sub listener), ``reconnect`` (back-off).
+listings and figures), ``walks`` (listings followed page by page to their end), ``transitions``
+(the live feed of status changes), ``connection`` (clients, pub/sub listener), ``reconnect``
+(back-off).
 
 Where keys live
 ---------------
@@ -22,8 +24,8 @@ reach tasks without knowing their queue (``Keys.task_space`` and the uses of ``K
 look-ups, listings, recovery, pruning), never a script.
 
 Global keys, outside every space, are only what no queue owns: the set of queue names, the
-workers registry and each worker's report. The pub/sub channels (wake, cancel, sched) are global
-too; channels are not keys, so a cluster does not route them by slot.
+workers registry and each worker's report. The pub/sub channels (wake, cancel, sched,
+transitions) are global too; channels are not keys, so a cluster does not route them by slot.
 
 How scripts touch keys
 ----------------------
@@ -42,7 +44,8 @@ lease recovery, promotion, DLQ resubmit all call it): it sets the ready-queue sc
 index and the wake-up. A feature that changes what "ready" means (priorities, pausing a queue,
 concurrency keys, an event log) changes that function. Likewise ``make_scheduled``, ``release``
 (leaving ``started``) and ``end_task`` (a terminal status); every status change goes through
-``move_status``, which refuses a move outside ``models.task.ALLOWED_TRANSITIONS``.
+``move_status``, which refuses a move outside ``models.task.ALLOWED_TRANSITIONS`` and collects the
+change for the transitions channel (published once per script call, for ``jobbers tail``).
 
 How to add a task field
 -----------------------

@@ -42,6 +42,8 @@ CHANNELS: dict[str, str] = {
     "wake": "wake",  # a queue name, published when it gets ready work
     "cancel": "cancel",  # a task id whose cancellation was requested
     "sched": "sched",  # published when something is scheduled
+    # every status change of one script call: "<ms> <id> <old> <new> <id> ..." (state/transitions.py)
+    "transitions": "transitions",
 }
 
 
@@ -122,6 +124,7 @@ class Keys:
         self.wake_channel = prefix + CHANNELS["wake"]
         self.cancel_channel = prefix + CHANNELS["cancel"]
         self.sched_channel = prefix + CHANNELS["sched"]
+        self.transitions_channel = prefix + CHANNELS["transitions"]
         self._queues: dict[str, QueueKeys] = {}
 
     def space_prefix(self, queue: str) -> str:

@@ -56,10 +56,13 @@ class Position:
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """Optional filters on a task's queue and name."""
+    """Optional filters on a task's queue and name, and where a walk starts: ``since_ms`` skips
+    the entries scored before it (the time a task entered its status, or was dead-lettered) by
+    seeking, so it costs nothing however many older entries there are."""
 
     queue: str | None = None
     task_name: str | None = None
+    since_ms: int | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -108,14 +111,16 @@ class TaskQueries:
             # A task moving between statuses may be read after its index entry: list it once, where it is.
             return task.status is by_key[key] and filters.matches(task)
 
-        page_items, next_position = await self._walk(keys, keep, filters.is_empty, limit, cursor)
+        page_items, next_position = await self._walk(
+            keys, keep, filters.is_empty, limit, cursor, filters.since_ms
+        )
         return TaskPage(page_items, next_position, await self._count(keys))
 
     async def list_dead_letters(self, filters: TaskFilter, limit: int, cursor: str | None) -> TaskPage:
         """Dead-lettered tasks, oldest dead-lettering first."""
         keys = [self.keys.shared.dlq]
         page_items, next_position = await self._walk(
-            keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor
+            keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor, filters.since_ms
         )
         return TaskPage(page_items, next_position, await self._count(keys))
 
@@ -157,9 +162,12 @@ class TaskQueries:
         unfiltered: bool,
         limit: int,
         cursor: str | None,
+        since_ms: int | None = None,
     ) -> tuple[list[Listed], str | None]:
-        """Up to ``limit`` kept tasks from ``keys`` in turn, resuming after ``cursor``."""
+        """Up to ``limit`` kept tasks from ``keys`` in turn, resuming after ``cursor``, each key from
+        score ``since_ms`` on."""
         start = Position.decode(cursor) if cursor else None
+        floor = (since_ms, "") if since_ms is not None else None  # before every id of that score
         found: list[Listed] = []
         last_returned: Position | None = None
         examined = 0
@@ -168,6 +176,8 @@ class TaskQueries:
         for index in range(start.index if start else 0, len(keys)):
             key = keys[index]
             after = _after(start) if start and index == start.index else None
+            if floor is not None and (after is None or after < floor):
+                after = floor
             offset = 0
             while True:
                 raw: Any = await self.redis.zrangebyscore(

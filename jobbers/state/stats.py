@@ -154,6 +154,17 @@ class PlatformStats:
         return int(seconds) * 1000 + int(micros) // 1000
 
 
+def outcomes_by_queue(minutes: Sequence[MinuteCounts]) -> dict[str, dict[str, int]]:
+    """queue -> status -> tasks that ended so over ``minutes`` (the overview's recent counts)."""
+    out: dict[str, dict[str, int]] = {}
+    for minute in minutes:
+        for queue, by_status in minute.by_queue.items():
+            totals = out.setdefault(queue, {})
+            for status, n in by_status.items():
+                totals[status] = totals.get(status, 0) + n
+    return out
+
+
 def _split_fields(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:
     """``{"queue:status": n}`` -> ``{queue: {status: n}}`` (queue names hold no ``:``)."""
     out: dict[str, dict[str, int]] = {}

@@ -22,6 +22,7 @@ from jobbers.state.codec import pack
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable
 from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker import fault_hooks
+from jobbers.worker.burst import BurstRun
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
 from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
@@ -75,6 +76,11 @@ class Worker:
         self._published = False  # whether the task types are published for self.queues
         self._running_changed = asyncio.Event()
         self._idle_role_warned_at: float | None = None
+        #: Burst mode: exit once the role's queues are drained (``jobbers.worker.burst``).
+        self.burst = BurstRun(settings, store) if settings.worker_burst else None
+        # WORKER_TTL's default assumes a supervisor restarting the worker; a burst run ends anyway.
+        counts_ttl = self.burst is None or "worker_ttl" in settings.model_fields_set
+        self.ttl = settings.worker_ttl if counts_ttl else 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -244,25 +250,30 @@ class Worker:
 
     def _capacity(self) -> int:
         free = self.slots - len(self.running)
-        ttl = self.settings.worker_ttl
+        ttl = self.ttl
         if ttl:
             free = min(free, ttl - self.processed - len(self.running))
         return free
 
     def _ttl_reached(self) -> bool:
-        ttl = self.settings.worker_ttl
+        ttl = self.ttl
         return bool(ttl) and self.processed >= ttl
 
     async def _claim_loop(self) -> None:
         backoff = Backoff()
         while not self.stopping:
             if self._ttl_reached():
-                log.info("worker %s reached WORKER_TTL=%d", self.worker_id, self.settings.worker_ttl)
+                log.info("worker %s reached WORKER_TTL=%d", self.worker_id, self.ttl)
+                self.stopping = True
+                break
+            if self.burst is not None and self._burst_cut_short():
                 self.stopping = True
                 break
             free = self._capacity()
             if free <= 0 or not self.queues:
-                await self._wait_for_wake(IDLE_RECHECK_SECONDS)
+                await self._wait_for_wake(
+                    self.burst.capped(IDLE_RECHECK_SECONDS) if self.burst else IDLE_RECHECK_SECONDS
+                )
                 continue
             self._wake.clear()
             order = self._rotated_queues()
@@ -278,6 +289,13 @@ class Worker:
                 self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
                 continue
+            if self.burst is not None:
+                wait = await self._burst_wait()
+                if wait is None:
+                    self.stopping = True
+                    break
+                await self._wait_for_wake(wait)
+                continue
             if result.retry_in_ms is not None:
                 timeout = max(result.retry_in_ms / 1000, 0.001)
             elif any(q.max_concurrent for q in self.queues):
@@ -285,6 +303,26 @@ class Worker:
             else:
                 timeout = IDLE_RECHECK_SECONDS
             await self._wait_for_wake(timeout)
+
+    def _burst_cut_short(self) -> bool:
+        """Whether a burst run must stop before its queues are drained (``--max-seconds``, or no queue)."""
+        assert self.burst is not None
+        if self.queues and not self.burst.out_of_time():
+            return False
+        reason = "its role gives it no queue" if not self.queues else "--max-seconds reached"
+        log.info("burst worker %s stops claiming: %s", self.worker_id, reason)
+        return True
+
+    async def _burst_wait(self) -> float | None:
+        """After a claim that left slots free: how long a burst worker waits, or None once done."""
+        assert self.burst is not None
+        settling = bool(self.pending or self.unacked)
+        wait = await self.burst.when_idle(
+            self.queues, LIMITED_RECHECK_SECONDS, busy=bool(self.running), settling=settling
+        )
+        if wait is None:
+            log.info("burst worker %s: queues drained after %d tasks", self.worker_id, self.processed)
+        return wait
 
     def _rotated_queues(self) -> list[QueueConfig]:
         # Rotate the starting queue each claim so one busy queue cannot starve the others.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from jobbers import dead_letters
 from jobbers.errors import TaskNotFoundError
-from jobbers.manager.deps import Services, ServicesDep
+from jobbers.manager.deps import ServicesDep
 from jobbers.manager.params import (
     NOT_FOUND,
     UNAVAILABLE,
@@ -33,25 +33,11 @@ from jobbers.manager.schemas import (
     TaskId,
     clamp_limit,
 )
-from jobbers.models.task import Task, TaskStatus
+from jobbers.models.outcomes import ResubmitKind
+from jobbers.models.task import Task
 from jobbers.state.queries import TaskFilter
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(tags=["dead letter queue"], route_class=StrictJSONRoute)
-
-
-async def _matching_dead_letters(services: Services, filters: TaskFilter, limit: int) -> list[Task]:
-    """The first ``limit`` dead letters matching ``filters``, oldest first (following page cursors)."""
-    found: list[Task] = []
-    cursor: str | None = None
-    while len(found) < limit:
-        page = await services.queries.list_dead_letters(filters, limit - len(found), cursor)
-        found += [item.task for item in page.items]
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return found
 
 
 @router.get("/dead-letter-queue", response_model=DeadLetterList, responses=UNAVAILABLE)
@@ -112,30 +98,20 @@ async def dead_letter_history(task_id: TaskIdPath, services: ServicesDep) -> Res
 async def resubmit_dead_letters(body: ResubmitDeadLetters, services: ServicesDep) -> ResubmitResults:
     """Put dead letters back on their queues: the ``task_ids`` given, or the first ``limit`` matching
     ``queue``/``task_name``. A task whose queue was deleted since stays (``queue_not_found``)."""
+    known: list[Task] = []
     if body.task_ids is not None:
-        ids = list(dict.fromkeys(body.task_ids))
-        tasks = {t.id: t for t in await services.store.get_tasks(ids)}
+        ids = list(body.task_ids)
     else:
-        found = await _matching_dead_letters(
-            services, TaskFilter(body.queue, body.task_name), clamp_limit(body.limit)
+        known = await dead_letters.matching_dead_letters(
+            services.queries, TaskFilter(body.queue, body.task_name), clamp_limit(body.limit)
         )
-        ids = [t.id for t in found]
-        tasks = {t.id: t for t in found}
-    results: dict[str, ResubmitResult] = {}
-    for task_id in ids:
-        task = tasks.get(task_id)
-        if task is not None and not await services.queues.exists(task.queue):
-            results[task_id] = ResubmitResult(id=task_id, outcome="queue_not_found", status=task.status)
-    outcomes = await services.store.resubmit_dead_letters(
-        [i for i in ids if i not in results], body.reset_retry_count
+        ids = [t.id for t in known]
+    outcomes = await dead_letters.resubmit_dead_letters(
+        services.store, services.queues, ids, body.reset_retry_count, known
     )
-    for o in outcomes:
-        status = TaskStatus(o.status) if o.status else None  # '' for an unknown id
-        results[o.id] = ResubmitResult(id=o.id, outcome=o.outcome, status=status)
-    resubmitted = [o.id for o in outcomes if o.outcome == "resubmitted"]
-    if resubmitted:
-        log.info("resubmitted %d dead letters: %s", len(resubmitted), " ".join(resubmitted))
-    return ResubmitResults(resubmitted=len(resubmitted), results=[results[i] for i in ids])
+    results = [ResubmitResult(id=o.id, outcome=o.outcome, status=o.status) for o in outcomes]
+    resubmitted = sum(1 for o in outcomes if o.outcome == ResubmitKind.RESUBMITTED)
+    return ResubmitResults(resubmitted=resubmitted, results=results)
 
 
 @router.delete("/dead-letter-queue", responses=UNAVAILABLE)
@@ -151,11 +127,10 @@ async def remove_dead_letters(
     The task records stay (``GET /task-status/{id}`` still works) until the cleaner prunes them.
     """
     if task_ids is not None:
-        ids = list(dict.fromkeys(task_ids))
+        ids = list(task_ids)
     else:
-        found = await _matching_dead_letters(services, TaskFilter(queue, task_name), clamp_limit(limit))
+        filters = TaskFilter(queue, task_name)
+        found = await dead_letters.matching_dead_letters(services.queries, filters, clamp_limit(limit))
         ids = [t.id for t in found]
-    removed = await services.store.remove_dead_letters(ids)
-    if removed:
-        log.info("removed %d dead letters: %s", len(removed), " ".join(removed))
+    removed = await dead_letters.remove_dead_letters(services.store, ids)
     return DeadLettersRemoved(removed=len(removed), task_ids=removed)

@@ -11,7 +11,7 @@ from jobbers.manager.deps import ServicesDep
 from jobbers.manager.params import UNAVAILABLE
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import QueueOverview, Stats, ThroughputMinute, WorkerInfo
-from jobbers.state.stats import MAX_THROUGHPUT_MINUTES
+from jobbers.state.stats import MAX_THROUGHPUT_MINUTES, outcomes_by_queue
 
 router = APIRouter(tags=["overview"], route_class=StrictJSONRoute)
 
@@ -32,15 +32,13 @@ async def stats(
     configs = {q.name: q for q in await services.config.list_queues()}
     names = sorted(set(configs) | set(await services.store.known_queues()))
     snap = await services.stats.snapshot(names, minutes)
-    recent: dict[str, dict[str, int]] = {name: {} for name in names}
+    recent = outcomes_by_queue(snap.throughput)
     throughput = []
     for minute in snap.throughput:
         counts: dict[str, int] = {}
-        for queue, by_status in minute.by_queue.items():
+        for by_status in minute.by_queue.values():
             for status, n in by_status.items():
                 counts[status] = counts.get(status, 0) + n
-                per_queue = recent.setdefault(queue, {})
-                per_queue[status] = per_queue.get(status, 0) + n
         total = sum(counts.values())
         throughput.append(ThroughputMinute(minute=_at(minute.minute_ms), counts=counts, total=total))
     return Stats(

@@ -1,8 +1,8 @@
 -- Shared helpers, after the generated preamble. Every status change goes through move_status
 -- (checked against ALLOWED); a task becomes ready only through make_ready, is scheduled only
 -- through make_scheduled, leaves 'started' through release and ends through end_task. Their
--- side effects (wake-ups, the schedule signal, throughput counts) are collected here and
--- flushed once when the script ends.
+-- side effects (wake-ups, the schedule signal, throughput counts, the status changes published
+-- for followers) are collected here and flushed once when the script ends.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -19,6 +19,8 @@ local WOKEN = {}             -- queue -> true: publish a wake-up for it
 local FREED = {}             -- queue -> true: a running slot was freed (max_concurrent may allow more)
 local COUNTS = {}            -- minute -> {'queue:status' -> terminal outcomes}
 local SCHEDULE_CHANGED = false
+local TRANSITIONS = {}       -- id, old, new of each status change, flat: published for `jobbers tail`
+local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
 
 local function move_status(id, old, new, ts)
   local moves = ALLOWED[old]
@@ -27,6 +29,9 @@ local function move_status(id, old, new, ts)
   end
   if old ~= UNSUBMITTED then redis.call('ZREM', K_status(old), id) end
   redis.call('ZADD', K_status(new), ts, id)
+  local n = #TRANSITIONS
+  TRANSITIONS[n + 1], TRANSITIONS[n + 2], TRANSITIONS[n + 3] = id, old, new
+  TRANSITIONS_AT = ts
 end
 
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
@@ -108,4 +113,7 @@ local function flush_effects()
   end
   for queue, _ in pairs(WOKEN) do redis.call('PUBLISH', C_wake, queue) end
   if SCHEDULE_CHANGED then redis.call('PUBLISH', C_sched, '1') end
+  if TRANSITIONS_AT then
+    redis.call('PUBLISH', C_transitions, fmt(TRANSITIONS_AT) .. ' ' .. table.concat(TRANSITIONS, ' '))
+  end
 end

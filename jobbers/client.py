@@ -14,7 +14,7 @@ from jobbers.errors import TaskConflictError, TaskNotFoundError
 from jobbers.json_values import check_params
 from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
-from jobbers.models.task import Task
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
@@ -62,12 +62,16 @@ class JobbersClient:
         task_id: str | None = None,
         idempotency_key: str | None = None,
         trace: str | None = None,
+        priority: int | None = None,
     ) -> NewTask:
         """A validated ``NewTask`` (not yet submitted). Its ``trace`` defaults to the current span, so
         the worker's ``task.execute`` span becomes that span's child. Raises ``InvalidParamsError``
         for params that do not fit the task, or that cannot be stored and shown again (see
-        ``jobbers.json_values``)."""
+        ``jobbers.json_values``); ``ValueError`` for a ``priority`` outside -100..100 (by default
+        the registered task's, else 0; higher is claimed first within the queue)."""
         params = dict(params or {})
+        if priority is not None and (not is_priority(priority)):
+            raise ValueError(f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}")
         check_params(params)
         config = find_task_config(name, version)
         if config is not None:
@@ -82,6 +86,7 @@ class JobbersClient:
             run_at=run_at,
             idempotency_key=idempotency_key,
             trace=telemetry.current_traceparent() if trace is None else trace,
+            priority=priority,
         )
 
     async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:

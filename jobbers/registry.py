@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from jobbers.errors import InvalidParamsError, TaskModuleError, TaskRegistrationError, UnknownTaskError
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, is_priority
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -37,6 +38,7 @@ def register_task(
     expected_exceptions: tuple[type[BaseException], ...] | list[type[BaseException]] = (),
     on_shutdown: ShutdownPolicy | str = ShutdownPolicy.STOP,
     max_stalls: int = 1,
+    priority: int = 0,
 ) -> Callable[[F], F]:
     """Register an ``async def`` as task ``name`` at ``version``; returns the function unchanged.
 
@@ -49,6 +51,10 @@ def register_task(
         raise TaskRegistrationError(f"task {name!r}: retry and stall options must not be negative")
     if timeout is not None and timeout <= 0:
         raise TaskRegistrationError(f"task {name!r}: timeout must be positive")
+    if not is_priority(priority):
+        raise TaskRegistrationError(
+            f"task {name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"
+        )
 
     def decorate(fn: F) -> F:
         if not inspect.iscoroutinefunction(cast(Any, fn)):
@@ -67,6 +73,7 @@ def register_task(
             expected_exceptions=tuple(expected_exceptions),
             on_shutdown=ShutdownPolicy(on_shutdown),
             max_stalls=max_stalls,
+            priority=priority,
         )
         existing = _registry.get((name, version))
         if existing is not None and not _same_function(existing.function, fn):

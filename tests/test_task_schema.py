@@ -38,6 +38,7 @@ SAMPLES: dict[str, Any] = {
     "max_stalls": 5,
     "max_heartbeat_interval": dt.timedelta(seconds=3),
     "dead_letter": True,
+    "priority": 7,
 }
 #: What each of those looks like stored in the task record (bytes).
 STORED: dict[str, bytes] = {"max_stalls": b"5", "max_heartbeat_interval": b"3000", "dead_letter": b"save"}

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from jobbers.json_values import MAX_PARAMS_DEPTH, find_problem
 from jobbers.models.queue_config import NAME_PATTERN, QueueConfig, RatePeriod
-from jobbers.models.task import ErrorRecord, Task, TaskStatus
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, ErrorRecord, Task, TaskStatus
 
 #: A ULID in Crockford base32 (either case); the API stores and answers it upper-cased.
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -100,6 +100,13 @@ class SubmitTask(RequestBody):
     )
     run_at: dt.datetime | None = Field(default=None, description="when to run (ISO 8601; naive means UTC)")
     delay: BodyFloat | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
+    priority: BodyInt | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="higher is claimed first within the queue, equal priorities first-in first-out; "
+        "by default the task's registered priority (0 unless @register_task(priority=...) says)",
+    )
 
     @model_validator(mode="after")
     def _one_schedule(self) -> SubmitTask:

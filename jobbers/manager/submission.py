@@ -59,6 +59,7 @@ async def build_tasks(
                 schedule=schedule_of(request.run_at, request.delay),
                 idempotency_key=key,
                 trace=trace,
+                priority=request.priority,
             )
         )
     if errors:

@@ -54,6 +54,8 @@ class TaskConfig:
     expected_exceptions: tuple[type[BaseException], ...] = field(default_factory=tuple)
     on_shutdown: ShutdownPolicy = ShutdownPolicy.STOP
     max_stalls: int = 1
+    #: The priority of its tasks when the submitter gives none (-100..100, higher first).
+    priority: int = 0
 
     def retry_delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before retry number ``attempt`` (1 for the first retry)."""

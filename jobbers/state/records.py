@@ -72,6 +72,8 @@ class NewTask:
     max_heartbeat_interval: dt.timedelta | None = None
     dead_letter: bool | None = None
     trace: str = ""
+    #: -100..100; higher is claimed first within its queue, equal priorities first-in first-out.
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,15 @@ class TaskRef:
 
 @dataclass(frozen=True)
 class QueueStats:
-    """A ready queue's depth and the age of its oldest entry (0 when empty), by Redis time."""
+    """A queue's state by Redis time: its ready depth and the age of its oldest ready task (0 when
+    none: whatever their priorities), its scheduled and running tasks, whether it is paused."""
 
     queue: str
     depth: int
     oldest_age_ms: int
+    scheduled: int = 0
+    running: int = 0
+    paused: bool = False
 
 
 @dataclass(frozen=True)

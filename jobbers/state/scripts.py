@@ -54,6 +54,7 @@ SCRIPT_NAMES = (
     "dlq_resubmit",
     "dlq_remove",
     "worker_seen",
+    "queue_stats",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

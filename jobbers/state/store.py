@@ -336,22 +336,23 @@ class TaskStore:
         )
 
     async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        """Depth and oldest-entry age of each ready queue, in 1 round trip (read-only)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.time()
+        """Depth, oldest-ready-task age, scheduled and running counts and pause state of each queue;
+        one script call per key space, pipelined in 1 round trip (read-only)."""
+        if not queues:
+            return []
+        by_space: dict[Space, list[str]] = {}
         for queue in queues:
-            ready = self.keys.queue(queue).ready
-            pipe.zcard(ready)
-            pipe.zrange(ready, 0, 0, withscores=True)
-        replies = await pipe.execute()
-        seconds, micros = replies[0]
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        stats = []
-        for i, queue in enumerate(queues):
-            depth, oldest = replies[1 + 2 * i], replies[2 + 2 * i]
-            age = max(now_ms - int(oldest[0][1]), 0) if oldest else 0
-            stats.append(QueueStats(queue=queue, depth=int(depth), oldest_age_ms=age))
-        return stats
+            by_space.setdefault(self.keys.queue(queue).space, []).append(queue)
+        pipe = self.redis.pipeline(transaction=False)
+        for space, names in by_space.items():
+            keys = [self.keys.queue(q).ready for q in names]
+            await self._scripts.run("queue_stats", space, keys, names, client=pipe)
+        found: dict[str, QueueStats] = {}
+        for names, (now_ms, rows) in zip(by_space.values(), await pipe.execute(), strict=True):
+            for queue, (ready, scheduled, running, paused, oldest) in zip(names, rows, strict=True):
+                age = max(int(now_ms) - int(oldest), 0) if int(oldest) >= 0 else 0
+                found[queue] = QueueStats(queue, int(ready), age, int(scheduled), int(running), bool(paused))
+        return [found[q] for q in queues]
 
     async def task_refs(self, task_ids: Sequence[str]) -> dict[str, TaskRef]:
         """Queue, name, version and DLQ flag of each task that exists, in 1 round trip."""

@@ -35,12 +35,16 @@ local function move_status(id, old, new, ts)
 end
 
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
--- recovery, promotion, DLQ resubmit). enqueued_at (ms) orders it among the queue's ready tasks
--- (ties break by id); ...: more record field/value pairs, written in the same HSET.
-local function make_ready(id, tk, queue, old, enqueued_at, now, ...)
+-- recovery, promotion, DLQ resubmit). Its score is enqueued_at (ms) less priority steps, so a
+-- higher priority is claimed first and equal priorities in enqueue order (ties break by id);
+-- priority is the stored field (false / '' when absent = 0). ...: more record field/value pairs,
+-- written in the same HSET.
+local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ...)
   move_status(id, old, SUBMITTED, now)
   redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
-  redis.call('ZADD', K_ready(queue), enqueued_at, id)
+  local score = enqueued_at
+  if priority and priority ~= '' and priority ~= 0 then score = enqueued_at - tonumber(priority) * PRIORITY_STEP end
+  redis.call('ZADD', K_ready(queue), score, id)
   WOKEN[queue] = true
 end
 -- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay.

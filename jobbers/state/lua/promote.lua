@@ -13,8 +13,9 @@ for i = 1, #due, 2 do
   local id = due[i]
   redis.call('ZREM', sched, id)
   local tk = K_task(id)
-  if redis.call('HGET', tk, 'status') == SCHEDULED then
-    make_ready(id, tk, queue, SCHEDULED, now, now)
+  local f = redis.call('HMGET', tk, 'status', 'priority')
+  if f[1] == SCHEDULED then
+    make_ready(id, tk, queue, SCHEDULED, now, f[2], now)
     promoted = promoted + 1
     max_lag = math.max(max_lag, now - tonumber(due[i + 1]))
   end

@@ -10,7 +10,7 @@ local requeued, stalled, cancelled = {}, {}, {}
 for _, id in ipairs(ids) do
   local tk = K_task(id)
   local f = redis.call('HMGET', tk, 'status', 'queue', 'stall_count', 'cancel_requested', 'submitted_at',
-    'retry_attempt')
+    'retry_attempt', 'priority')
   redis.call('ZREM', KEYS[1], id)
   if f[1] == STARTED then
     local queue = f[2]
@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
         end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', 'stall_count', stalls)
         stalled[#stalled + 1] = id
       else
-        make_ready(id, tk, queue, STARTED, tonumber(f[5]), now, 'stall_count', stalls)
+        make_ready(id, tk, queue, STARTED, tonumber(f[5]), f[7], now, 'stall_count', stalls)
         requeued[#requeued + 1] = id
       end
     end

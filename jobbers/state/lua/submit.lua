@@ -64,7 +64,7 @@ for i, t in ipairs(rows) do
       status = SCHEDULED
       make_scheduled(id, tk, queue, UNSUBMITTED, run_at, now, submitted_fields(t, now_s))
     else
-      make_ready(id, tk, queue, UNSUBMITTED, now, now, submitted_fields(t, now_s))
+      make_ready(id, tk, queue, UNSUBMITTED, now, t[SUBMIT.priority], now, submitted_fields(t, now_s))
     end
     if t[SUBMIT.idem] ~= '' then
       redis.call('SET', K_idem(t[SUBMIT.idem]), id .. ' ' .. t[SUBMIT.fingerprint], 'EX', 86400)

@@ -18,7 +18,7 @@ from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
-from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome, TaskStore
+from jobbers.state.store import CancelOutcome, NewTask, QueueStats, SubmitOutcome, TaskStore
 from jobbers.task_builder import build_new_task
 
 
@@ -131,3 +131,30 @@ class JobbersClient:
         if outcome.outcome is CancelKind.CONFLICT:
             raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
         return outcome
+
+    # -- queue control ------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str) -> None:
+        """Pause ``queue``: it still takes submits and promotions, but no worker starts its tasks
+        until ``resume_queue`` (running ones finish). Raises ``QueueNotFoundError`` for a queue
+        that does not exist (checked when this client has a config store)."""
+        await self._check_queue(queue)
+        await self.store.pause_queue(queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Resume ``queue``; idle workers pick its tasks up at once."""
+        await self._check_queue(queue)
+        await self.store.resume_queue(queue)
+
+    async def clear_queue(self, queue: str) -> int:
+        """End every task waiting in ``queue`` (ready and scheduled) ``cancelled``, with a
+        ``cancel_reason`` saying the queue was cleared; returns how many."""
+        await self._check_queue(queue)
+        return await self.store.clear_queue(queue, f"queue {queue} was cleared")
+
+    async def queue_stats(self, queue: str) -> QueueStats:
+        """Whether ``queue`` is paused, its ready, scheduled and running tasks, the age of its
+        oldest ready task and its tasks completed and failed over the last minute."""
+        await self._check_queue(queue)
+        (stats,) = await self.store.queue_stats([queue])
+        return stats

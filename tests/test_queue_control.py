@@ -128,3 +128,69 @@ async def test_priority_through_the_api_and_the_client(api: httpx.AsyncClient, s
         client.build("add", {"a": 3}, priority=500)
     claimed = [t.id for t in (await store.claim("w", 30, 5, DEFAULT)).tasks]
     assert claimed == [top.id, bulk.json()["tasks"][0]["id"], default["id"], plain["id"], low["id"]]
+
+
+# -- pause, resume, clear; size and latency --------------------------------------------------
+
+
+async def test_pause_resume_clear_and_stats_through_the_api(api: httpx.AsyncClient, store: TaskStore) -> None:
+    for path in ("stats", "pause", "resume", "clear"):
+        method = api.get if path == "stats" else api.post
+        assert (await method(f"/queues/nowhere/{path}")).status_code == 404, path
+    done = await submit(api)
+    (held,) = (await store.claim("w", 30, 1, DEFAULT)).tasks
+    await store.finish([Outcome(held.id, held.token, TaskStatus.COMPLETED)])
+    paused = await api.post("/queues/default/pause")
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    waiting = [await submit(api, priority=p) for p in (0, 3)]
+    later = await submit(api, delay=3600)
+    await asyncio.sleep(0.02)
+
+    assert (await store.claim("w", 30, 5, DEFAULT)).tasks == []  # paused: nothing starts
+    stats = (await api.get("/queues/default/stats")).json()
+    assert stats["paused"] is True and (stats["ready"], stats["scheduled"], stats["running"]) == (2, 1, 0)
+    assert 20 <= stats["latency_ms"] < 5_000 and stats["completed_last_minute"] == 1
+    assert stats["failed_last_minute"] == 0
+    (listed,) = [q for q in (await api.get("/queues")).json() if q["name"] == "default"]
+    assert listed["paused"] is True and listed["ready"] == 2 and "max_concurrent" in listed
+
+    resumed = (await api.post("/queues/default/resume")).json()
+    assert resumed["paused"] is False
+    (first,) = (await store.claim("w", 30, 1, DEFAULT)).tasks
+    assert first.id == waiting[1]["id"]
+    cleared = await api.post("/queues/default/clear")
+    assert cleared.status_code == 200 and cleared.json() == {"queue": "default", "cleared": 2}
+    for task_id in (waiting[0]["id"], later["id"]):
+        shown = (await api.get(f"/task-status/{task_id}")).json()
+        assert shown["status"] == "cancelled" and shown["cancel_reason"] == "queue default was cleared"
+    assert (await api.get(f"/task-status/{first.id}")).json()["status"] == "started"  # runs on
+    assert (await api.get(f"/task-status/{done['id']}")).json()["cancel_reason"] is None
+    stats = (await api.get("/queues/default/stats")).json()
+    assert (stats["ready"], stats["scheduled"], stats["running"], stats["latency_ms"]) == (0, 0, 1, 0)
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert {"/queues/{name}/pause", "/queues/{name}/resume", "/queues/{name}/clear", "/queues/{name}/stats"} <= set(paths)
+
+
+async def test_a_queue_with_running_or_retrying_work_and_the_default_queue_are_not_deleted(
+    api: httpx.AsyncClient, store: TaskStore
+) -> None:
+    assert (await api.post("/queues", json={"name": "reports"})).status_code == 201
+    await submit(api, queue="reports")
+    reports = [QueueConfig(name="reports")]
+    (held,) = (await store.claim("w", 30, 1, reports)).tasks
+
+    running = await api.delete("/queues/reports")
+    assert running.status_code == 409 and "1 running" in running.json()["detail"]
+    await store.finish([Outcome(held.id, held.token, "retry", retry_attempt=1, delay_ms=60_000)])
+    retrying = await api.delete("/queues/reports")
+    assert retrying.status_code == 409 and "1 scheduled" in retrying.json()["detail"]
+    await api.post("/queues/reports/pause")
+    assert (await api.post("/queues/reports/clear")).json()["cleared"] == 1
+    assert (await api.delete("/queues/reports")).status_code == 204
+    # Created again, it starts afresh: not paused.
+    assert (await api.post("/queues", json={"name": "reports"})).status_code == 201
+    assert (await api.get("/queues/reports/stats")).json()["paused"] is False
+
+    default = await api.delete("/queues/default")
+    assert default.status_code == 409 and "cannot be deleted" in default.json()["detail"]
+    assert (await api.get("/queues/default/config")).status_code == 200

@@ -408,3 +408,34 @@ async def test_the_dlq_offers_acting_on_all_entries_only_for_a_filter(ui: UI) ->
     await expect(ui.button("Delete all matching the filter")).to_be_visible()
     await ui.button("Resubmit all matching the filter").click()
     await expect(ui.page.locator(".notice.ok")).to_contain_text("1 resubmitted")
+
+
+async def test_pause_resume_and_clear_a_queue_and_see_priority_on_task_pages(ui: UI) -> None:
+    page, c = ui.page, ui.e2e.client
+    await ui.open("queues")
+    await ui.button("Pause queue default").click()
+    await expect(ui.row("default").locator("[data-paused]")).to_have_text("paused")
+    urgent = await c.submit("noop", priority=42)
+    later = await c.submit("noop", run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    row = ui.row("default")
+    await expect(row.locator("td").nth(3)).to_have_text("1")  # ready
+    await expect(row.locator("td").nth(4)).to_have_text("1")  # scheduled
+    await ui.shot("queues-paused")
+    assert (await c.get(urgent.id)).status is TaskStatus.SUBMITTED  # the worker starts nothing
+
+    await ui.button("Resume queue default").click()
+    await expect(row.locator("[data-paused]")).to_have_count(0)
+    await ui.e2e.wait_terminal([urgent.id])
+    await expect(row.locator("td").nth(3)).to_have_text("0")
+    await expect(row.locator("td").nth(7)).to_contain_text("1 /")  # completed in the last minute
+    await ui.button("Clear queue default").click()
+    await expect(page.locator(".notice.ok")).to_contain_text("1 waiting tasks cancelled")
+    (cleared,) = await ui.e2e.wait_terminal([later.id])
+    assert cleared.status is TaskStatus.CANCELLED
+
+    await ui.open(f"task/{urgent.id}")
+    await expect(page.locator('dd[data-field="priority"]')).to_have_text("42")
+    await ui.open(f"task/{later.id}")
+    await expect(page.locator('dd[data-field="cancel_reason"]')).to_have_text("queue default was cleared")
+    await ui.open("tasks?queue=default")
+    await expect(ui.row(urgent.id)).to_contain_text("42")

@@ -341,6 +341,30 @@ class QueueChanges(RequestBody):
         }
 
 
+class QueueState(BaseModel):
+    """What a queue holds now, by Redis time (``GET /queues/{name}/stats``)."""
+
+    name: str
+    paused: bool = Field(description="no worker starts anything from it; submits and promotions go on")
+    ready: int = Field(description="tasks waiting to be claimed")
+    scheduled: int = Field(description="tasks waiting for their run time or a retry delay")
+    running: int = Field(description="tasks started and not yet ended")
+    latency_ms: int = Field(description="age of the oldest ready task (0 when none is ready)")
+    completed_last_minute: int = Field(description="tasks of the queue completed in the last 60 s")
+    failed_last_minute: int = Field(description="tasks of the queue failed in the last 60 s")
+
+
+class QueueInfo(QueueConfig, QueueState):
+    """A queue's configuration and what it holds now (an item of ``GET /queues``)."""
+
+
+class QueueCleared(BaseModel):
+    """What ``POST /queues/{name}/clear`` did."""
+
+    queue: str
+    cleared: int = Field(description="waiting tasks (ready and scheduled) that ended cancelled")
+
+
 class NewRole(RequestBody):
     """A role to create (the body of POST /roles)."""
 

@@ -114,4 +114,5 @@ class Task(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     worker_id: str | None = None
     cancel_requested: bool = False
+    cancel_reason: str | None = None
     dead_lettered: bool = False

@@ -210,6 +210,10 @@ class QueueStats:
     scheduled: int = 0
     running: int = 0
     paused: bool = False
+    #: Tasks of the queue that ended so over the last 60 s (from per-minute counts: the current
+    #: minute so far, and the part of the previous minute that falls inside the 60 s, pro rata).
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ SCRIPT_NAMES = (
     "dlq_remove",
     "worker_seen",
     "queue_stats",
+    "clear",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

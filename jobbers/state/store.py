@@ -348,11 +348,49 @@ class TaskStore:
             keys = [self.keys.queue(q).ready for q in names]
             await self._scripts.run("queue_stats", space, keys, names, client=pipe)
         found: dict[str, QueueStats] = {}
-        for names, (now_ms, rows) in zip(by_space.values(), await pipe.execute(), strict=True):
-            for queue, (ready, scheduled, running, paused, oldest) in zip(names, rows, strict=True):
-                age = max(int(now_ms) - int(oldest), 0) if int(oldest) >= 0 else 0
-                found[queue] = QueueStats(queue, int(ready), age, int(scheduled), int(running), bool(paused))
+        for names, (raw_now, rows) in zip(by_space.values(), await pipe.execute(), strict=True):
+            now_ms = int(raw_now)
+            # The share of the previous minute that lies inside the last 60 s.
+            earlier = 1 - (now_ms % 60_000) / 60_000
+            for queue, row in zip(names, rows, strict=True):
+                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1 = map(int, row)
+                found[queue] = QueueStats(
+                    queue=queue,
+                    depth=ready,
+                    oldest_age_ms=max(now_ms - oldest, 0) if oldest >= 0 else 0,
+                    scheduled=scheduled,
+                    running=running,
+                    paused=bool(paused),
+                    completed_last_minute=done + round(done_1 * earlier),
+                    failed_last_minute=failed + round(failed_1 * earlier),
+                )
         return [found[q] for q in queues]
+
+    async def pause_queue(self, queue: str) -> None:
+        """Pause ``queue``: it still takes submits and promotions, but no claim starts its tasks
+        (running ones finish). Kept in Redis, in the queue's key space, until ``resume_queue``."""
+        await self.redis.set(self.keys.queue(queue).paused, "1")
+
+    async def resume_queue(self, queue: str) -> None:
+        """Resume ``queue``; idle workers are woken at once (no wait for a config refresh)."""
+        await self.redis.delete(self.keys.queue(queue).paused)
+        await self.redis.publish(self.keys.wake_channel, queue)
+
+    async def clear_queue(self, queue: str, reason: str, batch: int = 500) -> int:
+        """End every task waiting in ``queue`` (ready or scheduled) ``cancelled`` with ``reason``
+        as its ``cancel_reason``; returns how many. Atomic per batch of ``batch`` tasks."""
+        q = self.keys.queue(queue)
+        cleared = 0
+        while True:
+            done, seen = await self._scripts.run("clear", q.space, [q.ready, q.sched], [queue, batch, reason])
+            cleared += int(done)
+            if int(seen) < batch:
+                return cleared
+
+    async def forget_queue_state(self, queue: str) -> None:
+        """Drop what Redis keeps about a deleted queue's control (its pause flag), so a queue
+        created again under the name starts afresh."""
+        await self.redis.delete(self.keys.queue(queue).paused)
 
     async def task_refs(self, task_ids: Sequence[str]) -> dict[str, TaskRef]:
         """Queue, name, version and DLQ flag of each task that exists, in 1 round trip."""

@@ -148,6 +148,8 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("errors", show="errors", show_decode=decode_errors),
     TaskField("worker_id", show="worker_id", show_decode=optional_text),
     TaskField("cancel_requested", show="cancel_requested", show_decode=flag),
+    # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
+    TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),
     TaskField("dead_lettered", show="dead_lettered", show_decode=flag),
 )
 # fmt: on

@@ -2,8 +2,11 @@
 -- is paused, and when its oldest ready task entered it. A ready set is ordered by priority first,
 -- so the oldest entry is the oldest of each priority band's first: one look-up per band present.
 -- KEYS: the ready set of each queue.  ARGV[3..]: the queue names, in KEYS order.
--- Returns {now_ms, {ready, scheduled, running, paused (0/1), oldest_enqueued_ms (-1 = none)}...}
+-- Returns {now_ms, {ready, scheduled, running, paused (0/1), oldest_enqueued_ms (-1 = none),
+--          completed, failed (this minute), completed, failed (the minute before)}...}
 local now = now_ms()
+local minute = math.floor(now / 60000)
+local this_minute, last_minute = K_throughput(fmt(minute)), K_throughput(fmt(minute - 1))
 local out = {}
 for i = 1, #KEYS do
   local ready, queue = KEYS[i], ARGV[2 + i]
@@ -17,7 +20,10 @@ for i = 1, #KEYS do
     if oldest < 0 or enqueued < oldest then oldest = enqueued end
     from = fmt((band + 1) * PRIORITY_STEP)
   end
+  local now_counts = redis.call('HMGET', this_minute, queue .. ':' .. COMPLETED, queue .. ':' .. FAILED)
+  local last_counts = redis.call('HMGET', last_minute, queue .. ':' .. COMPLETED, queue .. ':' .. FAILED)
   out[i] = {redis.call('ZCARD', ready), redis.call('ZCARD', K_sched(queue)), redis.call('SCARD', K_running(queue)),
-    redis.call('EXISTS', K_paused(queue)), fmt(oldest)}
+    redis.call('EXISTS', K_paused(queue)), fmt(oldest), now_counts[1] or '0', now_counts[2] or '0',
+    last_counts[1] or '0', last_counts[2] or '0'}
 end
 return {fmt(now), out}

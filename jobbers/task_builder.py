@@ -16,6 +16,7 @@ from typing import Any
 
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task_config import DeadLetterPolicy, TaskConfig
+from jobbers.registry import format_concurrency_key
 from jobbers.state.records import NewTask, RequestKey, new_task_id
 
 
@@ -82,7 +83,23 @@ def build_new_task(
         dead_letter=(config.dead_letter_policy is DeadLetterPolicy.SAVE) if config else None,
         trace=trace,
         priority=priority if priority is not None else (config.priority if config else 0),
+        **_concurrency(config, params),
     )
+
+
+def _concurrency(config: TaskConfig | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The concurrency fields of a task (none when its task has no concurrency key); raises
+    ``InvalidParamsError`` for a missing param the key is formatted from."""
+    key = format_concurrency_key(config, params) if config else None
+    if key is None:
+        return {}
+    assert config is not None
+    return {
+        "concurrency_key": key,
+        "concurrency_limit": config.concurrency_limit,
+        "concurrency_duration": dt.timedelta(seconds=config.concurrency_duration),
+        "on_conflict": config.on_conflict.value,
+    }
 
 
 def bulk_request_key(tasks: Sequence[NewTask], idempotency_key: str | None) -> RequestKey | None:

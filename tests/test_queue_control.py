@@ -168,7 +168,12 @@ async def test_pause_resume_clear_and_stats_through_the_api(api: httpx.AsyncClie
     stats = (await api.get("/queues/default/stats")).json()
     assert (stats["ready"], stats["scheduled"], stats["running"], stats["latency_ms"]) == (0, 0, 1, 0)
     paths = (await api.get("/openapi.json")).json()["paths"]
-    assert {"/queues/{name}/pause", "/queues/{name}/resume", "/queues/{name}/clear", "/queues/{name}/stats"} <= set(paths)
+    assert {
+        "/queues/{name}/pause",
+        "/queues/{name}/resume",
+        "/queues/{name}/clear",
+        "/queues/{name}/stats",
+    } <= set(paths)
 
 
 async def test_a_queue_with_running_or_retrying_work_and_the_default_queue_are_not_deleted(
@@ -194,3 +199,125 @@ async def test_a_queue_with_running_or_retrying_work_and_the_default_queue_are_n
     default = await api.delete("/queues/default")
     assert default.status_code == 409 and "cannot be deleted" in default.json()["detail"]
     assert (await api.get("/queues/default/config")).status_code == 200
+
+
+# -- concurrency keys ------------------------------------------------------------------------
+
+
+def _keyed(
+    name: str, key: str = "acct:1", limit: int = 1, ms: int = 60_000, conflict: str = "block"
+) -> NewTask:
+    return NewTask(
+        name=name,
+        concurrency_key=key,
+        concurrency_limit=limit,
+        concurrency_duration=dt.timedelta(milliseconds=ms),
+        on_conflict=conflict,
+    )
+
+
+async def test_blocked_tasks_wait_for_a_slot_and_start_the_moment_one_frees(store: TaskStore) -> None:
+    holder, second, third = (o.id for o in await store.submit_many([_keyed(n) for n in ("a", "b", "c")]))
+    other = (await store.submit(_keyed("other-key", key="acct:2"))).id
+    (stats,) = await store.queue_stats(["default"])
+    assert (stats.depth, stats.blocked) == (2, 2)
+    shown = await store.get_task(second)
+    assert shown is not None and shown.waiting_for == "acct:1" and shown.concurrency_key == "acct:1"
+
+    held = {t.id: t for t in (await store.claim("w", 30, 10, DEFAULT)).tasks}
+    assert set(held) == {holder, other}  # one per key
+    await store.finish([Outcome(holder, held[holder].token, TaskStatus.COMPLETED)])
+    # No scheduler pass, no poll: the finish itself let the next waiter in.
+    (next_up,) = (await store.claim("w", 30, 10, DEFAULT)).tasks
+    assert next_up.id == second
+    shown = await store.get_task(second)
+    assert shown is not None and shown.waiting_for is None
+    (cancelled,) = await store.cancel([third])  # a blocked task cancels at once
+    assert cancelled.status == TaskStatus.CANCELLED
+    (stats,) = await store.queue_stats(["default"])
+    assert (stats.depth, stats.blocked, stats.running) == (0, 0, 2)
+
+
+async def test_discard_cancels_a_submit_whose_key_is_at_its_limit(store: TaskStore) -> None:
+    first = await store.submit(_keyed("d", limit=2, conflict="discard"))
+    again = await store.submit(_keyed("d", limit=2, conflict="discard"))
+    dropped = await store.submit(_keyed("d", limit=2, conflict="discard"))
+    assert first.status is again.status is TaskStatus.SUBMITTED and first.cancel_reason is None
+    assert dropped.status is TaskStatus.CANCELLED
+    assert dropped.cancel_reason == "concurrency key acct:1 is at its limit (2)"
+    shown = await store.get_task(dropped.id)
+    assert shown is not None and shown.cancel_reason == dropped.cancel_reason
+
+
+async def test_a_slot_lapses_after_its_duration_and_lease_recovery_frees_it(store: TaskStore) -> None:
+    # A holder that never ends: its slot lapses after concurrency_duration, and the scheduler's
+    # promotion pass (told when) lets the waiter in.
+    await store.submit(_keyed("stuck", ms=150))
+    waiter = (await store.submit(_keyed("waiter", ms=150))).id
+    (stuck,) = (await store.claim("w", 30, 5, DEFAULT)).tasks
+    early = await store.promote_due("default", 10)
+    assert early.next_due_ms is not None and 0 < early.next_due_ms - early.now_ms <= 150
+    assert (await store.claim("w", 30, 5, DEFAULT)).tasks == []
+    await asyncio.sleep(0.2)
+    await store.promote_due("default", 10)
+    assert [t.id for t in (await store.claim("w", 30, 5, DEFAULT)).tasks] == [waiter]
+
+    # A holder whose worker died: lease recovery frees its slot at once for the next waiter, and
+    # re-queues the holder behind it.
+    crashed = (await store.submit(_keyed("crashed", key="acct:9"))).id
+    behind = (await store.submit(_keyed("behind", key="acct:9"))).id
+    (held,) = (await store.claim("w", 0.05, 5, DEFAULT)).tasks
+    assert held.id == crashed
+    await asyncio.sleep(0.1)
+    assert (await store.recover_expired_leases()).requeued == [crashed]
+    assert [t.id for t in (await store.claim("w", 30, 5, DEFAULT)).tasks] == [behind]
+    shown = await store.get_task(crashed)
+    assert shown is not None and shown.waiting_for == "acct:9" and shown.status is TaskStatus.SUBMITTED
+    assert stuck.id != waiter
+
+
+async def test_clear_cancels_blocked_tasks_too(store: TaskStore) -> None:
+    await store.submit_many([_keyed(n) for n in ("a", "b", "c")])
+    assert await store.clear_queue("default", "cleared") == 3
+    (stats,) = await store.queue_stats(["default"])
+    assert (stats.depth, stats.blocked) == (0, 0)
+
+
+def test_register_task_checks_its_concurrency_options() -> None:
+    bad: list[dict[str, object]] = [
+        {"concurrency_key": "acct:{a.b}"},
+        {"concurrency_key": "acct:{a!r}"},
+        {"concurrency_key": ""},
+        {"concurrency_key": "k", "concurrency_limit": 0},
+        {"concurrency_key": "k", "concurrency_duration": 0},
+        {"concurrency_key": "k", "on_conflict": "drop"},
+    ]
+    for options in bad:
+        with pytest.raises(TaskRegistrationError, match=r"concurrency|on_conflict"):
+            register_task("badly_keyed", **options)  # type: ignore[arg-type]
+
+
+async def test_concurrency_keys_through_the_api(api: httpx.AsyncClient) -> None:
+    @register_task("sync_account", concurrency_key="account:{account_id}", on_conflict="discard")
+    async def sync_account(account_id: int) -> None: ...
+
+    @register_task("report", concurrency_key="report:{kind}", concurrency_limit=2)
+    async def report(kind: str, day: str = "") -> None: ...
+
+    missing = await api.post("/tasks", json={"name": "sync_account", "params": {}})
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "params"]
+    assert "account_id" in missing.json()["detail"][0]["msg"]
+    first = await submit(api, "sync_account", params={"account_id": 7})
+    dropped = await submit(api, "sync_account", params={"account_id": 7})
+    assert first["status"] == "submitted" and first["cancel_reason"] is None
+    assert dropped["status"] == "cancelled" and "account:7" in dropped["cancel_reason"]
+    shown = (await api.get(f"/task-status/{first['id']}")).json()
+    assert shown["concurrency_key"] == "account:7" and shown["waiting_for"] is None
+
+    reports = [await submit(api, "report", params={"kind": "sales"}) for _ in range(3)]
+    blocked = (await api.get(f"/task-status/{reports[2]['id']}")).json()
+    assert blocked["status"] == "submitted" and blocked["waiting_for"] == "report:sales"
+    stats = (await api.get("/queues/default/stats")).json()
+    assert (stats["ready"], stats["blocked"]) == (3, 1)
+    refused = await api.delete("/queues/default")
+    assert refused.status_code == 409

@@ -140,6 +140,11 @@ class TaskSubmitted(BaseModel):
     status: TaskStatus
     queue: str
     submitted_at: dt.datetime
+    cancel_reason: str | None = Field(
+        default=None,
+        description="set when the new task was cancelled at once: its concurrency key was at its limit "
+        "(on_conflict='discard')",
+    )
 
 
 class TasksSubmitted(BaseModel):
@@ -347,6 +352,7 @@ class QueueState(BaseModel):
     name: str
     paused: bool = Field(description="no worker starts anything from it; submits and promotions go on")
     ready: int = Field(description="tasks waiting to be claimed")
+    blocked: int = Field(description="tasks waiting for a free slot of their concurrency key")
     scheduled: int = Field(description="tasks waiting for their run time or a retry delay")
     running: int = Field(description="tasks started and not yet ended")
     latency_ms: int = Field(description="age of the oldest ready task (0 when none is ready)")
@@ -362,7 +368,7 @@ class QueueCleared(BaseModel):
     """What ``POST /queues/{name}/clear`` did."""
 
     queue: str
-    cleared: int = Field(description="waiting tasks (ready and scheduled) that ended cancelled")
+    cleared: int = Field(description="waiting tasks (ready, scheduled, blocked) that ended cancelled")
 
 
 class NewRole(RequestBody):

@@ -101,6 +101,9 @@ class Task(BaseModel):
     queue: str = DEFAULT_QUEUE
     params: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
+    concurrency_key: str | None = None
+    #: The concurrency key whose free slot this waiting task needs (None when not blocked).
+    waiting_for: str | None = None
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None
     run_at: dt.datetime | None = None

@@ -74,6 +74,13 @@ class NewTask:
     trace: str = ""
     #: -100..100; higher is claimed first within its queue, equal priorities first-in first-out.
     priority: int = 0
+    #: The concurrency key (already formatted from the params; None = none): at most
+    #: ``concurrency_limit`` tasks of the queue with the key hold a slot at once, each for at most
+    #: ``concurrency_duration``; ``on_conflict`` says what a submit finding no free slot does.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    concurrency_duration: dt.timedelta | None = None
+    on_conflict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ class SubmitOutcome:
     status: TaskStatus
     submitted_at: dt.datetime
     created: bool
+    #: Why the new task was cancelled at once (its concurrency key was at its limit), else None.
+    cancel_reason: str | None = None
 
 
 class ClaimedTask(NamedTuple):
@@ -214,6 +223,8 @@ class QueueStats:
     #: minute so far, and the part of the previous minute that falls inside the 60 s, pro rata).
     completed_last_minute: int = 0
     failed_last_minute: int = 0
+    #: Tasks waiting for a free slot of their concurrency key (not counted in ``depth``).
+    blocked: int = 0
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ class TaskStore:
             rows = await self._scripts.run("submit", space, keys, args)
         outcomes = []
         conflicts = []
-        for task, (kind, task_id, status, submitted_at) in zip(part, rows, strict=True):
+        for task, (kind, task_id, status, submitted_at, reason) in zip(part, rows, strict=True):
             if _s(kind) == SubmitKind.CONFLICT:
                 if task_id:
                     conflicts.append(f"{task.idempotency_key!r} (task {_s(task_id)})")
@@ -192,6 +192,7 @@ class TaskStore:
                     status=TaskStatus(_s(status)),
                     submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
                     created=_s(kind) == SubmitKind.NEW,
+                    cancel_reason=_s(reason) or None,
                 )
             )
         if len(outcomes) < len(part):
@@ -329,7 +330,7 @@ class TaskStore:
         """Promote up to ``batch`` due scheduled tasks of ``queue``."""
         q = self.keys.queue(queue)
         promoted, next_due, now_ms, max_lag = await self._scripts.run(
-            "promote", q.space, [q.sched, q.ready], [queue, batch]
+            "promote", q.space, [q.sched, q.ready, q.conc_due], [queue, batch]
         )
         return Promotion(
             int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms), int(max_lag)
@@ -353,7 +354,9 @@ class TaskStore:
             # The share of the previous minute that lies inside the last 60 s.
             earlier = 1 - (now_ms % 60_000) / 60_000
             for queue, row in zip(names, rows, strict=True):
-                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1 = map(int, row)
+                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1, blocked = map(
+                    int, row
+                )
                 found[queue] = QueueStats(
                     queue=queue,
                     depth=ready,
@@ -361,6 +364,7 @@ class TaskStore:
                     scheduled=scheduled,
                     running=running,
                     paused=bool(paused),
+                    blocked=blocked,
                     completed_last_minute=done + round(done_1 * earlier),
                     failed_last_minute=failed + round(failed_1 * earlier),
                 )
@@ -377,12 +381,14 @@ class TaskStore:
         await self.redis.publish(self.keys.wake_channel, queue)
 
     async def clear_queue(self, queue: str, reason: str, batch: int = 500) -> int:
-        """End every task waiting in ``queue`` (ready or scheduled) ``cancelled`` with ``reason``
+        """End every task waiting in ``queue`` (ready, scheduled or blocked on a concurrency key)
+        ``cancelled`` with ``reason``
         as its ``cancel_reason``; returns how many. Atomic per batch of ``batch`` tasks."""
         q = self.keys.queue(queue)
         cleared = 0
         while True:
-            done, seen = await self._scripts.run("clear", q.space, [q.ready, q.sched], [queue, batch, reason])
+            keys = [q.ready, q.sched, q.conc_due]
+            done, seen = await self._scripts.run("clear", q.space, keys, [queue, batch, reason])
             cleared += int(done)
             if int(seen) < batch:
                 return cleared

@@ -127,6 +127,14 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     # Higher first within a queue; part of the ready-queue score (make_ready in lua/_common.lua).
     TaskField("priority", submit="priority", encode=_priority, optional=True,
               show="priority", show_decode=integer),
+    # A concurrency key (formatted from the params at submit) and its slots (make_ready).
+    TaskField("concurrency_key", submit="concurrency_key", encode=_optional, optional=True,
+              show="concurrency_key", show_decode=optional_text),
+    TaskField("concurrency_limit", submit="concurrency_limit", encode=_optional, optional=True),
+    TaskField("concurrency_duration", submit="concurrency_duration", encode=_millis, optional=True),
+    TaskField("on_conflict", submit="on_conflict", encode=_optional, optional=True),
+    # The concurrency key a task waits for a slot of (set while it is blocked).
+    TaskField("blocked_on", show="waiting_for", show_decode=optional_text),
     # Stall options known at submit; the config the task's workers publish wins over them.
     TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
     TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),

@@ -24,6 +24,7 @@ def _state(stats: QueueStats) -> dict[str, Any]:
         "name": stats.queue,
         "paused": stats.paused,
         "ready": stats.depth,
+        "blocked": stats.blocked,
         "scheduled": stats.scheduled,
         "running": stats.running,
         "latency_ms": stats.oldest_age_ms,
@@ -168,11 +169,11 @@ async def delete_queue(name: NamePath, services: ServicesDep) -> None:
         )
     await _existing(name, services)
     (stats,) = await services.store.queue_stats([name])
-    if stats.depth or stats.scheduled or stats.running:
+    if stats.depth or stats.blocked or stats.scheduled or stats.running:
         raise QueueNotEmptyError(
-            f"queue {name!r} still holds {stats.depth} queued, {stats.scheduled} scheduled (or waiting "
-            f"for a retry) and {stats.running} running tasks; clear it and let its running tasks end "
-            "before deleting it"
+            f"queue {name!r} still holds {stats.depth + stats.blocked} queued, {stats.scheduled} scheduled "
+            f"(or waiting for a retry) and {stats.running} running tasks; clear it and let its running "
+            "tasks end before deleting it"
         )
     await services.config.delete_queue(name)
     await services.store.forget_queue_state(name)

@@ -101,7 +101,7 @@ export function mount(root) {
 
   async function control(q, action) {
     if (action === 'clear' && !window.confirm(
-      `Clear queue ${q.name}? Its ${q.ready} ready and ${q.scheduled} scheduled tasks end cancelled; running tasks finish.`,
+      `Clear queue ${q.name}? Its ${q.ready + q.blocked} waiting and ${q.scheduled} scheduled tasks end cancelled; running tasks finish.`,
     )) return;
     await runAction(box, async () => {
       const answer = await post(`/queues/${encodeURIComponent(q.name)}/${action}`);
@@ -127,6 +127,7 @@ export function mount(root) {
       { label: 'Max concurrent', class: 'num', cell: (q) => q.max_concurrent ?? h('span', { class: 'muted' }, 'unlimited') },
       { label: 'Rate limit', cell: rateText },
       { label: 'Ready', class: 'num', cell: (q) => q.ready },
+      { label: 'Blocked', class: 'num', cell: (q) => (q.blocked ? h('span', { title: 'waiting for a concurrency key slot' }, q.blocked) : 0) },
       { label: 'Scheduled', class: 'num', cell: (q) => q.scheduled },
       { label: 'Running', class: 'num', cell: (q) => q.running },
       { label: 'Latency', class: 'num', cell: (q) => (q.ready ? duration(q.latency_ms / 1000) : h('span', { class: 'muted' }, '—')) },

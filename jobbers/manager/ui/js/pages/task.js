@@ -17,6 +17,10 @@ function fieldRows(t) {
     ['version', String(t.version)],
     ['queue', h('a', { href: `#/tasks?queue=${encodeURIComponent(t.queue)}` }, t.queue)],
     ['priority', String(t.priority ?? 0)],
+    ['concurrency_key', t.concurrency_key ? h('span', { class: 'mono' }, t.concurrency_key) : h('span', { class: 'muted' }, '—')],
+    ['waiting_for', t.waiting_for
+      ? h('span', {}, 'a free slot of concurrency key ', h('span', { class: 'mono' }, t.waiting_for))
+      : h('span', { class: 'muted' }, '—')],
     ['status', [statusBadge(t.status), running ? h('span', { class: 'muted' }, ` running for ${running}`) : null]],
     ...TIME_FIELDS.map((f) => [f, time(t[f])]),
     ['retry_attempt', String(t.retry_attempt)],

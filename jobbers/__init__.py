@@ -4,6 +4,7 @@ from jobbers.client import JobbersClient
 from jobbers.context import task
 from jobbers.models.task import Task, TaskStatus
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.recurring_entries import recurring
 from jobbers.registry import register_task
 from jobbers.settings import Settings
 
@@ -16,6 +17,7 @@ __all__ = [
     "Task",
     "TaskConfig",
     "TaskStatus",
+    "recurring",
     "register_task",
     "task",
 ]

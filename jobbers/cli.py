@@ -16,11 +16,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from jobbers.cleaner import CleanerOptions, run_cleaner
-from jobbers.config_store import ConfigStore
+from jobbers.config_store import ConfigStore, schema
 from jobbers.config_store.urls import shown as shown_sql_url
 from jobbers.env_help import environment_help
 from jobbers.errors import ConfigurationError, JobbersError, StartupError
 from jobbers.logs import configure_logging
+from jobbers.recurring_entries import store_declared_recurring
 from jobbers.registry import load_task_module, registered_tasks
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
@@ -72,6 +73,7 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[TaskStore, Config
         config = ConfigStore(settings.sql_path)
         try:
             await prepare_sql(config)
+            await store_declared_recurring(config)
             yield store, config
         finally:
             await config.close()
@@ -275,12 +277,15 @@ def _openapi(argv: list[str] | None) -> int:
 
 
 def migrate_main(argv: list[str] | None = None) -> int:
-    """``jobbers_migrate``: create the SQL tables and the ``default`` queue."""
+    """``jobbers_migrate``: run the versioned SQL schema migrations and create the ``default`` queue."""
     return run_command("jobbers_migrate", lambda: _migrate(argv))
 
 
 def _migrate(argv: list[str] | None) -> int:
-    _parser("jobbers_migrate", "Create Jobbers' SQL tables.").parse_args(argv)
+    _parser(
+        "jobbers_migrate",
+        "Bring Jobbers' SQL schema to the newest revision (versioned migrations; safe to re-run).",
+    ).parse_args(argv)
     settings = load_settings()
     _setup_logging(settings)
 
@@ -290,7 +295,10 @@ def _migrate(argv: list[str] | None) -> int:
             await prepare_sql(config)
         finally:
             await config.close()
-        print(f"jobbers_migrate: schema ready at {shown_sql_url(settings.sql_path)}")
+        print(
+            f"jobbers_migrate: schema at revision {schema.HEAD_REVISION} (newest) "
+            f"at {shown_sql_url(settings.sql_path)}"
+        )
         return 0
 
     return _run(main())

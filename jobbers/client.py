@@ -10,11 +10,13 @@ from typing import Any
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore, QueueDirectory
-from jobbers.errors import TaskConflictError, TaskNotFoundError
+from jobbers.errors import ConfigNotFoundError, ConfigurationError, TaskConflictError, TaskNotFoundError
 from jobbers.json_values import check_params
 from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
+from jobbers.models.recurring import RecurringEntry
 from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
+from jobbers.recurring_entries import make_entry, set_recurring_paused
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
@@ -158,3 +160,71 @@ class JobbersClient:
         await self._check_queue(queue)
         (stats,) = await self.store.queue_stats([queue])
         return stats
+
+    # -- recurring entries --------------------------------------------------------------------
+
+    def _config_store(self) -> ConfigStore:
+        if self.config is None:
+            raise ConfigurationError("recurring entries live in SQL: give the client a ConfigStore")
+        return self.config
+
+    async def set_recurring(
+        self,
+        key: str,
+        task: str,
+        *,
+        cron: str | None = None,
+        every: float | None = None,
+        timezone: str | None = None,
+        params: dict[str, Any] | None = None,
+        version: int = 1,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        description: str = "",
+        catch_up: bool = False,
+        paused: bool = False,
+    ) -> RecurringEntry:
+        """Create or replace recurring entry ``key`` (as ``PUT /recurring/{key}``): submit ``task``
+        on the ``cron`` schedule (read in ``timezone``) or ``every`` seconds. Raises ``ValueError``
+        for an invalid schedule, ``InvalidParamsError`` for params a task registered here does not
+        take, and ``QueueNotFoundError`` for a missing queue."""
+        entry = make_entry(
+            key, task, cron=cron, every=every, timezone=timezone, params=params, version=version,
+            queue=queue, priority=priority, description=description, catch_up=catch_up,
+        )  # fmt: skip
+        known = find_task_config(task, version)
+        if known is not None:
+            validate_params(known, entry.params)
+        store = self._config_store()
+        existing = await store.get_recurring(key)
+        entry = entry.with_changes(
+            paused=paused,
+            static=False,
+            created_at_ms=existing.created_at_ms if existing else int(time.time() * 1000),
+            last_fire_ms=existing.last_fire_ms if existing else None,
+        )
+        await store.save_recurring(entry)
+        return entry
+
+    async def recurring_entries(self) -> list[RecurringEntry]:
+        """Every recurring entry, by key."""
+        return await self._config_store().list_recurring()
+
+    async def pause_recurring(self, key: str) -> RecurringEntry:
+        """Stop firing entry ``key`` until ``resume_recurring``; raises ``ConfigNotFoundError``."""
+        return await self._set_recurring_paused(key, True)
+
+    async def resume_recurring(self, key: str) -> RecurringEntry:
+        """Fire entry ``key`` again from its next fire time (what was missed meanwhile is skipped)."""
+        return await self._set_recurring_paused(key, False)
+
+    async def delete_recurring(self, key: str) -> None:
+        """Delete entry ``key``; raises ``ConfigNotFoundError`` when there is none."""
+        if not await self._config_store().delete_recurring(key):
+            raise ConfigNotFoundError(f"no recurring entry {key!r}")
+
+    async def _set_recurring_paused(self, key: str, paused: bool) -> RecurringEntry:
+        entry = await set_recurring_paused(self._config_store(), key, paused)
+        if entry is None:
+            raise ConfigNotFoundError(f"no recurring entry {key!r}")
+        return entry

@@ -50,8 +50,14 @@ def register_task(
     concurrency_limit: int = 1,
     concurrency_duration: float = 300.0,
     on_conflict: OnConflict | str = OnConflict.BLOCK,
+    schedule: str | float | None = None,
+    schedule_timezone: str | None = None,
 ) -> Callable[[F], F]:
     """Register an ``async def`` as task ``name`` at ``version``; returns the function unchanged.
+
+    ``schedule`` (a cron expression, or an interval in seconds) also declares a recurring entry
+    keyed by the task's name that submits it without params (``jobbers.recurring`` declares
+    entries with params, or several per task).
 
     Raises ``TaskRegistrationError`` if (name, version) is already taken by another function, or
     if the function is not a coroutine function.
@@ -99,6 +105,12 @@ def register_task(
                 f"{existing.function.__module__}.{existing.function.__qualname__}"
             )
         _registry[(name, version)] = config
+        if schedule is not None:
+            from jobbers.recurring_entries import recurring
+
+            every = float(schedule) if isinstance(schedule, int | float) else None
+            cron = schedule if isinstance(schedule, str) else None
+            recurring(name, name, cron=cron, every=every, timezone=schedule_timezone, version=version)
         return fn
 
     return decorate

@@ -59,6 +59,8 @@ def build_new_task(
     idempotency_key: str | None = None,
     trace: str = "",
     priority: int | None = None,
+    recurring_key: str | None = None,
+    recurring_at_ms: int | None = None,
 ) -> NewTask:
     """The ``NewTask`` for a request (``config``: the registered task, when this process knows it).
 
@@ -83,6 +85,8 @@ def build_new_task(
         dead_letter=(config.dead_letter_policy is DeadLetterPolicy.SAVE) if config else None,
         trace=trace,
         priority=priority if priority is not None else (config.priority if config else 0),
+        recurring_key=recurring_key,
+        recurring_at_ms=recurring_at_ms,
         **_concurrency(config, params),
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from jobbers import recurring_entries as recurring_declarations
 from jobbers import registry
 from jobbers.state.store import TaskStore
 from tests.e2e import E2E, make_e2e
@@ -56,6 +57,7 @@ async def store(redis: Redis, key_prefix: str) -> TaskStore:
 def forget_registered_tasks() -> None:
     """Empty the task registry (real processes never need to: they register once, at import)."""
     registry._registry.clear()
+    recurring_declarations._declared.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jobbers.context import task
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy
+from jobbers.recurring_entries import recurring
 from jobbers.registry import register_task
 
 #: Executions are appended here (one line per run) so tests can count them.
@@ -126,3 +127,20 @@ async def keyed_nap(account_id: int, seconds: float = 0.3) -> float:
     _record("keyed")
     await asyncio.sleep(seconds)
     return started
+
+
+# A recurring entry declared next to its task; stored when a worker of this module starts.
+recurring(
+    "e2e-every-second",
+    "recurring_tick",
+    every=1,
+    params={"label": "tick"},
+    priority=5,
+    description="fires every second in the end-to-end tests",
+)
+
+
+@register_task(name="recurring_tick")
+async def recurring_tick(label: str) -> str:
+    _record("recurring_tick")
+    return label

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, event, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from jobbers.config_store.tables import metadata, queues, role_queues, roles
+from jobbers.config_store import schema
+from jobbers.config_store.tables import queues, recurring, role_queues, roles
 from jobbers.config_store.urls import explain_engine_error
 from jobbers.errors import ConfigurationError, QueueNotFoundError
 from jobbers.models.queue_config import DEFAULT_QUEUE, QueueConfig, RatePeriod
+from jobbers.models.recurring import RecurringEntry
 from jobbers.models.role import DEFAULT_ROLE, Role, queues_for_role
 
 #: Errors that mean "the SQL database is unreachable right now" (the manager answers 503).
@@ -23,6 +28,20 @@ SQL_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     PoolTimeoutError,
     OSError,
 )
+
+
+#: Alembic keeps its running migration in module globals: one migration at a time per event loop.
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _migration_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATION_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATION_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -54,9 +73,19 @@ class ConfigStore:
         await self.engine.dispose()
 
     async def migrate(self) -> None:
-        """Create missing tables and the ``default`` queue; safe to run any number of times."""
+        """Run the schema migrations and create the ``default`` queue; safe to run any number of
+        times, and by several processes starting at once (a migration that lost the race to
+        another process is retried on the schema that process left)."""
+        for attempt in range(3):
+            try:
+                async with _migration_lock(), self.engine.begin() as conn:
+                    await conn.run_sync(schema.upgrade)
+                break
+            except (IntegrityError, OperationalError, ProgrammingError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
             exists = await conn.scalar(select(queues.c.name).where(queues.c.name == DEFAULT_QUEUE))
             if exists is None:
                 await conn.execute(
@@ -206,6 +235,68 @@ class ConfigStore:
         by_name = {q.name: q for q in all_queues}
         return [by_name[n] for n in names]
 
+    # -- recurring entries ------------------------------------------------------------------
+
+    async def list_recurring(self, queue: str | None = None) -> list[RecurringEntry]:
+        query = select(recurring).order_by(recurring.c.key)
+        if queue is not None:
+            query = query.where(recurring.c.queue == queue)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_recurring_from_row(r) for r in rows]
+
+    async def get_recurring(self, key: str) -> RecurringEntry | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(recurring).where(recurring.c.key == key))).mappings().first()
+        return _recurring_from_row(row) if row else None
+
+    async def save_recurring(self, entry: RecurringEntry) -> bool:
+        """Create or replace an entry (its fire history stays); returns True if it was created.
+
+        Raises ``QueueNotFoundError`` when its queue does not exist.
+        """
+        values = _recurring_values(entry)
+        async with self.engine.begin() as conn:
+            if await conn.scalar(select(queues.c.name).where(queues.c.name == entry.queue)) is None:
+                raise QueueNotFoundError(f"queue {entry.queue!r} does not exist")
+            values.pop("created_at_ms")
+            values.pop("last_fire_ms")
+            result = await conn.execute(
+                update(recurring).where(recurring.c.key == entry.key).values(**values)
+            )
+            if result.rowcount:
+                return False
+            await conn.execute(
+                insert(recurring).values(
+                    key=entry.key,
+                    created_at_ms=entry.created_at_ms,
+                    last_fire_ms=entry.last_fire_ms,
+                    **values,
+                )
+            )
+            return True
+
+    async def set_recurring_paused(self, key: str, paused: bool) -> RecurringEntry | None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(recurring).where(recurring.c.key == key).values(paused=paused))
+            row = (await conn.execute(select(recurring).where(recurring.c.key == key))).mappings().first()
+        return _recurring_from_row(row) if row else None
+
+    async def delete_recurring(self, key: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(recurring).where(recurring.c.key == key))
+            return bool(result.rowcount)
+
+    async def record_fired(self, key: str, fire_ms: int) -> None:
+        """Remember that ``key`` was enqueued up to ``fire_ms`` (never moves back)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(recurring)
+                .where(recurring.c.key == key)
+                .where((recurring.c.last_fire_ms.is_(None)) | (recurring.c.last_fire_ms < fire_ms))
+                .values(last_fire_ms=fire_ms)
+            )
+
 
 def _queue_values(config: QueueConfig) -> dict[str, Any]:
     return {
@@ -223,4 +314,43 @@ def _queue_from_row(row: Any) -> QueueConfig:
         rate_numerator=row["rate_numerator"],
         rate_denominator=row["rate_denominator"] or 1,
         rate_period=RatePeriod(row["rate_period"] or "second"),
+    )
+
+
+def _recurring_values(entry: RecurringEntry) -> dict[str, Any]:
+    return {
+        "task_name": entry.task_name,
+        "task_version": entry.task_version,
+        "params": json.dumps(entry.params, separators=(",", ":")),
+        "queue": entry.queue,
+        "priority": entry.priority,
+        "description": entry.description,
+        "cron": entry.cron,
+        "timezone": entry.timezone,
+        "every_seconds": entry.every_seconds,
+        "catch_up": entry.catch_up,
+        "paused": entry.paused,
+        "static": entry.static,
+        "created_at_ms": entry.created_at_ms,
+        "last_fire_ms": entry.last_fire_ms,
+    }
+
+
+def _recurring_from_row(row: Any) -> RecurringEntry:
+    return RecurringEntry(
+        key=row["key"],
+        task_name=row["task_name"],
+        task_version=row["task_version"],
+        params=json.loads(row["params"]),
+        queue=row["queue"],
+        priority=row["priority"],
+        description=row["description"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        every_seconds=row["every_seconds"],
+        catch_up=bool(row["catch_up"]),
+        paused=bool(row["paused"]),
+        static=bool(row["static"]),
+        created_at_ms=row["created_at_ms"],
+        last_fire_ms=row["last_fire_ms"],
     )

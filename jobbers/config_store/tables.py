@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -27,4 +27,26 @@ role_queues = Table(
     metadata,
     Column("role", String(64), ForeignKey("jobbers_roles.name", ondelete="CASCADE"), primary_key=True),
     Column("queue", String(64), ForeignKey("jobbers_queues.name", ondelete="CASCADE"), primary_key=True),
+)
+
+#: Recurring task entries (``/recurring``): a cron expression (with an optional IANA timezone) or
+#: an interval in seconds; ``last_fire_ms`` is the latest fire time already enqueued.
+recurring = Table(
+    "jobbers_recurring",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("task_name", String(200), nullable=False),
+    Column("task_version", Integer, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("queue", String(64), nullable=False, index=True),
+    Column("priority", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("cron", String(200), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("every_seconds", Float, nullable=True),
+    Column("catch_up", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("static", Boolean, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("last_fire_ms", BigInteger, nullable=True),
 )

@@ -104,6 +104,9 @@ class Task(BaseModel):
     concurrency_key: str | None = None
     #: The concurrency key whose free slot this waiting task needs (None when not blocked).
     waiting_for: str | None = None
+    #: The recurring entry that fired this task (``/recurring``), and the fire time it ran for.
+    recurring_key: str | None = None
+    recurring_at: dt.datetime | None = None
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None
     run_at: dt.datetime | None = None

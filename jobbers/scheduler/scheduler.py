@@ -12,6 +12,7 @@ from jobbers.config_store import ConfigStore
 from jobbers.process import settle, stop_on_signals
 from jobbers.recovery import record_recovered
 from jobbers.scheduler.decisions import seconds_until_next_pass
+from jobbers.scheduler.recurring import RecurringFirer
 from jobbers.settings import Settings
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff
 from jobbers.state.store import TaskStore
@@ -42,6 +43,7 @@ class Scheduler:
         self.stopping = False
         self._wake = asyncio.Event()
         self._queues_cache: tuple[float, list[str]] | None = None
+        self.recurring = RecurringFirer(store, config)
 
     def request_shutdown(self) -> None:
         """Stop after the current pass."""
@@ -92,8 +94,12 @@ class Scheduler:
             if ids:
                 log.warning("expired leases: %s %d tasks: %s", label, len(ids), ids)
         await record_recovered(self.store, recovered)
-        return seconds_until_next_pass(
-            self.settings.scheduler_poll_interval, self.settings.scheduler_batch_size, promotions
+        until_recurring = await self.recurring.fire_due()
+        return min(
+            until_recurring,
+            seconds_until_next_pass(
+                self.settings.scheduler_poll_interval, self.settings.scheduler_batch_size, promotions
+            ),
         )
 
     async def _report_queue_stats(self, interval: float) -> None:

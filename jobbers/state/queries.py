@@ -56,21 +56,25 @@ class Position:
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """Optional filters on a task's queue and name, and where a walk starts: ``since_ms`` skips
-    the entries scored before it (the time a task entered its status, or was dead-lettered) by
-    seeking, so it costs nothing however many older entries there are."""
+    """Optional filters on a task's queue, name and recurring entry, and where a walk starts:
+    ``since_ms`` skips the entries scored before it (the time a task entered its status, or was
+    dead-lettered) by seeking, so it costs nothing however many older entries there are."""
 
     queue: str | None = None
     task_name: str | None = None
     since_ms: int | None = None
+    #: Only tasks fired by this recurring entry.
+    recurring_key: str | None = None
 
     @property
     def is_empty(self) -> bool:
-        return self.queue is None and self.task_name is None
+        return self.queue is None and self.task_name is None and self.recurring_key is None
 
     def matches(self, task: Task) -> bool:
-        return (self.queue is None or task.queue == self.queue) and (
-            self.task_name is None or task.name == self.task_name
+        return (
+            (self.queue is None or task.queue == self.queue)
+            and (self.task_name is None or task.name == self.task_name)
+            and (self.recurring_key is None or task.recurring_key == self.recurring_key)
         )
 
 

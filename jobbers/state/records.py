@@ -35,6 +35,11 @@ def new_task_id() -> str:
     else:
         value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     _last_id_value = value
+    return encode_task_id(value)
+
+
+def encode_task_id(value: int) -> str:
+    """The ULID text of a 128-bit value (48-bit millisecond time, then 80 bits)."""
     # 26 Crockford digits = 130 bits: left-align the 128-bit value in 160 bits, keep 26 digits.
     return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
 
@@ -78,6 +83,9 @@ class NewTask:
     #: ``concurrency_limit`` tasks of the queue with the key hold a slot at once, each for at most
     #: ``concurrency_duration``; ``on_conflict`` says what a submit finding no free slot does.
     concurrency_key: str | None = None
+    #: The recurring entry that fired this task, and the fire time (ms) it was fired for.
+    recurring_key: str | None = None
+    recurring_at_ms: int | None = None
     concurrency_limit: int | None = None
     concurrency_duration: dt.timedelta | None = None
     on_conflict: str | None = None

@@ -135,6 +135,11 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("on_conflict", submit="on_conflict", encode=_optional, optional=True),
     # The concurrency key a task waits for a slot of (set while it is blocked).
     TaskField("blocked_on", show="waiting_for", show_decode=optional_text),
+    # The recurring entry that fired the task, and the fire time it was fired for.
+    TaskField("recurring_key", submit="recurring_key", encode=_optional, optional=True,
+              show="recurring_key", show_decode=optional_text),
+    TaskField("recurring_at", submit="recurring_at_ms", encode=_optional, optional=True,
+              show="recurring_at", show_decode=ms_to_datetime),
     # Stall options known at submit; the config the task's workers publish wins over them.
     TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
     TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),

@@ -161,7 +161,8 @@ async def patch_queue(name: NamePath, body: QueueChanges, services: ServicesDep)
 async def delete_queue(name: NamePath, services: ServicesDep) -> None:
     """Delete a queue (and its place in every role). Refused (409) while tasks wait in it (ready,
     scheduled, or waiting for a retry) or run in it, since no worker would run them or their
-    retries again: clear it (``POST /queues/{name}/clear``) and let its running tasks end first.
+    retries again: clear it (``POST /queues/{name}/clear``) and let its running tasks end first;
+    and while recurring entries submit to it: delete or move them first.
     The ``default`` queue, where a submit without a queue goes, cannot be deleted (409)."""
     if name == DEFAULT_QUEUE:
         raise QueueNotEmptyError(
@@ -174,6 +175,12 @@ async def delete_queue(name: NamePath, services: ServicesDep) -> None:
             f"queue {name!r} still holds {stats.depth + stats.blocked} queued, {stats.scheduled} scheduled "
             f"(or waiting for a retry) and {stats.running} running tasks; clear it and let its running "
             "tasks end before deleting it"
+        )
+    entries = [e.key for e in await services.config.list_recurring(queue=name)]
+    if entries:
+        raise QueueNotEmptyError(
+            f"recurring entries submit to queue {name!r}: {', '.join(entries)}; "
+            "delete them or move them to another queue first"
         )
     await services.config.delete_queue(name)
     await services.store.forget_queue_state(name)

@@ -145,13 +145,18 @@ async def list_tasks(
     status: Annotated[list[TaskStatus] | None, Query(description="repeatable; default: every status")] = None,
     queue: QueueQuery = None,
     task_name: TaskNameQuery = None,
+    recurring_key: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="only tasks this recurring entry fired")
+    ] = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
 ) -> Response:
-    """Tasks by status (in lifecycle order, each oldest first), optionally of one queue or task name."""
+    """Tasks by status (in lifecycle order, each oldest first), optionally of one queue, task name
+    or recurring entry."""
     statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
     limit = clamp_limit(limit)
-    page = await services.queries.list_by_status(statuses, TaskFilter(queue, task_name), limit, cursor)
+    filters = TaskFilter(queue, task_name, recurring_key=recurring_key)
+    page = await services.queries.list_by_status(statuses, filters, limit, cursor)
     # Rendered task by task (one record that cannot be shown must not break the page).
     return page_response(
         [item.task for item in page.items], next_cursor=page.next_cursor, total=page.total, limit=limit

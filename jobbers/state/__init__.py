@@ -14,14 +14,15 @@ listings and figures), ``walks`` (listings followed page by page to their end), 
 Where keys live
 ---------------
 A queue is the unit of sharding. Every key of a queue lives in that queue's *key space*
-(``Keys.queue(name).space``): its ready set, schedule, running set and rate window, the records of
-its tasks and their indexes (status, in-flight, dead letters), its idempotency records,
-throughput counts, lease counter, and the task-type stall config its workers publish. Today every
-queue's space is the one prefix (``REDIS_KEY_PREFIX``, by default the Cluster hash tag
-``{jobbers}:``), so everything shares one slot and single-Redis users pay nothing. Sharding by
-queue changes ``Keys.space_prefix`` (to give each queue its own hash tag) and the look-ups that
-reach tasks without knowing their queue (``Keys.task_space`` and the uses of ``Keys.shared``: id
-look-ups, listings, recovery, pruning), never a script.
+(``Keys.queue(name).space``): its ready set, schedule, running set, rate window and pause flag, the
+slots and waiters of its concurrency keys, the records of its tasks and their indexes (status,
+in-flight, dead letters), its idempotency records, throughput counts, lease counter, and the
+task-type stall config its workers publish. Today every queue's space is the one prefix
+(``REDIS_KEY_PREFIX``, by default the Cluster hash tag ``{jobbers}:``), so everything shares one
+slot and single-Redis users pay nothing. Sharding by queue changes ``Keys.space_prefix`` (to give
+each queue its own hash tag) and the look-ups that reach tasks without knowing their queue
+(``Keys.task_space`` and the uses of ``Keys.shared``: id look-ups, listings, recovery, pruning),
+never a script.
 
 Global keys, outside every space, are only what no queue owns: the set of queue names, the
 workers registry and each worker's report. The pub/sub channels (wake, cancel, sched,

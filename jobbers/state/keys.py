@@ -1,11 +1,12 @@
 """Every Redis key name, in one place: the keys of a queue's key space, and the few global ones.
 
-A *key space* is the prefix that every key of one queue starts with: its ready and schedule
-sets, running set and rate window, the records of its tasks and their indexes (status, in-flight,
-dead letters), idempotency records, throughput counts, lease counter and the task-type stall
-config its workers published. Today every queue's space is the one prefix (``{jobbers}:`` by
-default, a Redis Cluster hash tag), so all of Jobbers shares one slot; sharding by queue changes
-only ``Keys.space_prefix`` (to give each queue its own tag) and the few look-ups marked there.
+A *key space* is the prefix that every key of one queue starts with: its ready and schedule sets,
+running set, rate window and pause flag, its concurrency keys' slots and waiters, the records of its
+tasks and their indexes (status, in-flight, dead letters), idempotency records, throughput counts,
+lease counter and the task-type stall config its workers published. Today every queue's space is the
+one prefix (``{jobbers}:`` by default, a Redis Cluster hash tag), so all of Jobbers shares one slot;
+sharding by queue changes only ``Keys.space_prefix`` (to give each queue its own tag) and the few
+look-ups marked there.
 
 The Lua scripts get the same names from ``lua_key_helpers()``, generated from the templates
 below, so no key name is spelled twice.

@@ -325,6 +325,8 @@ async def test_concurrency_keys_through_the_api(api: httpx.AsyncClient) -> None:
     missing = await api.post("/tasks", json={"name": "sync_account", "params": {}})
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "params"]
     assert "account_id" in missing.json()["detail"][0]["msg"]
+    too_long = await api.post("/tasks", json={"name": "sync_account", "params": {"account_id": "x" * 600}})
+    assert too_long.status_code == 422 and "at most 500" in too_long.json()["detail"][0]["msg"]
     first = await submit(api, "sync_account", params={"account_id": 7})
     dropped = await submit(api, "sync_account", params={"account_id": 7})
     assert first["status"] == "submitted" and first["cancel_reason"] is None

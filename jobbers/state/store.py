@@ -15,7 +15,7 @@ from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
 from jobbers.state.codec import pack_for_lua
-from jobbers.state.connection import SignalListener
+from jobbers.state.connection import SignalListener, is_cluster
 from jobbers.state.keys import DEFAULT_PREFIX, Keys, QueueKeys, Space
 from jobbers.state.records import (
     CancelOutcome,
@@ -89,6 +89,9 @@ class TaskStore:
         self.redis = redis
         self.keys = Keys(prefix)
         self._scripts = Scripts(redis, prefix)
+        #: On a cluster a script touches one slot; on one node the submit call also writes the
+        #: locator (one call, atomic with the task), so single-Redis users pay no extra command.
+        self.cluster = is_cluster(redis)
         #: Queues this process has recorded in the global queue set (it is never pruned).
         self._registered_queues: set[str] = set()
         #: id -> queue of the tasks this process claimed and has not finished (a worker's renewals
@@ -199,9 +202,13 @@ class TaskStore:
                 request.fingerprint if request else "",
                 "1" if keyed else "0",
             ]
-            calls.append(Call("submit", q.space, [q.ready], args))
+            calls.append(
+                Call("submit", q.space, [q.ready] if self.cluster else [q.ready, self.keys.locator], args)
+            )
         unregistered = [q for q in by_queue if q not in self._registered_queues]
-        locator = {part[i].id: queue for queue, positions in by_queue.items() for i in positions}
+        locator: dict[str, str] = {}
+        if self.cluster:
+            locator = {part[i].id: queue for queue, positions in by_queue.items() for i in positions}
 
         def before(pipe: Any) -> int:
             # The global queue set and the locator are not in the queue's space: written beside the
@@ -212,9 +219,9 @@ class TaskStore:
                 pipe.hset(self.keys.locator, mapping=locator)
             return int(bool(unregistered)) + int(bool(locator))
 
-        replies = await self._scripts.run_all(calls, before) if calls else []
-        self._registered_queues.update(unregistered)
         plain = int(bool(unregistered)) + int(bool(locator))
+        replies = await self._scripts.run_all(calls, before if plain else None) if calls else []
+        self._registered_queues.update(unregistered)
         for positions, reply in zip(by_queue.values(), replies[plain:], strict=True):
             for i, row in zip(positions, reply, strict=True):
                 answered[i] = row

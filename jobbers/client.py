@@ -14,11 +14,11 @@ from jobbers.errors import TaskConflictError, TaskNotFoundError
 from jobbers.json_values import check_params
 from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
-from jobbers.models.task import Task
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
-from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome, TaskStore
+from jobbers.state.store import CancelOutcome, NewTask, QueueStats, SubmitOutcome, TaskStore
 from jobbers.task_builder import build_new_task
 
 
@@ -62,12 +62,16 @@ class JobbersClient:
         task_id: str | None = None,
         idempotency_key: str | None = None,
         trace: str | None = None,
+        priority: int | None = None,
     ) -> NewTask:
         """A validated ``NewTask`` (not yet submitted). Its ``trace`` defaults to the current span, so
         the worker's ``task.execute`` span becomes that span's child. Raises ``InvalidParamsError``
         for params that do not fit the task, or that cannot be stored and shown again (see
-        ``jobbers.json_values``)."""
+        ``jobbers.json_values``); ``ValueError`` for a ``priority`` outside -100..100 (by default
+        the registered task's, else 0; higher is claimed first within the queue)."""
         params = dict(params or {})
+        if priority is not None and (not is_priority(priority)):
+            raise ValueError(f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}")
         check_params(params)
         config = find_task_config(name, version)
         if config is not None:
@@ -82,6 +86,7 @@ class JobbersClient:
             run_at=run_at,
             idempotency_key=idempotency_key,
             trace=telemetry.current_traceparent() if trace is None else trace,
+            priority=priority,
         )
 
     async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:
@@ -126,3 +131,30 @@ class JobbersClient:
         if outcome.outcome is CancelKind.CONFLICT:
             raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
         return outcome
+
+    # -- queue control ------------------------------------------------------------------------
+
+    async def pause_queue(self, queue: str) -> None:
+        """Pause ``queue``: it still takes submits and promotions, but no worker starts its tasks
+        until ``resume_queue`` (running ones finish). Raises ``QueueNotFoundError`` for a queue
+        that does not exist (checked when this client has a config store)."""
+        await self._check_queue(queue)
+        await self.store.pause_queue(queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Resume ``queue``; idle workers pick its tasks up at once."""
+        await self._check_queue(queue)
+        await self.store.resume_queue(queue)
+
+    async def clear_queue(self, queue: str) -> int:
+        """End every task waiting in ``queue`` (ready and scheduled) ``cancelled``, with a
+        ``cancel_reason`` saying the queue was cleared; returns how many."""
+        await self._check_queue(queue)
+        return await self.store.clear_queue(queue, f"queue {queue} was cleared")
+
+    async def queue_stats(self, queue: str) -> QueueStats:
+        """Whether ``queue`` is paused, its ready, scheduled and running tasks, the age of its
+        oldest ready task and its tasks completed and failed over the last minute."""
+        await self._check_queue(queue)
+        (stats,) = await self.store.queue_stats([queue])
+        return stats

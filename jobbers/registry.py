@@ -7,6 +7,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import string
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
@@ -14,7 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from jobbers.errors import InvalidParamsError, TaskModuleError, TaskRegistrationError, UnknownTaskError
-from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, is_priority
+from jobbers.models.task_config import (
+    BackoffStrategy,
+    DeadLetterPolicy,
+    OnConflict,
+    ShutdownPolicy,
+    TaskConfig,
+)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -37,6 +45,11 @@ def register_task(
     expected_exceptions: tuple[type[BaseException], ...] | list[type[BaseException]] = (),
     on_shutdown: ShutdownPolicy | str = ShutdownPolicy.STOP,
     max_stalls: int = 1,
+    priority: int = 0,
+    concurrency_key: str | None = None,
+    concurrency_limit: int = 1,
+    concurrency_duration: float = 300.0,
+    on_conflict: OnConflict | str = OnConflict.BLOCK,
 ) -> Callable[[F], F]:
     """Register an ``async def`` as task ``name`` at ``version``; returns the function unchanged.
 
@@ -49,6 +62,12 @@ def register_task(
         raise TaskRegistrationError(f"task {name!r}: retry and stall options must not be negative")
     if timeout is not None and timeout <= 0:
         raise TaskRegistrationError(f"task {name!r}: timeout must be positive")
+    if not is_priority(priority):
+        raise TaskRegistrationError(
+            f"task {name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"
+        )
+    if concurrency_key is not None:
+        _check_concurrency(name, concurrency_key, concurrency_limit, concurrency_duration, on_conflict)
 
     def decorate(fn: F) -> F:
         if not inspect.iscoroutinefunction(cast(Any, fn)):
@@ -67,6 +86,11 @@ def register_task(
             expected_exceptions=tuple(expected_exceptions),
             on_shutdown=ShutdownPolicy(on_shutdown),
             max_stalls=max_stalls,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            concurrency_duration=float(concurrency_duration),
+            on_conflict=OnConflict(on_conflict),
         )
         existing = _registry.get((name, version))
         if existing is not None and not _same_function(existing.function, fn):
@@ -78,6 +102,53 @@ def register_task(
         return fn
 
     return decorate
+
+
+def _check_concurrency(name: str, key: str, limit: int, duration: float, on_conflict: object) -> None:
+    try:
+        concurrency_key_fields(key)
+    except ValueError as exc:
+        raise TaskRegistrationError(f"task {name!r}: concurrency_key {key!r}: {exc}") from None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise TaskRegistrationError(f"task {name!r}: concurrency_limit must be an integer of at least 1")
+    if isinstance(duration, bool) or not isinstance(duration, int | float) or not duration > 0:
+        raise TaskRegistrationError(
+            f"task {name!r}: concurrency_duration must be a positive number of seconds"
+        )
+    if on_conflict not in {c.value for c in OnConflict}:
+        raise TaskRegistrationError(f"task {name!r}: on_conflict must be 'block' or 'discard'")
+
+
+def concurrency_key_fields(template: str) -> list[str]:
+    """The param names a concurrency key template uses (``"account:{account_id}"`` -> ``["account_id"]``);
+    ``ValueError`` for a template that is not ``{name}`` fields and text."""
+    if not template:
+        raise ValueError("must not be empty")
+    names = []
+    for _text, field_name, spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        if not field_name.isidentifier() or spec or conversion:
+            raise ValueError(f"{{{field_name}}} must name a param, as {{name}}")
+        names.append(field_name)
+    return names
+
+
+def format_concurrency_key(config: TaskConfig, params: Mapping[str, Any]) -> str | None:
+    """The concurrency key of a task of ``config`` with ``params`` (None when it has none);
+    ``InvalidParamsError`` names a param the key needs that ``params`` lacks."""
+    if config.concurrency_key is None:
+        return None
+    names = concurrency_key_fields(config.concurrency_key)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise InvalidParamsError(
+            f"task {config.name!r} needs param(s) {', '.join(missing)} for its concurrency key "
+            f"{config.concurrency_key!r}"
+        )
+    return config.concurrency_key.format_map(
+        {n: params[n] for n in concurrency_key_fields(config.concurrency_key)}
+    )
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

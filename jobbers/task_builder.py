@@ -16,6 +16,7 @@ from typing import Any
 
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task_config import DeadLetterPolicy, TaskConfig
+from jobbers.registry import format_concurrency_key
 from jobbers.state.records import NewTask, RequestKey, new_task_id
 
 
@@ -23,12 +24,16 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def request_fingerprint(name: str, version: int, queue: str, params: Any, schedule: str) -> str:
-    """A hash of what a submit request asks for: name, version, queue, params (key order aside) and
-    ``schedule`` (the request's own words, e.g. ``delay=60``, so a retried request matches)."""
-    body = json.dumps(
-        [name, version, queue, params, schedule], sort_keys=True, separators=(",", ":"), default=str
-    )
+def request_fingerprint(
+    name: str, version: int, queue: str, params: Any, schedule: str, priority: int | None = None
+) -> str:
+    """A hash of what a submit request asks for: name, version, queue, params (key order aside),
+    ``schedule`` (the request's own words, e.g. ``delay=60``, so a retried request matches) and the
+    priority when the request gives one."""
+    asked: list[Any] = [name, version, queue, params, schedule]
+    if priority is not None:
+        asked.append({"priority": priority})
+    body = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return _digest(body)
 
 
@@ -53,15 +58,17 @@ def build_new_task(
     schedule: str | None = None,
     idempotency_key: str | None = None,
     trace: str = "",
+    priority: int | None = None,
 ) -> NewTask:
     """The ``NewTask`` for a request (``config``: the registered task, when this process knows it).
 
     ``schedule`` is what the request said about its run time (``schedule_of``); by default, ``run_at``.
+    ``priority`` defaults to the registered task's (``@register_task(priority=...)``), else 0.
     """
     fingerprint = ""
     if idempotency_key:
         asked = schedule_of(run_at) if schedule is None else schedule
-        fingerprint = request_fingerprint(name, version, queue, params, asked)
+        fingerprint = request_fingerprint(name, version, queue, params, asked, priority)
     return NewTask(
         name=name,
         version=version,
@@ -75,7 +82,24 @@ def build_new_task(
         max_heartbeat_interval=config.max_heartbeat_interval if config else None,
         dead_letter=(config.dead_letter_policy is DeadLetterPolicy.SAVE) if config else None,
         trace=trace,
+        priority=priority if priority is not None else (config.priority if config else 0),
+        **_concurrency(config, params),
     )
+
+
+def _concurrency(config: TaskConfig | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The concurrency fields of a task (none when its task has no concurrency key); raises
+    ``InvalidParamsError`` for a missing param the key is formatted from."""
+    key = format_concurrency_key(config, params) if config else None
+    if key is None:
+        return {}
+    assert config is not None
+    return {
+        "concurrency_key": key,
+        "concurrency_limit": config.concurrency_limit,
+        "concurrency_duration": dt.timedelta(seconds=config.concurrency_duration),
+        "on_conflict": config.on_conflict.value,
+    }
 
 
 def bulk_request_key(tasks: Sequence[NewTask], idempotency_key: str | None) -> RequestKey | None:

@@ -116,3 +116,13 @@ async def span(seconds: float = 0.01) -> int:
         with open(RUN_LOG, "a") as f:
             f.write(f"{task.id} span {os.getpid()} {started:.6f} {time.time():.6f}\n")
     return os.getpid()
+
+
+@register_task(name="keyed_nap", concurrency_key="account:{account_id}", concurrency_limit=1,
+               concurrency_duration=60)
+async def keyed_nap(account_id: int, seconds: float = 0.3) -> float:
+    """At most one per account runs at once; returns when it started (epoch seconds)."""
+    started = time.time()
+    _record("keyed")
+    await asyncio.sleep(seconds)
+    return started

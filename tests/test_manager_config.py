@@ -69,9 +69,9 @@ async def test_fresh_install_has_the_default_queue(api: httpx.AsyncClient) -> No
     response = await api.get("/queues")
 
     assert response.status_code == 200
-    assert response.json() == [
-        {"name": "default", "max_concurrent": None, "rate_numerator": None, "rate_denominator": 1, "rate_period": "second"}
-    ]
+    config = {"name": "default", "max_concurrent": None, "rate_numerator": None, "rate_denominator": 1, "rate_period": "second"}
+    empty = {"paused": False, "ready": 0, "blocked": 0, "scheduled": 0, "running": 0, "latency_ms": 0}
+    assert response.json() == [{**config, **empty, "completed_last_minute": 0, "failed_last_minute": 0}]
 
 
 async def test_create_queue_returns_201_and_lists_it(api: httpx.AsyncClient) -> None:

@@ -205,11 +205,11 @@ async def test_every_request_body_refuses_an_unknown_field_by_name(
     assert error["type"] == "extra_forbidden" and error["loc"] == ["body", *where, "maxConcurrent"]
 
 
-async def test_submit_with_a_priority_is_refused_until_priorities_exist(api: httpx.AsyncClient) -> None:
-    response = await api.post("/tasks", json={"name": "add", "params": {"a": 1}, "priority": 10})
+async def test_submit_with_a_misspelt_priority_is_refused_not_dropped(api: httpx.AsyncClient) -> None:
+    response = await api.post("/tasks", json={"name": "add", "params": {"a": 1}, "priorty": 10})
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "priority"]
+    assert response.json()["detail"][0]["loc"] == ["body", "priorty"]
     assert (await api.get("/tasks")).json()["total"] == 0
 
 

@@ -30,7 +30,7 @@ async def test_submit_task_returns_201_with_the_readme_fields(api: httpx.AsyncCl
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "status", "queue", "submitted_at"}
+    assert set(body) == {"id", "name", "status", "queue", "submitted_at", "cancel_reason"}
     assert body["name"] == "add" and body["queue"] == "default" and body["status"] == "submitted"
     assert body["submitted_at"].endswith("Z")
     ULID.from_str(body["id"])

@@ -38,9 +38,21 @@ SAMPLES: dict[str, Any] = {
     "max_stalls": 5,
     "max_heartbeat_interval": dt.timedelta(seconds=3),
     "dead_letter": True,
+    "priority": 7,
+    "concurrency_key": "account:42",
+    "concurrency_limit": 3,
+    "concurrency_duration": dt.timedelta(seconds=4),
+    "on_conflict": "block",
 }
 #: What each of those looks like stored in the task record (bytes).
-STORED: dict[str, bytes] = {"max_stalls": b"5", "max_heartbeat_interval": b"3000", "dead_letter": b"save"}
+STORED: dict[str, bytes] = {
+    "max_stalls": b"5",
+    "max_heartbeat_interval": b"3000",
+    "dead_letter": b"save",
+    "concurrency_limit": b"3",
+    "concurrency_duration": b"4000",
+    "on_conflict": b"block",
+}
 
 
 def test_every_submitted_field_has_a_sample() -> None:

@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from jobbers.models.task import Task, TaskStatus
+from jobbers.registry import register_task
 from tests.e2e import E2E
+from tests.e2e_tasks import keyed_nap
 
 playwright_api = pytest.importorskip("playwright.async_api")
 async_playwright = playwright_api.async_playwright
@@ -408,3 +410,46 @@ async def test_the_dlq_offers_acting_on_all_entries_only_for_a_filter(ui: UI) ->
     await expect(ui.button("Delete all matching the filter")).to_be_visible()
     await ui.button("Resubmit all matching the filter").click()
     await expect(ui.page.locator(".notice.ok")).to_contain_text("1 resubmitted")
+
+
+async def test_pause_resume_and_clear_a_queue_and_see_priority_on_task_pages(ui: UI) -> None:
+    page, c = ui.page, ui.e2e.client
+    await ui.open("queues")
+    await ui.button("Pause queue default").click()
+    await expect(ui.row("default").locator("[data-paused]")).to_have_text("paused")
+    urgent = await c.submit("noop", priority=42)
+    later = await c.submit("noop", run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    row = ui.row("default")
+    await expect(row.locator("td").nth(3)).to_have_text("1")  # ready
+    await expect(row.locator("td").nth(5)).to_have_text("1")  # scheduled
+    await ui.shot("queues-paused")
+    assert (await c.get(urgent.id)).status is TaskStatus.SUBMITTED  # the worker starts nothing
+
+    await ui.button("Resume queue default").click()
+    await expect(row.locator("[data-paused]")).to_have_count(0)
+    await ui.e2e.wait_terminal([urgent.id])
+    await expect(row.locator("td").nth(3)).to_have_text("0")
+    await expect(row.locator("td").nth(8)).to_contain_text("1 /")  # completed in the last minute
+    await ui.button("Clear queue default").click()
+    await expect(page.locator(".notice.ok")).to_contain_text("1 waiting tasks cancelled")
+    (cleared,) = await ui.e2e.wait_terminal([later.id])
+    assert cleared.status is TaskStatus.CANCELLED
+
+    await ui.open(f"task/{urgent.id}")
+    await expect(page.locator('dd[data-field="priority"]')).to_have_text("42")
+    await ui.open(f"task/{later.id}")
+    await expect(page.locator('dd[data-field="cancel_reason"]')).to_have_text("queue default was cleared")
+    await ui.open("tasks?queue=default")
+    await expect(ui.row(urgent.id)).to_contain_text("42")
+
+    # A task waiting for its concurrency key's slot says so, and the queue counts it as blocked.
+    register_task("keyed_nap", concurrency_key="account:{account_id}")(keyed_nap)
+    holder = await c.submit("keyed_nap", {"account_id": 3, "seconds": 3})
+    waiter = await c.submit("keyed_nap", {"account_id": 3, "seconds": 0.1})
+    await ui.open(f"task/{waiter.id}")
+    await expect(page.locator('dd[data-field="concurrency_key"]')).to_have_text("account:3")
+    await expect(page.locator('dd[data-field="waiting_for"]')).to_contain_text("account:3")
+    await ui.open("queues")
+    await expect(ui.row("default").locator("td").nth(4)).to_have_text("1")  # blocked
+    await ui.shot("task-blocked")
+    await ui.e2e.wait_terminal([holder.id, waiter.id])

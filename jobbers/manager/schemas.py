@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from jobbers.json_values import MAX_PARAMS_DEPTH, find_problem
 from jobbers.models.queue_config import NAME_PATTERN, QueueConfig, RatePeriod
-from jobbers.models.task import ErrorRecord, Task, TaskStatus
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, ErrorRecord, Task, TaskStatus
 
 #: A ULID in Crockford base32 (either case); the API stores and answers it upper-cased.
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -100,6 +100,13 @@ class SubmitTask(RequestBody):
     )
     run_at: dt.datetime | None = Field(default=None, description="when to run (ISO 8601; naive means UTC)")
     delay: BodyFloat | None = Field(default=None, ge=0, le=MAX_SCHEDULE_AHEAD.total_seconds())
+    priority: BodyInt | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="higher is claimed first within the queue, equal priorities first-in first-out; "
+        "by default the task's registered priority (0 unless @register_task(priority=...) says)",
+    )
 
     @model_validator(mode="after")
     def _one_schedule(self) -> SubmitTask:
@@ -133,6 +140,11 @@ class TaskSubmitted(BaseModel):
     status: TaskStatus
     queue: str
     submitted_at: dt.datetime
+    cancel_reason: str | None = Field(
+        default=None,
+        description="set when the new task was cancelled at once: its concurrency key was at its limit "
+        "(on_conflict='discard')",
+    )
 
 
 class TasksSubmitted(BaseModel):
@@ -332,6 +344,31 @@ class QueueChanges(RequestBody):
             for field in sorted(self.model_fields_set - {"name"})
             for value in (getattr(self, field),)
         }
+
+
+class QueueState(BaseModel):
+    """What a queue holds now, by Redis time (``GET /queues/{name}/stats``)."""
+
+    name: str
+    paused: bool = Field(description="no worker starts anything from it; submits and promotions go on")
+    ready: int = Field(description="tasks waiting to be claimed")
+    blocked: int = Field(description="tasks waiting for a free slot of their concurrency key")
+    scheduled: int = Field(description="tasks waiting for their run time or a retry delay")
+    running: int = Field(description="tasks started and not yet ended")
+    latency_ms: int = Field(description="age of the oldest ready task (0 when none is ready)")
+    completed_last_minute: int = Field(description="tasks of the queue completed in the last 60 s")
+    failed_last_minute: int = Field(description="tasks of the queue failed in the last 60 s")
+
+
+class QueueInfo(QueueConfig, QueueState):
+    """A queue's configuration and what it holds now (an item of ``GET /queues``)."""
+
+
+class QueueCleared(BaseModel):
+    """What ``POST /queues/{name}/clear`` did."""
+
+    queue: str
+    cleared: int = Field(description="waiting tasks (ready, scheduled, blocked) that ended cancelled")
 
 
 class NewRole(RequestBody):

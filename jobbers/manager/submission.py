@@ -40,15 +40,13 @@ async def build_tasks(
         except UnknownTaskError as exc:
             errors.append(((*at, "name"), exc))
             continue
-        try:
-            validate_params(config, request.params)
-        except InvalidParamsError as exc:
-            errors.append(((*at, "params"), exc))
         if not await queues.exists(request.queue):
             errors.append(((*at, "queue"), queue_not_found(request.queue)))
         key = f"{idempotency_key}:{index}" if idempotency_key and bulk else idempotency_key
-        tasks.append(
-            build_new_task(
+        try:
+            validate_params(config, request.params)
+            # Building formats the task's concurrency key from its params, which may lack one.
+            built = build_new_task(
                 config,
                 request.name,
                 request.params,
@@ -59,8 +57,12 @@ async def build_tasks(
                 schedule=schedule_of(request.run_at, request.delay),
                 idempotency_key=key,
                 trace=trace,
+                priority=request.priority,
             )
-        )
+        except InvalidParamsError as exc:
+            errors.append(((*at, "params"), exc))
+            continue
+        tasks.append(built)
     if errors:
         raise RequestErrors(errors)
     return tasks

@@ -10,6 +10,14 @@ from pydantic import BaseModel, Field
 
 from jobbers.models.queue_config import DEFAULT_QUEUE
 
+#: A task's priority range: higher is claimed first within its queue (0 by default).
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+def is_priority(value: object) -> bool:
+    """Whether ``value`` is a valid priority (an ``int``, not a ``bool``, in the range)."""
+    return isinstance(value, int) and not isinstance(value, bool) and MIN_PRIORITY <= value <= MAX_PRIORITY
+
 
 class TaskStatus(StrEnum):
     """Every status a task can be in; lower-case in JSON and in Redis."""
@@ -92,6 +100,10 @@ class Task(BaseModel):
     version: int = 1
     queue: str = DEFAULT_QUEUE
     params: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 0
+    concurrency_key: str | None = None
+    #: The concurrency key whose free slot this waiting task needs (None when not blocked).
+    waiting_for: str | None = None
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None
     run_at: dt.datetime | None = None
@@ -105,4 +117,5 @@ class Task(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     worker_id: str | None = None
     cancel_requested: bool = False
+    cancel_reason: str | None = None
     dead_lettered: bool = False

@@ -34,6 +34,13 @@ class ShutdownPolicy(StrEnum):
     CONTINUE = "continue"
 
 
+class OnConflict(StrEnum):
+    """What a task whose concurrency key has no free slot does."""
+
+    BLOCK = "block"  # wait (never dropped) and start as soon as a slot frees
+    DISCARD = "discard"  # a submit that finds the key at its limit ends the task cancelled
+
+
 TaskFunction = Callable[..., Awaitable[Any]]
 
 
@@ -54,6 +61,15 @@ class TaskConfig:
     expected_exceptions: tuple[type[BaseException], ...] = field(default_factory=tuple)
     on_shutdown: ShutdownPolicy = ShutdownPolicy.STOP
     max_stalls: int = 1
+    #: The priority of its tasks when the submitter gives none (-100..100, higher first).
+    priority: int = 0
+    #: A template formatted from each task's params (``"account:{account_id}"``): at most
+    #: ``concurrency_limit`` tasks of a queue with the same key hold a slot at once; a slot
+    #: lapses ``concurrency_duration`` seconds after its task was made ready.
+    concurrency_key: str | None = None
+    concurrency_limit: int = 1
+    concurrency_duration: float = 300.0
+    on_conflict: OnConflict = OnConflict.BLOCK
 
     def retry_delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before retry number ``attempt`` (1 for the first retry)."""

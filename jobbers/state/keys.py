@@ -28,6 +28,10 @@ SPACE_KEYS: dict[str, str] = {
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)
     "running": "running:{}",  # set: ids of a queue currently started (max_concurrent)
     "rate": "rate:{}",  # zset: starts of a queue within the rate window, score = start time (ms)
+    "paused": "paused:{}",  # string "1" while a queue is paused (no claim starts anything from it)
+    "conc": "conc:{}",  # zset per "<queue>:<concurrency key>": holders of its slots, score = lapse (ms)
+    "blocked": "blocked:{}",  # zset per "<queue>:<concurrency key>": waiting ids, score = ready score
+    "conc_due": "conc_due:{}",  # zset per queue: concurrency keys with waiters, score = earliest lapse (ms)
     "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
     "idem": "idem:{}",  # string: idempotency key -> "<task id> <request fingerprint>"
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
@@ -63,7 +67,9 @@ def _head(name: str) -> str:
 _TASK, _STATUS, _IDEM, _TASKTYPE, _THROUGHPUT = map(
     _head, ("task", "status", "idem", "tasktype", "throughput")
 )
-_READY, _SCHED, _RUNNING, _RATE = map(_head, ("ready", "sched", "running", "rate"))
+_READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
+    _head, ("ready", "sched", "running", "rate", "paused", "conc_due")
+)
 
 
 class Space:
@@ -107,7 +113,7 @@ class Space:
 class QueueKeys:
     """The keys of one queue, and the space they (and its tasks' records) live in."""
 
-    __slots__ = ("name", "rate", "ready", "running", "sched", "space")
+    __slots__ = ("conc_due", "name", "paused", "rate", "ready", "running", "sched", "space")
 
     def __init__(self, name: str, space: Space) -> None:
         self.name = name
@@ -116,6 +122,8 @@ class QueueKeys:
         self.sched = space.prefix + _SCHED + name
         self.running = space.prefix + _RUNNING + name
         self.rate = space.prefix + _RATE + name
+        self.paused = space.prefix + _PAUSED + name
+        self.conc_due = space.prefix + _CONC_DUE + name
 
 
 def tag_base(prefix: str) -> str:

@@ -166,12 +166,6 @@ class TaskQueries:
         """How many tasks are in ``status``, over every queue."""
         return await self._count([space.status(status.value) for space in await self._spaces()])
 
-    async def waiting_counts(self, queue: str) -> tuple[int, int]:
-        """(ready, scheduled) tasks of ``queue``."""
-        q = self.keys.queue(queue)
-        ready, scheduled = await self._counts([q.ready, q.sched])
-        return ready, scheduled
-
     # -- walking the indexes ----------------------------------------------------------------
 
     async def _walk(

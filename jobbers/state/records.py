@@ -86,6 +86,15 @@ class NewTask:
     max_heartbeat_interval: dt.timedelta | None = None
     dead_letter: bool | None = None
     trace: str = ""
+    #: -100..100; higher is claimed first within its queue, equal priorities first-in first-out.
+    priority: int = 0
+    #: The concurrency key (already formatted from the params; None = none): at most
+    #: ``concurrency_limit`` tasks of the queue with the key hold a slot at once, each for at most
+    #: ``concurrency_duration``; ``on_conflict`` says what a submit finding no free slot does.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    concurrency_duration: dt.timedelta | None = None
+    on_conflict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,8 @@ class SubmitOutcome:
     status: TaskStatus
     submitted_at: dt.datetime
     created: bool
+    #: Why the new task was cancelled at once (its concurrency key was at its limit), else None.
+    cancel_reason: str | None = None
 
 
 class ClaimedTask(NamedTuple):
@@ -213,11 +224,21 @@ class TaskRef:
 
 @dataclass(frozen=True)
 class QueueStats:
-    """A ready queue's depth and the age of its oldest entry (0 when empty), by Redis time."""
+    """A queue's state by Redis time: its ready depth and the age of its oldest ready task (0 when
+    none: whatever their priorities), its scheduled and running tasks, whether it is paused."""
 
     queue: str
     depth: int
     oldest_age_ms: int
+    scheduled: int = 0
+    running: int = 0
+    paused: bool = False
+    #: Tasks of the queue that ended so over the last 60 s (from per-minute counts: the current
+    #: minute so far, and the part of the previous minute that falls inside the 60 s, pro rata).
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
+    #: Tasks waiting for a free slot of their concurrency key (not counted in ``depth``).
+    blocked: int = 0
 
 
 @dataclass(frozen=True)

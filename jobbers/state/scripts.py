@@ -54,6 +54,8 @@ SCRIPT_NAMES = (
     "dlq_resubmit",
     "dlq_remove",
     "worker_seen",
+    "queue_stats",
+    "clear",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

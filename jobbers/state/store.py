@@ -232,7 +232,7 @@ class TaskStore:
             await self.redis.hdel(self.keys.locator, *unused)  # type: ignore[misc,unused-ignore]
         outcomes = []
         conflicts = []
-        for task, (kind, task_id, status, submitted_at) in zip(part, rows, strict=True):
+        for task, (kind, task_id, status, submitted_at, reason) in zip(part, rows, strict=True):
             if _s(kind) == SubmitKind.CONFLICT:
                 if task_id:
                     conflicts.append(f"{task.idempotency_key!r} (task {_s(task_id)})")
@@ -243,6 +243,7 @@ class TaskStore:
                     status=TaskStatus(_s(status)),
                     submitted_at=dt.datetime.fromtimestamp(int(submitted_at) / 1000, tz=dt.UTC),
                     created=_s(kind) == SubmitKind.NEW,
+                    cancel_reason=_s(reason) or None,
                 )
             )
         if len(outcomes) < len(part):
@@ -278,7 +279,7 @@ class TaskStore:
         for (i, _), (status, submitted_at) in zip(elsewhere.items(), await pipe.execute(), strict=True):
             if status is None:  # the locator outlived its task (pruned meanwhile): the id is free again
                 continue
-            rows[i] = [SubmitKind.EXISTING.value, part[i].id, _s(status), _s(submitted_at or b"0")]
+            rows[i] = [SubmitKind.EXISTING.value, part[i].id, _s(status), _s(submitted_at or b"0"), ""]
         return rows
 
     # -- worker side ------------------------------------------------------------------------
@@ -495,29 +496,73 @@ class TaskStore:
         """Promote up to ``batch`` due scheduled tasks of ``queue``."""
         q = self.keys.queue(queue)
         promoted, next_due, now_ms, max_lag = await self._scripts.run(
-            "promote", q.space, [q.sched, q.ready], [queue, batch]
+            "promote", q.space, [q.sched, q.ready, q.conc_due], [queue, batch]
         )
         return Promotion(
             int(promoted), (int(next_due) if int(next_due) >= 0 else None), int(now_ms), int(max_lag)
         )
 
     async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        """Depth and oldest-entry age of each ready queue, in 1 round trip (read-only)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.time()
+        """Depth, oldest-ready-task age, scheduled and running counts and pause state of each queue;
+        one script call per key space, pipelined in 1 round trip (read-only)."""
+        if not queues:
+            return []
+        by_space: dict[Space, list[str]] = {}
         for queue in queues:
-            ready = self.keys.queue(queue).ready
-            pipe.zcard(ready)
-            pipe.zrange(ready, 0, 0, withscores=True)
-        replies = await pipe.execute()
-        seconds, micros = replies[0]
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        stats = []
-        for i, queue in enumerate(queues):
-            depth, oldest = replies[1 + 2 * i], replies[2 + 2 * i]
-            age = max(now_ms - int(oldest[0][1]), 0) if oldest else 0
-            stats.append(QueueStats(queue=queue, depth=int(depth), oldest_age_ms=age))
-        return stats
+            by_space.setdefault(self.keys.queue(queue).space, []).append(queue)
+        calls = [
+            Call("queue_stats", space, [self.keys.queue(q).ready for q in names], names)
+            for space, names in by_space.items()
+        ]
+        found: dict[str, QueueStats] = {}
+        for names, (raw_now, rows) in zip(by_space.values(), await self._scripts.run_all(calls), strict=True):
+            now_ms = int(raw_now)
+            # The share of the previous minute that lies inside the last 60 s.
+            earlier = 1 - (now_ms % 60_000) / 60_000
+            for queue, row in zip(names, rows, strict=True):
+                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1, blocked = map(
+                    int, row
+                )
+                found[queue] = QueueStats(
+                    queue=queue,
+                    depth=ready,
+                    oldest_age_ms=max(now_ms - oldest, 0) if oldest >= 0 else 0,
+                    scheduled=scheduled,
+                    running=running,
+                    paused=bool(paused),
+                    blocked=blocked,
+                    completed_last_minute=done + round(done_1 * earlier),
+                    failed_last_minute=failed + round(failed_1 * earlier),
+                )
+        return [found[q] for q in queues]
+
+    async def pause_queue(self, queue: str) -> None:
+        """Pause ``queue``: it still takes submits and promotions, but no claim starts its tasks
+        (running ones finish). Kept in Redis, in the queue's key space, until ``resume_queue``."""
+        await self.redis.set(self.keys.queue(queue).paused, "1")
+
+    async def resume_queue(self, queue: str) -> None:
+        """Resume ``queue``; idle workers are woken at once (no wait for a config refresh)."""
+        await self.redis.delete(self.keys.queue(queue).paused)
+        await self.redis.publish(self.keys.wake_channel, queue)
+
+    async def clear_queue(self, queue: str, reason: str, batch: int = 500) -> int:
+        """End every task waiting in ``queue`` (ready, scheduled or blocked on a concurrency key)
+        ``cancelled`` with ``reason``
+        as its ``cancel_reason``; returns how many. Atomic per batch of ``batch`` tasks."""
+        q = self.keys.queue(queue)
+        cleared = 0
+        while True:
+            keys = [q.ready, q.sched, q.conc_due]
+            done, seen = await self._scripts.run("clear", q.space, keys, [queue, batch, reason])
+            cleared += int(done)
+            if int(seen) < batch:
+                return cleared
+
+    async def forget_queue_state(self, queue: str) -> None:
+        """Drop what Redis keeps about a deleted queue's control (its pause flag), so a queue
+        created again under the name starts afresh."""
+        await self.redis.delete(self.keys.queue(queue).paused)
 
     async def task_refs(self, task_ids: Sequence[str]) -> dict[str, TaskRef]:
         """Queue, name, version and DLQ flag of each task that exists, in 2 round trips."""

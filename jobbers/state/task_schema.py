@@ -43,6 +43,18 @@ from jobbers.state.codec import (
 from jobbers.state.records import ClaimedTask, NewTask, Outcome
 
 Decode = Callable[[Any], Any]
+
+#: A ready-queue score is ``enqueued_at_ms - priority * PRIORITY_STEP``: a higher priority sorts
+#: first, equal priorities by enqueue time (then id). 2**42 ms is 139 years, so the time part never
+#: reaches the next step, and every score stays an exact integer (|score| < 2**49 < 2**53).
+PRIORITY_STEP = 2**42
+
+
+def enqueued_ms(score: float | bytes | str) -> int:
+    """The enqueue time (ms) a ready-queue score holds, whatever the task's priority."""
+    return int(float(score)) % PRIORITY_STEP
+
+
 Encode = Callable[[Any], Any]
 
 
@@ -61,6 +73,11 @@ def _millis(value: dt.timedelta | None) -> int | str:
 
 def _dlq_policy(value: bool | None) -> str:
     return "" if value is None else ("save" if value else "none")
+
+
+def _priority(value: int) -> int | str:
+    """Priority 0 (the default) is not stored: most records never carry the field."""
+    return value or ""
 
 
 def _run_at(value: dt.datetime | None) -> int:
@@ -107,6 +124,17 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("params", submit="params", encode=pack, claim="params", claim_decode=unpack_dict,
               show="params", show_decode=unpack_dict),
     TaskField("trace", submit="trace", optional=True, claim="trace"),
+    # Higher first within a queue; part of the ready-queue score (make_ready in lua/_common.lua).
+    TaskField("priority", submit="priority", encode=_priority, optional=True,
+              show="priority", show_decode=integer),
+    # A concurrency key (formatted from the params at submit) and its slots (make_ready).
+    TaskField("concurrency_key", submit="concurrency_key", encode=_optional, optional=True,
+              show="concurrency_key", show_decode=optional_text),
+    TaskField("concurrency_limit", submit="concurrency_limit", encode=_optional, optional=True),
+    TaskField("concurrency_duration", submit="concurrency_duration", encode=_millis, optional=True),
+    TaskField("on_conflict", submit="on_conflict", encode=_optional, optional=True),
+    # The concurrency key a task waits for a slot of (set while it is blocked).
+    TaskField("blocked_on", show="waiting_for", show_decode=optional_text),
     # Stall options known at submit; the config the task's workers publish wins over them.
     TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
     TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),
@@ -128,6 +156,8 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("errors", show="errors", show_decode=decode_errors),
     TaskField("worker_id", show="worker_id", show_decode=optional_text),
     TaskField("cancel_requested", show="cancel_requested", show_decode=flag),
+    # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
+    TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),
     TaskField("dead_lettered", show="dead_lettered", show_decode=flag),
 )
 # fmt: on
@@ -152,7 +182,7 @@ SUBMIT_EXTRAS: tuple[WireField, ...] = (
 #: What the claim script adds to each claim row after the claimed fields.
 CLAIM_ADDS: tuple[WireField, ...] = (
     WireField("token", "token"),
-    WireField("queued_at", "queued_at_ms", decode=lambda raw: int(float(raw))),  # its ready-queue score
+    WireField("queued_at", "queued_at_ms", decode=enqueued_ms),  # from its ready-queue score
 )
 #: The guard fields the claim reads before the claimed ones.
 CLAIM_GUARD: tuple[str, ...] = ("status", "cancel_requested")
@@ -251,7 +281,7 @@ def lua_row_positions() -> dict[str, int]:
 
 def lua_row_helpers() -> str:
     """Lua for the rows: the submit row's stored fields, the claim row."""
-    lines = ["local NO_FIELDS = {}"]
+    lines = ["local NO_FIELDS = {}", f"local PRIORITY_STEP = {PRIORITY_STEP}"]
     # The optional submitted fields that were given (not ""), as field/value pairs.
     lines.append("local function optional_submitted(t)")
     lines.append("  local a = NO_FIELDS")

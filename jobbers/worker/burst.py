@@ -141,7 +141,9 @@ class BurstRun:
                 recovered.stalled,
                 recovered.cancelled,
             )
-        ready = sum(s.depth for s in await self.store.queue_stats([q.name for q in queues]))
+        # A paused queue's tasks are not there to run: a burst run does not wait for them.
+        stats = await self.store.queue_stats([q.name for q in queues])
+        ready = sum(s.depth for s in stats if not s.paused)
         return Sweep(
             promoted=promoted,
             recovered=len(recovered.requeued),

@@ -1,4 +1,5 @@
-"""Queues: named buckets with a concurrency limit and an optional rate limit (stored in SQL)."""
+"""Queues: named buckets with a concurrency limit and an optional rate limit (stored in SQL), and
+their control: pause, resume and clear, and what each holds now (kept in Redis)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,78 @@ from jobbers.errors import ConfigExistsError, ConfigNotFoundError, QueueNotEmpty
 from jobbers.manager.deps import ServicesDep
 from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE, NamePath, config_links
 from jobbers.manager.request_bodies import StrictJSONRoute
-from jobbers.manager.schemas import NewQueue, QueueChanges
-from jobbers.models.queue_config import QueueConfig
+from jobbers.manager.schemas import NewQueue, QueueChanges, QueueCleared, QueueInfo, QueueState
+from jobbers.models.queue_config import DEFAULT_QUEUE, QueueConfig
+from jobbers.state.store import QueueStats
 
 router = APIRouter(tags=["queues"], route_class=StrictJSONRoute)
 
 
+def _state(stats: QueueStats) -> dict[str, Any]:
+    return {
+        "name": stats.queue,
+        "paused": stats.paused,
+        "ready": stats.depth,
+        "blocked": stats.blocked,
+        "scheduled": stats.scheduled,
+        "running": stats.running,
+        "latency_ms": stats.oldest_age_ms,
+        "completed_last_minute": stats.completed_last_minute,
+        "failed_last_minute": stats.failed_last_minute,
+    }
+
+
 @router.get("/queues", responses=UNAVAILABLE)
-async def list_queues(services: ServicesDep) -> list[QueueConfig]:
-    """Every queue, by name."""
-    return await services.config.list_queues()
+async def list_queues(services: ServicesDep) -> list[QueueInfo]:
+    """Every queue, by name, with what it holds now (as ``GET /queues/{name}/stats``)."""
+    configs = await services.config.list_queues()
+    stats = await services.store.queue_stats([q.name for q in configs])
+    return [QueueInfo(**{**q.model_dump(), **_state(s)}) for q, s in zip(configs, stats, strict=True)]
+
+
+async def _existing(name: str, services: ServicesDep) -> None:
+    if await services.config.get_queue(name) is None:
+        raise ConfigNotFoundError(f"no queue {name!r}")
+
+
+async def _queue_state(name: str, services: ServicesDep) -> QueueState:
+    (stats,) = await services.store.queue_stats([name])
+    return QueueState(**_state(stats))
+
+
+@router.get("/queues/{name}/stats", responses={**NOT_FOUND, **UNAVAILABLE})
+async def queue_stats(name: NamePath, services: ServicesDep) -> QueueState:
+    """Whether the queue is paused, its ready, scheduled and running tasks, the age of its oldest
+    ready task, and its tasks completed and failed over the last minute."""
+    await _existing(name, services)
+    return await _queue_state(name, services)
+
+
+@router.post("/queues/{name}/pause", responses={**NOT_FOUND, **UNAVAILABLE})
+async def pause_queue(name: NamePath, services: ServicesDep) -> QueueState:
+    """Pause a queue: it still accepts submits and the scheduler still promotes into it, but no
+    worker starts anything from it; running tasks finish normally. Pausing twice is harmless."""
+    await _existing(name, services)
+    await services.store.pause_queue(name)
+    return await _queue_state(name, services)
+
+
+@router.post("/queues/{name}/resume", responses={**NOT_FOUND, **UNAVAILABLE})
+async def resume_queue(name: NamePath, services: ServicesDep) -> QueueState:
+    """Resume a paused queue; idle workers pick its tasks up at once."""
+    await _existing(name, services)
+    await services.store.resume_queue(name)
+    return await _queue_state(name, services)
+
+
+@router.post("/queues/{name}/clear", responses={**NOT_FOUND, **UNAVAILABLE})
+async def clear_queue(name: NamePath, services: ServicesDep) -> QueueCleared:
+    """End every task waiting in the queue (ready and scheduled) ``cancelled``, each with a
+    ``cancel_reason`` saying the queue was cleared (their records stay until pruned); running
+    tasks finish normally. Answers how many were cleared."""
+    await _existing(name, services)
+    cleared = await services.store.clear_queue(name, f"queue {name} was cleared")
+    return QueueCleared(queue=name, cleared=cleared)
 
 
 @router.post(
@@ -96,15 +159,22 @@ async def patch_queue(name: NamePath, body: QueueChanges, services: ServicesDep)
 
 @router.delete("/queues/{name}", status_code=204, responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
 async def delete_queue(name: NamePath, services: ServicesDep) -> None:
-    """Delete a queue (and its place in every role). Refused (409) while tasks wait in it, since
-    no worker would ever run them."""
-    if await services.config.get_queue(name) is None:
-        raise ConfigNotFoundError(f"no queue {name!r}")
-    ready, scheduled = await services.queries.waiting_counts(name)
-    if ready or scheduled:
+    """Delete a queue (and its place in every role). Refused (409) while tasks wait in it (ready,
+    scheduled, or waiting for a retry) or run in it, since no worker would run them or their
+    retries again: clear it (``POST /queues/{name}/clear``) and let its running tasks end first.
+    The ``default`` queue, where a submit without a queue goes, cannot be deleted (409)."""
+    if name == DEFAULT_QUEUE:
         raise QueueNotEmptyError(
-            f"queue {name!r} still holds {ready} queued and {scheduled} scheduled tasks; "
-            "cancel them or let them run before deleting it"
+            f"the {DEFAULT_QUEUE!r} queue cannot be deleted: a submit that names no queue goes there"
+        )
+    await _existing(name, services)
+    (stats,) = await services.store.queue_stats([name])
+    if stats.depth or stats.blocked or stats.scheduled or stats.running:
+        raise QueueNotEmptyError(
+            f"queue {name!r} still holds {stats.depth + stats.blocked} queued, {stats.scheduled} scheduled "
+            f"(or waiting for a retry) and {stats.running} running tasks; clear it and let its running "
+            "tasks end before deleting it"
         )
     await services.config.delete_queue(name)
+    await services.store.forget_queue_state(name)
     services.queues.forget()

@@ -61,6 +61,7 @@ def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> 
         status=outcome.status,
         queue=source.queue,
         submitted_at=outcome.submitted_at,
+        cancel_reason=outcome.cancel_reason,
     )
 
 

@@ -34,28 +34,57 @@ local function move_status(id, old, new, ts)
   TRANSITIONS_AT = ts
 end
 
--- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
--- recovery, promotion, DLQ resubmit). enqueued_at (ms) orders it among the queue's ready tasks
--- (ties break by id); ...: more record field/value pairs, written in the same HSET.
-local function make_ready(id, tk, queue, old, enqueued_at, now, ...)
-  move_status(id, old, SUBMITTED, now)
-  redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
-  redis.call('ZADD', K_ready(queue), enqueued_at, id)
-  WOKEN[queue] = true
+-- A ready-queue score: enqueued_at (ms) less priority steps, so a higher priority is claimed
+-- first and equal priorities in enqueue order (ties break by id). priority is the stored field
+-- (false / '' when absent = 0).
+local function ready_score(enqueued_at, priority)
+  if priority and priority ~= '' and priority ~= 0 then return enqueued_at - tonumber(priority) * PRIORITY_STEP end
+  return enqueued_at
 end
--- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay.
-local function make_scheduled(id, tk, queue, old, run_at, now, ...)
-  move_status(id, old, SCHEDULED, now)
-  redis.call('HSET', tk, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', ts_s(now), ...)
-  redis.call('ZADD', K_sched(queue), run_at, id)
-  SCHEDULE_CHANGED = true
+-- Concurrency keys. A task with a concurrency_key holds one of the key's concurrency_limit slots
+-- from the moment it is made ready until it ends, is scheduled (a retry delay) or is made ready
+-- again: K_conc('<queue>:<key>') holds the holders, each scored by when its slot lapses (made
+-- ready + concurrency_duration ms). A task that finds no free slot waits in K_blocked (scored as
+-- it would be in the ready set; its record's blocked_on names the key) and is moved to the ready
+-- set by unblock the moment a slot frees: when a holder ends or is recovered, or when a slot
+-- lapses (K_conc_due(queue) scores each key that has waiters by its earliest lapse; the
+-- scheduler's promotion pass runs unblock then, so nothing polls).
+local function unblock(queue, ckey, now)
+  local name = queue .. ':' .. ckey
+  local ck, bk = K_conc(name), K_blocked(name)
+  redis.call('ZREMRANGEBYSCORE', ck, '-inf', now)
+  while true do
+    local first = redis.call('ZRANGE', bk, 0, 0, 'WITHSCORES')
+    if #first == 0 then break end
+    local id = first[1]
+    local tk = K_task(id)
+    local c = redis.call('HMGET', tk, 'status', 'concurrency_limit', 'concurrency_duration')
+    if c[1] ~= SUBMITTED then
+      redis.call('ZREM', bk, id)  -- a stale entry: the task moved on
+    else
+      if redis.call('ZCARD', ck) >= tonumber(c[2] or '1') then break end
+      redis.call('ZREM', bk, id)
+      redis.call('ZADD', ck, now + tonumber(c[3] or '0'), id)
+      redis.call('HDEL', tk, 'blocked_on')
+      redis.call('ZADD', K_ready(queue), first[2], id)
+      WOKEN[queue] = true
+    end
+  end
+  if redis.call('ZCARD', bk) > 0 then
+    -- The scheduler is told when the key is due sooner than it knew.
+    local holder = redis.call('ZRANGE', ck, 0, 0, 'WITHSCORES')
+    local at, known = tonumber(holder[2] or now), redis.call('ZSCORE', K_conc_due(queue), ckey)
+    redis.call('ZADD', K_conc_due(queue), at, ckey)
+    if not known or at < tonumber(known) then SCHEDULE_CHANGED = true end
+  else
+    redis.call('ZREM', K_conc_due(queue), ckey)
+  end
 end
--- Leave 'started': drop the lease from the in-flight index and count the task out of its queue.
--- (The lease field itself may stay: every fenced write also requires status 'started'.)
-local function release(id, queue)
-  redis.call('ZREM', K_inflight, id)
-  redis.call('SREM', K_running(queue), id)
-  FREED[queue] = true
+-- Give up the slot task id holds under ckey (if it holds one), letting the next waiter in.
+local function release_slot(id, queue, ckey, now)
+  if ckey and ckey ~= '' and redis.call('ZREM', K_conc(queue .. ':' .. ckey), id) == 1 then
+    unblock(queue, ckey, now)
+  end
 end
 -- Count one terminal outcome in the minute of ts, for the admin overview's throughput chart.
 local function count_terminal(queue, status, ts)
@@ -68,15 +97,79 @@ local function count_terminal(queue, status, ts)
 end
 -- End a task in terminal status new (dead-lettered when asked); ...: more record field/value
 -- pairs, written in the same HSET (the result, the cancel flag, the stall count).
-local function end_task(id, tk, queue, old, new, now, dead_letter, ...)
+-- An ending task gives up its concurrency slot, or its place among a key's waiters: ckey is its
+-- concurrency key when the caller read it (false = none), nil to look it up here. (A started
+-- task is never waiting, so a caller ending one only needs its key.)
+local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
   move_status(id, old, new, now)
   local now_s = ts_s(now)
+  local waiting = false
+  if ckey == nil then ckey, waiting = unpack(redis.call('HMGET', tk, 'concurrency_key', 'blocked_on')) end
   redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, ...)
+  if waiting then
+    redis.call('ZREM', K_blocked(queue .. ':' .. waiting), id)
+    redis.call('HDEL', tk, 'blocked_on')
+  end
+  release_slot(id, queue, ckey, now)
   if dead_letter then
     redis.call('ZADD', K_dlq, now, id)
     redis.call('HSET', tk, 'dead_lettered', '1')
   end
   count_terminal(queue, new, now)
+end
+-- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
+-- recovery, promotion, DLQ resubmit). enqueued_at and priority give its score (ready_score).
+-- ckey: its concurrency key ('' / false = none): the task takes a free slot of the key, or
+-- waits blocked for one (on_conflict 'block'); a submit (old = UNSUBMITTED) of an 'discard' task
+-- that finds none ends 'cancelled' with a cancel_reason naming the key instead.
+-- ...: more record field/value pairs, written in the same HSET.
+-- Returns the task's status: SUBMITTED (ready or blocked), or CANCELLED and the reason.
+local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, ...)
+  move_status(id, old, SUBMITTED, now)
+  redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
+  local score = ready_score(enqueued_at, priority)
+  if ckey and ckey ~= '' then
+    release_slot(id, queue, ckey, now)
+    local c = redis.call('HMGET', tk, 'concurrency_limit', 'concurrency_duration', 'on_conflict')
+    local limit = tonumber(c[1] or '1')
+    local name = queue .. ':' .. ckey
+    local ck = K_conc(name)
+    if redis.call('ZCARD', K_blocked(name)) > 0 then unblock(queue, ckey, now) end  -- waiters first
+    if redis.call('ZCARD', ck) >= limit or redis.call('ZCARD', K_blocked(name)) > 0 then
+      if old == UNSUBMITTED and c[3] == 'discard' then
+        local reason = 'concurrency key ' .. ckey .. ' is at its limit (' .. fmt(limit) .. ')'
+        end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, ckey, 'cancel_reason', reason)
+        return CANCELLED, reason
+      end
+      redis.call('ZADD', K_blocked(name), score, id)
+      redis.call('HSET', tk, 'blocked_on', ckey)
+      local holder = redis.call('ZRANGE', ck, 0, 0, 'WITHSCORES')
+      if redis.call('ZADD', K_conc_due(queue), 'NX', tonumber(holder[2] or now), ckey) == 1 then
+        SCHEDULE_CHANGED = true
+      end
+      return SUBMITTED
+    end
+    redis.call('ZADD', ck, now + tonumber(c[2] or '0'), id)
+  end
+  redis.call('ZADD', K_ready(queue), score, id)
+  WOKEN[queue] = true
+  return SUBMITTED
+end
+-- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay
+-- (which gives up its concurrency slot, if it holds one).
+local function make_scheduled(id, tk, queue, old, run_at, now, ...)
+  move_status(id, old, SCHEDULED, now)
+  redis.call('HSET', tk, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', ts_s(now), ...)
+  redis.call('ZADD', K_sched(queue), run_at, id)
+  SCHEDULE_CHANGED = true
+  if old ~= UNSUBMITTED then release_slot(id, queue, redis.call('HGET', tk, 'concurrency_key'), now) end
+end
+-- Leave 'started': drop the lease from the in-flight index and count the task out of its queue.
+-- (The lease field itself may stay: every fenced write also requires status 'started'.)
+local function release(id, queue)
+  redis.call('ZREM', K_inflight, id)
+  redis.call('SREM', K_running(queue), id)
+  FREED[queue] = true
 end
 -- Append one error record to a task's msgpack-encoded error history.
 local function append_error(tk, etype, message, ts, attempt)

@@ -19,7 +19,7 @@ for i = 1, #KEYS do
   else
     if status == SUBMITTED then redis.call('ZREM', K_ready(queue), id)
     else redis.call('ZREM', K_sched(queue), id) end
-    end_task(id, tk, queue, status, CANCELLED, now, false, 'cancel_requested', '1')
+    end_task(id, tk, queue, status, CANCELLED, now, false, nil, 'cancel_requested', '1')
     out[i] = {id, CANCEL_CANCELLED, CANCELLED, queue, name}
   end
 end

@@ -1,6 +1,6 @@
 -- Claim up to N ready tasks across queues: pop, record the lease, mark 'started', in one step.
 -- Enforces each queue's max_concurrent and sliding-window rate limit across all workers;
--- over-limit work stays queued. Tasks whose cancellation was requested end 'cancelled' here.
+-- over-limit work stays queued, and so does the work of a paused queue. Tasks whose cancellation was requested end 'cancelled' here.
 -- KEYS: the ready set of each queue, in ARGV order.
 -- ARGV[3..]: worker_id, lease_ms, max_total, then per queue:
 --            name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms
@@ -18,7 +18,8 @@ for qi = 1, #KEYS do
   local queue, maxc, rlim, rwin = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
   j = j + 4
   local allowed = remaining
-  if maxc > 0 then
+  if redis.call('EXISTS', K_paused(queue)) == 1 then allowed = 0 end  -- paused: start nothing from it
+  if maxc > 0 and allowed > 0 then
     allowed = math.min(allowed, maxc - redis.call('SCARD', K_running(queue)))
   end
   if rlim > 0 and allowed > 0 then
@@ -41,7 +42,7 @@ for qi = 1, #KEYS do
       local f = redis.call('HMGET', tk, unpack(CLAIM_READ))
       if f[1] == SUBMITTED then
         if f[2] == '1' then
-          end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false)
+          end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, nil)
         else
           if not lease_base then lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':' end
           local token = lease_base .. (#claimed + 1)

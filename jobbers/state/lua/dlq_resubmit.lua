@@ -8,7 +8,7 @@ local now = now_ms()
 local out = {}
 for i = 1, #KEYS do
   local id, tk = ARGV[3 + i], KEYS[i]
-  local f = redis.call('HMGET', tk, 'status', 'queue')
+  local f = redis.call('HMGET', tk, 'status', 'queue', 'priority', 'concurrency_key')
   local status, queue = f[1], f[2]
   if not status or not redis.call('ZSCORE', K_dlq, id) then
     out[i] = {id, RESUBMIT_NOT_FOUND, status or ''}
@@ -19,9 +19,10 @@ for i = 1, #KEYS do
     redis.call('HDEL', tk, 'completed_at', 'result', 'error', 'cancel_requested', 'run_at',
       'last_heartbeat_at', 'lease')
     if reset then
-      make_ready(id, tk, queue, status, now, now, 'dead_lettered', '0', 'stall_count', '0', 'retry_attempt', '0')
+      make_ready(id, tk, queue, status, now, f[3], now, f[4], 'dead_lettered', '0', 'stall_count', '0',
+        'retry_attempt', '0')
     else
-      make_ready(id, tk, queue, status, now, now, 'dead_lettered', '0', 'stall_count', '0')
+      make_ready(id, tk, queue, status, now, f[3], now, f[4], 'dead_lettered', '0', 'stall_count', '0')
     end
     out[i] = {id, RESUBMIT_RESUBMITTED, SUBMITTED}
   end

@@ -8,7 +8,7 @@ local out = {}
 for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
   local id, new = o[FINISH.id], o[FINISH.status]
   local tk = KEYS[i]
-  local f = redis.call('HMGET', tk, 'status', 'lease', 'queue', 'submitted_at', 'retry_attempt')
+  local f = redis.call('HMGET', tk, 'status', 'lease', 'queue', 'submitted_at', 'retry_attempt', 'priority', 'concurrency_key')
   if f[1] ~= STARTED or f[2] ~= o[FINISH.token] then
     out[i] = 0
   else
@@ -24,14 +24,14 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
       if delay > 0 then
         make_scheduled(id, tk, queue, STARTED, now + delay, now, unpack(fields))
       else
-        make_ready(id, tk, queue, STARTED, tonumber(f[4]), now, unpack(fields))
+        make_ready(id, tk, queue, STARTED, tonumber(f[4]), f[6], now, f[7], unpack(fields))
       end
     else
       local result = o[FINISH.result]
       if result ~= '' then
-        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, 'result', result)
+        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, f[7], 'result', result)
       else
-        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1)
+        end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, f[7])
       end
     end
     out[i] = 1

@@ -9,7 +9,8 @@
 -- An Idempotency-Key recorded with another request's fingerprint is a conflict: then nothing of
 -- the call is written, and every row answers SUBMIT_CONFLICT (with the recorded task's id on the
 -- rows whose key conflicted, '' on the others).
--- Returns per row: {SUBMIT_NEW | SUBMIT_EXISTING | SUBMIT_CONFLICT, id, status, submitted_at_ms}
+-- Returns per row: {SUBMIT_NEW | SUBMIT_EXISTING | SUBMIT_CONFLICT, id, status, submitted_at_ms,
+--                  cancel_reason ('' unless a concurrency key discarded the new task)}
 local now = now_ms()
 local now_s = fmt(now)
 local rows = cmsgpack.unpack(ARGV[3])
@@ -41,7 +42,7 @@ if keyed then
 end
 if whole_conflict or next(conflicts) then
   local out = {}
-  for i = 1, #rows do out[i] = {SUBMIT_CONFLICT, conflicts[i] or '', '', '0'} end
+  for i = 1, #rows do out[i] = {SUBMIT_CONFLICT, conflicts[i] or '', '', '0', ''} end
   return out
 end
 if request_key ~= '' then redis.call('SET', K_idem(request_key), ' ' .. request_fingerprint, 'EX', 86400) end
@@ -55,23 +56,24 @@ for i, t in ipairs(rows) do
   local tk = K_task(id)
   local existing = redis.call('HMGET', tk, 'status', 'submitted_at')
   if conflict then
-    out[i] = {SUBMIT_CONFLICT, prior, '', '0'}
+    out[i] = {SUBMIT_CONFLICT, prior, '', '0', ''}
   elseif existing[1] then
-    out[i] = {SUBMIT_EXISTING, id, existing[1], existing[2]}
+    out[i] = {SUBMIT_EXISTING, id, existing[1], existing[2], ''}
   else
     local queue, run_at = t[SUBMIT.queue], tonumber(t[SUBMIT.run_at])
-    local status = SUBMITTED
+    local status, reason = SUBMITTED, ''
     if run_at > now then
       status = SCHEDULED
       make_scheduled(id, tk, queue, UNSUBMITTED, run_at, now, submitted_fields(t, now_s))
     else
-      make_ready(id, tk, queue, UNSUBMITTED, now, now, submitted_fields(t, now_s))
+      status, reason = make_ready(id, tk, queue, UNSUBMITTED, now, t[SUBMIT.priority], now,
+        t[SUBMIT.concurrency_key], submitted_fields(t, now_s))
     end
     if t[SUBMIT.idem] ~= '' then
       redis.call('SET', K_idem(t[SUBMIT.idem]), id .. ' ' .. t[SUBMIT.fingerprint], 'EX', 86400)
     end
     if KEYS[2] then redis.call('HSET', KEYS[2], id, queue) end
-    out[i] = {SUBMIT_NEW, id, status, now_s}
+    out[i] = {SUBMIT_NEW, id, status, now_s, reason or ''}
   end
 end
 return out

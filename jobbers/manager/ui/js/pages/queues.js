@@ -1,8 +1,9 @@
-// Queues: create, edit (concurrency, rate limit), delete. The API validates; its 422 messages
-// are shown next to the fields they name.
+// Queues: what each holds now (paused, ready, scheduled, running, latency, last minute's
+// outcomes), pause / resume / clear, and create, edit (concurrency, rate limit), delete. The API
+// validates; its 422 messages are shown next to the fields they name.
 
 import { del, get, post, put } from '../api.js';
-import { clearFormErrors, field, h, notice, showFormErrors, table } from '../dom.js';
+import { clearFormErrors, duration, field, h, notice, showFormErrors, table } from '../dom.js';
 import { runAction } from './shared.js';
 
 export const title = 'Queues';
@@ -98,6 +99,19 @@ export function mount(root) {
     await refresh();
   }
 
+  async function control(q, action) {
+    if (action === 'clear' && !window.confirm(
+      `Clear queue ${q.name}? Its ${q.ready + q.blocked} waiting and ${q.scheduled} scheduled tasks end cancelled; running tasks finish.`,
+    )) return;
+    await runAction(box, async () => {
+      const answer = await post(`/queues/${encodeURIComponent(q.name)}/${action}`);
+      if (action === 'clear') return `Queue ${q.name} cleared: ${answer.cleared} waiting tasks cancelled.`;
+      return `Queue ${q.name} ${action === 'pause' ? 'paused: no worker starts its tasks' : 'resumed'}.`;
+    });
+    lastKey = '';
+    await refresh();
+  }
+
   root.append(h('h1', {}, 'Queues'), h('div', { class: 'split' }, h('div', {}, box, list), form));
 
   async function refresh() {
@@ -106,12 +120,28 @@ export function mount(root) {
     if (key === lastKey) return;
     lastKey = key;
     list.replaceChildren(table([
-      { label: 'Queue', cell: (q) => h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}` }, q.name) },
+      { label: 'Queue', cell: (q) => [
+        h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}` }, q.name),
+        q.paused ? h('span', { class: 'badge warn', dataset: { paused: '' } }, 'paused') : null,
+      ] },
       { label: 'Max concurrent', class: 'num', cell: (q) => q.max_concurrent ?? h('span', { class: 'muted' }, 'unlimited') },
       { label: 'Rate limit', cell: rateText },
+      { label: 'Ready', class: 'num', cell: (q) => q.ready },
+      { label: 'Blocked', class: 'num', cell: (q) => (q.blocked ? h('span', { title: 'waiting for a concurrency key slot' }, q.blocked) : 0) },
+      { label: 'Scheduled', class: 'num', cell: (q) => q.scheduled },
+      { label: 'Running', class: 'num', cell: (q) => q.running },
+      { label: 'Latency', class: 'num', cell: (q) => (q.ready ? duration(q.latency_ms / 1000) : h('span', { class: 'muted' }, '—')) },
+      { label: 'Last min', class: 'num', cell: (q) => h('span', { title: 'completed / failed in the last 60 s' },
+        `${q.completed_last_minute} / ${q.failed_last_minute}`) },
       { label: '', class: 'row-actions', cell: (q) => [
+        q.paused
+          ? h('button', { type: 'button', onclick: () => control(q, 'resume'), 'aria-label': `Resume queue ${q.name}` }, 'Resume')
+          : h('button', { type: 'button', onclick: () => control(q, 'pause'), 'aria-label': `Pause queue ${q.name}` }, 'Pause'),
+        h('button', { type: 'button', class: 'danger', onclick: () => control(q, 'clear'), 'aria-label': `Clear queue ${q.name}` }, 'Clear'),
         h('button', { type: 'button', onclick: () => edit(q), 'aria-label': `Edit queue ${q.name}` }, 'Edit'),
-        h('button', { type: 'button', class: 'danger', onclick: () => remove(q), 'aria-label': `Delete queue ${q.name}` }, 'Delete'),
+        // The default queue, where a submit that names none goes, cannot be deleted.
+        q.name === 'default' ? null
+          : h('button', { type: 'button', class: 'danger', onclick: () => remove(q), 'aria-label': `Delete queue ${q.name}` }, 'Delete'),
       ] },
     ], queues, { empty: 'No queues.', rowAttrs: (q) => ({ dataset: { queue: q.name } }) }));
   }

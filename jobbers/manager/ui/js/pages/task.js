@@ -16,12 +16,18 @@ function fieldRows(t) {
     ['name', t.name],
     ['version', String(t.version)],
     ['queue', h('a', { href: `#/tasks?queue=${encodeURIComponent(t.queue)}` }, t.queue)],
+    ['priority', String(t.priority ?? 0)],
+    ['concurrency_key', t.concurrency_key ? h('span', { class: 'mono' }, t.concurrency_key) : h('span', { class: 'muted' }, '—')],
+    ['waiting_for', t.waiting_for
+      ? h('span', {}, 'a free slot of concurrency key ', h('span', { class: 'mono' }, t.waiting_for))
+      : h('span', { class: 'muted' }, '—')],
     ['status', [statusBadge(t.status), running ? h('span', { class: 'muted' }, ` running for ${running}`) : null]],
     ...TIME_FIELDS.map((f) => [f, time(t[f])]),
     ['retry_attempt', String(t.retry_attempt)],
     ['stall_count', String(t.stall_count)],
     ['worker_id', t.worker_id ? h('span', { class: 'mono' }, t.worker_id) : h('span', { class: 'muted' }, '—')],
     ['cancel_requested', String(t.cancel_requested)],
+    ['cancel_reason', t.cancel_reason || h('span', { class: 'muted' }, '—')],
     ['dead_lettered', String(t.dead_lettered)],
     ['error', t.error || h('span', { class: 'muted' }, '—')],
   ];
@@ -36,7 +42,7 @@ export function mount(root, { id }) {
   const body = h('div');
   const reset = h('input', { type: 'checkbox', name: 'reset_retry_count', checked: true });
   const cancelBtn = h('button', { type: 'button', class: 'danger' }, 'Cancel task');
-  const copyBtn = h('button', { type: 'button', title: 'Submit a new task with the same name, version, queue and params' }, 'Submit a copy');
+  const copyBtn = h('button', { type: 'button', title: 'Submit a new task with the same name, version, queue, priority and params' }, 'Submit a copy');
   const dlqBtn = h('button', { type: 'button', class: 'primary' }, 'Resubmit from dead letter queue');
   const dlqControls = h('span', { class: 'inline' }, dlqBtn, h('label', { class: 'check' }, reset, 'reset retry count'));
 
@@ -50,7 +56,9 @@ export function mount(root, { id }) {
     await refresh();
   });
   copyBtn.addEventListener('click', () => runAction(box, async () => {
-    const made = await post('/tasks', { name: task.name, version: task.version, queue: task.queue, params: task.params });
+    const made = await post('/tasks', {
+      name: task.name, version: task.version, queue: task.queue, priority: task.priority ?? 0, params: task.params,
+    });
     location.hash = `#/task/${encodeURIComponent(made.id)}`;
     return '';
   }));

@@ -53,6 +53,7 @@ export function mount(root, { query }) {
     list.replaceChildren(table([
       ...taskColumns(selection, page.tasks),
       { label: 'Status', cell: (t) => [statusBadge(t.status), t.cancel_requested && t.status === 'started' ? h('span', { class: 'badge warn' }, 'cancelling') : null] },
+      { label: 'Priority', class: 'num', cell: (t) => t.priority ?? 0 },
       { label: 'Submitted', cell: (t) => time(t.submitted_at) },
       { label: 'Finished', cell: (t) => time(t.completed_at) },
       { label: 'Retries', class: 'num', cell: (t) => t.retry_attempt },

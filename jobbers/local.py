@@ -77,7 +77,8 @@ def describe_existing_data(url: str, prefix: str, cluster: bool = False) -> str 
         parts.append(f"{others} other keys")
     return (
         f"that database already holds {' and '.join(parts)}; Jobbers writes only keys under {prefix!r} "
-        "(set REDIS_KEY_PREFIX to keep apart from another Jobbers)"
+        f"and its queues' {Keys(prefix).space_prefix('QUEUE')!r} (set REDIS_KEY_PREFIX to keep apart from "
+        "another Jobbers)"
     )
 
 

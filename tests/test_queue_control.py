@@ -81,6 +81,24 @@ async def test_the_queue_order_given_to_a_claim_wins_over_priority(store: TaskSt
     assert await _claim_names(store, 2, queues) == ["urgent", "bulk"]
 
 
+async def test_a_paused_queue_is_skipped_and_the_others_still_served(store: TaskStore) -> None:
+    await store.submit_many([NewTask(name="held", queue="urgent"), NewTask(name="served", queue="default")])
+    await store.pause_queue("urgent")
+    queues = [QueueConfig(name="urgent"), QueueConfig(name="default")]
+    assert await _claim_names(store, 5, queues) == ["served"]
+    await store.resume_queue("urgent")
+    assert await _claim_names(store, 5, queues) == ["held"]
+
+
+async def test_an_idempotency_key_is_bound_to_the_priority_asked_for(api: httpx.AsyncClient) -> None:
+    body = {"name": "add", "params": {"a": 1}, "priority": 5}
+    first = await api.post("/tasks", json=body, headers={"Idempotency-Key": "k-prio"})
+    again = await api.post("/tasks", json=body, headers={"Idempotency-Key": "k-prio"})
+    other = await api.post("/tasks", json={**body, "priority": 6}, headers={"Idempotency-Key": "k-prio"})
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["id"] == first.json()["id"]
+
+
 def test_ready_scores_hold_their_enqueue_time_exactly() -> None:
     now = 1_900_000_000_000
     for priority in (-100, -1, 0, 1, 100):
@@ -307,6 +325,8 @@ async def test_concurrency_keys_through_the_api(api: httpx.AsyncClient) -> None:
     missing = await api.post("/tasks", json={"name": "sync_account", "params": {}})
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "params"]
     assert "account_id" in missing.json()["detail"][0]["msg"]
+    too_long = await api.post("/tasks", json={"name": "sync_account", "params": {"account_id": "x" * 600}})
+    assert too_long.status_code == 422 and "at most 500" in too_long.json()["detail"][0]["msg"]
     first = await submit(api, "sync_account", params={"account_id": 7})
     dropped = await submit(api, "sync_account", params={"account_id": 7})
     assert first["status"] == "submitted" and first["cancel_reason"] is None

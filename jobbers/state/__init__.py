@@ -14,14 +14,14 @@ listings and figures), ``walks`` (listings followed page by page to their end), 
 Where keys live
 ---------------
 A queue is the unit of sharding. Every key of a queue lives in that queue's *key space*
-(``Keys.queue(name).space``, or ``Keys.space(name)``): its ready set, schedule, running set and
-rate window, the records of its tasks and their indexes (status, in-flight, dead letters), its
-idempotency records, throughput counts, lease counter, and the task-type stall config its workers
-publish. Each space is its own Redis Cluster hash tag (``{jobbers:emails}:`` for queue ``emails``
-under the default ``REDIS_KEY_PREFIX`` ``{jobbers}:``), so on a cluster queues spread over the
-shards; on one Redis they share the node and nothing else changes. A new piece of per-queue or
-per-task state goes in the space of its queue (``Space`` gains a key: add it to
-``keys.SPACE_KEYS``, and the scripts get a ``K_*`` helper for it).
+(``Keys.queue(name).space``, or ``Keys.space(name)``): its ready set, schedule, running set, rate
+window and pause flag, the slots and waiters of its concurrency keys, the records of its tasks and
+their indexes (status, in-flight, dead letters), its idempotency records, throughput counts, lease
+counter, and the task-type stall config its workers publish. Each space is its own Redis Cluster
+hash tag (``{jobbers:emails}:`` for queue ``emails`` under the default ``REDIS_KEY_PREFIX``
+``{jobbers}:``), so on a cluster queues spread over the shards; on one Redis they share the node
+and nothing else changes. A new piece of per-queue or per-task state goes in the space of its
+queue (add it to ``keys.SPACE_KEYS``; the scripts get a ``K_*`` helper for it).
 
 Global keys, under the prefix itself (one slot), are only what no queue owns: the set of queue
 names, the workers registry and each worker's report, and the locator (task id -> queue, written

@@ -1,12 +1,13 @@
 """Every Redis key name, in one place: the keys of a queue's key space, and the few global ones.
 
-A *key space* is the prefix that every key of one queue starts with: its ready and schedule
-sets, running set and rate window, the records of its tasks and their indexes (status, in-flight,
-dead letters), idempotency records, throughput counts, lease counter and the task-type stall
-config its workers published. Each queue's space is its own Redis Cluster hash tag, made from the
-global prefix and the queue name (``{jobbers:emails}:`` for queue ``emails`` under the default
-prefix ``{jobbers}:``), so on a cluster different queues spread over the shards while every key a
-script touches lies in one slot; on one Redis the same names simply share the node.
+A *key space* is the prefix that every key of one queue starts with: its ready and schedule sets,
+running set, rate window and pause flag, its concurrency keys' slots and waiters, the records of its
+tasks and their indexes (status, in-flight, dead letters), idempotency records, throughput counts,
+lease counter and the task-type stall config its workers published. Each queue's space is its own
+Redis Cluster hash tag, made from the global prefix and the queue name (``{jobbers:emails}:`` for
+queue ``emails`` under the default prefix ``{jobbers}:``), so on a cluster different queues spread
+over the shards while every key a script touches lies in one slot; on one Redis the same names
+simply share the node.
 
 Global keys, under the prefix itself (one slot): the set of queue names, the workers registry and
 each worker's report, and the *locator* (task id -> queue) through which a task known only by id

@@ -122,4 +122,3 @@ async def list_workers(session: Session, out: TextIO, fmt: Format) -> int:
         writer.write(rows.worker_row(worker, snapshot.now_ms))
     writer.close()
     return EXIT_OK
-

@@ -22,7 +22,16 @@ from jobbers.state.transitions import Transition
 ID_HEADER = "id"
 
 TASK_COLUMNS = (
-    "id", "status", "queue", "name", "version", "attempt", "status_at", "submitted_at", "worker", "error",
+    "id",
+    "status",
+    "queue",
+    "name",
+    "version",
+    "attempt",
+    "status_at",
+    "submitted_at",
+    "worker",
+    "error",
 )
 #: What a table shows of a task (``show`` has the rest).
 TASK_TABLE_COLUMNS = ("id", "status", "queue", "name", "attempt", "status_at", "error")
@@ -31,16 +40,37 @@ OUTCOME_COLUMNS = ("id", "outcome", "status")
 #: Minutes of terminal outcomes the queue listing counts (``completed_5m``, ``failed_5m``).
 RATE_MINUTES = 5
 QUEUE_COLUMNS = (
-    "queue", "paused", "ready", "blocked", "scheduled", "running", "dead_lettered", "latency_s",
-    "completed_5m", "failed_5m",
+    "queue",
+    "paused",
+    "ready",
+    "blocked",
+    "scheduled",
+    "running",
+    "dead_lettered",
+    "latency_s",
+    "completed_5m",
+    "failed_5m",
 )
 DEAD_LETTER_TABLE_COLUMNS = ("id", "status", "queue", "name", "attempt", "dead_lettered_at", "error")
 WORKER_COLUMNS = ("id", "role", "queues", "running", "slots", "processed", "started_at", "last_seen_s")
 TRANSITION_COLUMNS = ("at", "id", "queue", "name", "from", "to")
 
 NUMERIC = frozenset(
-    {"version", "attempt", "ready", "blocked", "scheduled", "running", "dead_lettered", "latency_s",
-     "completed_5m", "failed_5m", "slots", "processed", "last_seen_s"}
+    {
+        "version",
+        "attempt",
+        "ready",
+        "blocked",
+        "scheduled",
+        "running",
+        "dead_lettered",
+        "latency_s",
+        "completed_5m",
+        "failed_5m",
+        "slots",
+        "processed",
+        "last_seen_s",
+    }
 )
 
 
@@ -206,4 +236,3 @@ def minute_totals(snapshot: Snapshot) -> list[int]:
 def status_counts(snapshot: Snapshot) -> list[tuple[str, int]]:
     """(status, tasks) for every stored status, in lifecycle order."""
     return [(status.value, n) for status, n in snapshot.statuses.items()]
-

@@ -36,6 +36,7 @@ from jobbers.startup import (
 )
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.store import TaskStore
+from jobbers.state.upgrade import old_layout_present, upgrade_layout
 from jobbers.telemetry import export_interval_seconds, setup_telemetry
 from jobbers.worker import Worker
 
@@ -93,7 +94,10 @@ def _start_with_task_module(
             "--burst", action="store_true", help="run what the queues hold, then exit 0 (WORKER_BURST)"
         )
         parser.add_argument(
-            "--max-seconds", type=float, metavar="SECONDS", default=None,
+            "--max-seconds",
+            type=float,
+            metavar="SECONDS",
+            default=None,
             help="a burst run stops claiming after this long (WORKER_BURST_MAX_SECONDS)",
         )
     args = parser.parse_args(argv)
@@ -222,6 +226,12 @@ async def _check_manager_services(settings: Settings) -> int:
     """SQL must work (startup migrates it); Redis may be down: the API answers 503 until it is up."""
     async with _services(settings) as (store, _config):
         problem = await redis_problem(store)
+        if problem is None and await old_layout_present(store):
+            log.warning(
+                "Redis at REDIS_URL %r holds tasks in the layout before per-queue key spaces, which this "
+                "version does not see: stop the old processes and run jobbers_migrate --redis",
+                shown_redis_url(settings.redis_url),
+            )
     if problem is not None:
         log.warning(
             "Redis at REDIS_URL %r is unreachable (%s); endpoints that need it answer 503 until it is",
@@ -282,10 +292,17 @@ def migrate_main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(argv: list[str] | None) -> int:
-    _parser(
+    parser = _parser(
         "jobbers_migrate",
         "Bring Jobbers' SQL schema to the newest revision (versioned migrations; safe to re-run).",
-    ).parse_args(argv)
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also upgrade Redis data written before queues had their own key spaces (stop the old "
+        "processes first; safe to run again)",
+    )
+    args = parser.parse_args(argv)
     settings = load_settings()
     _setup_logging(settings)
 
@@ -299,6 +316,25 @@ def _migrate(argv: list[str] | None) -> int:
             f"jobbers_migrate: schema at revision {schema.HEAD_REVISION} (newest) "
             f"at {shown_sql_url(settings.sql_path)}"
         )
+        if args.redis:
+            store = open_store(settings)
+            try:
+                report = await upgrade_layout(store)
+            except TRANSIENT_REDIS_ERRORS as exc:
+                raise StartupError(
+                    f"cannot reach Redis at REDIS_URL {shown_redis_url(settings.redis_url)!r}: {exc}"
+                ) from None
+            finally:
+                await store.close()
+            where = shown_redis_url(settings.redis_url)
+            if report.moved_anything:
+                print(
+                    f"jobbers_migrate: Redis data at {where} upgraded: {report.tasks} tasks, "
+                    f"{report.queue_keys} queue keys, {report.index_entries} index entries, "
+                    f"{report.other_keys} other keys moved into per-queue key spaces"
+                )
+            else:
+                print(f"jobbers_migrate: Redis data at {where} is already in per-queue key spaces")
         return 0
 
     return _run(main())

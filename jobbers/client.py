@@ -40,7 +40,7 @@ class JobbersClient:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
         settings = settings or Settings()
-        store = TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        store = TaskStore(connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix)
         return cls(store, ConfigStore(settings.sql_path))
 
     async def close(self) -> None:

@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from jobbers.settings import Settings
 
 #: Read by every process that talks to Redis.
-_REDIS = ("redis_url", "redis_key_prefix")
+_REDIS = ("redis_url", "redis_cluster", "redis_key_prefix")
 _LOGS = ("log_level", "log_format")
 
 #: Command -> the settings it reads (field names, or prefixes ending in ``_``).
@@ -28,10 +28,10 @@ READS: dict[str, tuple[str, ...]] = {
     "jobbers_worker": (*_REDIS, "sql_path", "worker_", *_LOGS),
     "jobbers_scheduler": (*_REDIS, "sql_path", "scheduler_", *_LOGS),
     "jobbers_cleaner": (*_REDIS, *_LOGS),
-    "jobbers_migrate": ("sql_path", *_LOGS),
+    "jobbers_migrate": ("sql_path", *_REDIS, *_LOGS),
     # It builds the manager's app from the same settings, so the document is what it would serve.
     "jobbers_openapi": ("manager_",),
-    "jobbers_dev": ("redis_url", "sql_path", "manager_host", "manager_port"),
+    "jobbers_dev": ("redis_url", "redis_cluster", "sql_path", "manager_host", "manager_port"),
     # The operator's front door: every subcommand's reads (SUBCOMMAND_READS) together.
     "jobbers": (*_REDIS, "sql_path", *_LOGS),
 }

@@ -29,6 +29,7 @@ from jobbers.errors import StartupError
 from jobbers.settings import Settings
 from jobbers.startup import ensure_port_free, load_settings, run_command, shown_redis_url
 from jobbers.state.connection import count_keys_sync, ping_problem_sync
+from jobbers.state.keys import Keys
 
 EXAMPLE_MODULE = "jobbers.examples.tasks"
 #: The cleaner's arguments: stall detection as in the Docker Compose stack, and pruning of
@@ -55,14 +56,14 @@ def explicitly_set(name: str, environ: Mapping[str, str] = os.environ) -> str | 
     return None
 
 
-def ping_problem(url: str, timeout: float = 1.0) -> str | None:
+def ping_problem(url: str, timeout: float = 1.0, cluster: bool = False) -> str | None:
     """Why the Redis at ``url`` does not answer PING (None when it does)."""
-    return ping_problem_sync(url, timeout)
+    return ping_problem_sync(url, timeout, cluster)
 
 
-def describe_existing_data(url: str, prefix: str) -> str | None:
+def describe_existing_data(url: str, prefix: str, cluster: bool = False) -> str | None:
     """A warning when the Redis at ``url`` already holds keys (someone else's, or an older run's)."""
-    counts = count_keys_sync(url, f"{_glob_escape(prefix)}*")
+    counts = count_keys_sync(url, (f"{_glob_escape(prefix)}*", Keys(prefix).space_glob), cluster)
     if counts is None:
         return None
     total, ours = counts
@@ -76,7 +77,8 @@ def describe_existing_data(url: str, prefix: str) -> str | None:
         parts.append(f"{others} other keys")
     return (
         f"that database already holds {' and '.join(parts)}; Jobbers writes only keys under {prefix!r} "
-        "(set REDIS_KEY_PREFIX to keep apart from another Jobbers)"
+        f"and its queues' {Keys(prefix).space_prefix('QUEUE')!r} (set REDIS_KEY_PREFIX to keep apart from "
+        "another Jobbers)"
     )
 
 
@@ -136,14 +138,16 @@ class LocalPlatform:
         """The given Redis if one was named (it must answer), else a new embedded one."""
         if self.redis_url is not None:
             shown = shown_redis_url(self.redis_url)
-            problem = ping_problem(self.redis_url)
+            problem = ping_problem(self.redis_url, cluster=self.settings.redis_cluster)
             if problem is not None:
                 raise StartupError(
                     f"no Redis answers at {shown} ({problem}); start it, or unset REDIS_URL "
                     "(and drop --redis-url) to let jobbers_dev start its own"
                 )
             say(f"using the Redis at {shown} (given by REDIS_URL or --redis-url)")
-            warning = describe_existing_data(self.redis_url, self.settings.redis_key_prefix)
+            warning = describe_existing_data(
+                self.redis_url, self.settings.redis_key_prefix, self.settings.redis_cluster
+            )
             if warning:
                 say(f"note: {warning}")
             return self.redis_url

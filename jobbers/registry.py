@@ -27,6 +27,8 @@ from jobbers.models.task_config import (
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _registry: dict[tuple[str, int], TaskConfig] = {}
+#: A formatted concurrency key longer than this is refused (it names Redis keys).
+MAX_CONCURRENCY_KEY_LENGTH = 500
 #: Every target ``load_task_module`` imported, in order (a manager's worker processes load them too).
 _loaded_modules: list[str] = []
 
@@ -148,7 +150,7 @@ def concurrency_key_fields(template: str) -> list[str]:
 
 def format_concurrency_key(config: TaskConfig, params: Mapping[str, Any]) -> str | None:
     """The concurrency key of a task of ``config`` with ``params`` (None when it has none);
-    ``InvalidParamsError`` names a param the key needs that ``params`` lacks."""
+    ``InvalidParamsError`` names a param the key needs that ``params`` lacks, or a key too long."""
     if config.concurrency_key is None:
         return None
     names = concurrency_key_fields(config.concurrency_key)
@@ -158,9 +160,13 @@ def format_concurrency_key(config: TaskConfig, params: Mapping[str, Any]) -> str
             f"task {config.name!r} needs param(s) {', '.join(missing)} for its concurrency key "
             f"{config.concurrency_key!r}"
         )
-    return config.concurrency_key.format_map(
-        {n: params[n] for n in concurrency_key_fields(config.concurrency_key)}
-    )
+    key = config.concurrency_key.format_map({n: params[n] for n in names})
+    if len(key) > MAX_CONCURRENCY_KEY_LENGTH:
+        raise InvalidParamsError(
+            f"the concurrency key of task {config.name!r} would be {len(key)} characters long; "
+            f"at most {MAX_CONCURRENCY_KEY_LENGTH} are allowed"
+        )
+    return key
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -23,11 +23,13 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = "redis://localhost:6379"
-    """Redis connection URL."""
+    """Redis connection URL: redis://, rediss://, unix://, redis+sentinel://H:26379,H2:26379/SERVICE, redis+cluster://H:7000."""
+    redis_cluster: bool = False
+    """Treat a redis:// or rediss:// REDIS_URL as one node of a Redis Cluster (same as redis+cluster://)."""
     sql_path: str = "sqlite+aiosqlite:///jobbers.db"
     """SQLAlchemy URL of the queue/role config (async driver: sqlite+aiosqlite:// or postgresql+asyncpg://)."""
     redis_key_prefix: str = DEFAULT_PREFIX
-    """Prefix of every Redis key (a Redis Cluster hash tag, so all keys share one slot)."""
+    """Prefix of the global Redis keys; each queue gets the Cluster hash tag {jobbers:QUEUE} made from it."""
 
     worker_role: str = DEFAULT_ROLE
     """Role whose queues this worker consumes."""

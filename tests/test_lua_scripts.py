@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
@@ -24,7 +25,6 @@ from jobbers.models.task import (
     TERMINAL_STATUSES,
     TaskStatus,
 )
-from jobbers.state.keys import Keys, Space
 from jobbers.state.records import LeaseRenewal, NewTask, Outcome, StallConfig
 from jobbers.state.scripts import SCRIPT_NAMES, lua_preamble
 from jobbers.state.store import TaskStore
@@ -73,7 +73,7 @@ async def test_a_status_change_outside_the_table_is_refused_by_every_script(redi
 
 async def test_a_call_whose_first_key_is_outside_its_space_is_refused(store: TaskStore) -> None:
     with pytest.raises(ResponseError, match="outside the key space"):
-        await store._scripts.run("recover", store.keys.shared, ["elsewhere:inflight"], [10])
+        await store._scripts.run("recover", store.keys.space("default"), ["elsewhere:inflight"], [10])
 
 
 def test_the_ui_status_lists_are_the_models_lists() -> None:
@@ -93,23 +93,12 @@ def test_the_ui_status_lists_are_the_models_lists() -> None:
         assert not re.search(r"\[\s*'(" + "|".join(s.value for s in LISTED_STATUSES) + r")'", page.read_text()), page
 
 
-class _SeparateSpaceKeys(Keys):
-    """Every queue in one space that is *not* the global prefix, as sharding by queue will have it."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__(prefix)
-        self.shared = Space(prefix + "space:")
-
-    def space_prefix(self, queue: str) -> str:
-        return self.shared.prefix
-
-
 async def test_every_key_a_script_touches_is_in_its_space_and_every_channel_global(
     redis: Redis, redis_server: object, key_prefix: str
 ) -> None:
     store = TaskStore(redis, key_prefix)
-    store.keys = _SeparateSpaceKeys(key_prefix)
-    space = store.keys.shared.prefix
+    space = store.keys.space("q").prefix
+    assert key_slot(space.encode()) != key_slot(store.keys.space("other").prefix.encode())  # queues spread
     monitor_client = Redis.from_url(redis_server.url)  # type: ignore[attr-defined]
     seen: list[str] = []
     marker = "jobbers-test-done-" + key_prefix
@@ -166,7 +155,9 @@ async def test_every_key_a_script_touches_is_in_its_space_and_every_channel_glob
     await asyncio.wait_for(watcher, 10)
     await monitor_client.aclose()
 
-    global_keys = {store.keys.workers, store.keys.worker("w")}
+    # Declared global keys: the worker registry (worker_seen), and the locator, which the submit call
+    # is given as KEYS[2] when not on a cluster.
+    global_keys = {store.keys.workers, store.keys.worker("w"), store.keys.locator}
     channels = {store.keys.wake_channel, store.keys.cancel_channel, store.keys.sched_channel,
                 store.keys.transitions_channel}
     commands = {line.split(" ", 1)[0].upper() for line in seen}

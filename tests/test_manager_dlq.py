@@ -153,7 +153,7 @@ async def test_dlq_resubmit_script_refuses_a_task_that_is_not_failed_or_stalled(
 ) -> None:
     # A DLQ entry whose task is somehow still queued must not be queued a second time.
     queued = await submit(api)
-    await store.redis.zadd(store.keys.shared.dlq, {queued["id"]: 1})
+    await store.redis.zadd(store.keys.space("default").dlq, {queued["id"]: 1})
 
     (outcome,) = await store.resubmit_dead_letters([queued["id"]], reset_retry_count=False)
 

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from jobbers.state.codec import pack
 from jobbers.state.store import Outcome, TaskStore
+from tests.helpers import task_space
 from tests.manager_support import api, claim, fail_into_dlq, manager_settings, registered, submit
 from tests.test_json_values import nested
 
@@ -22,7 +23,7 @@ TOO_DEEP = 300  # deeper than JSON serialization goes (about 255)
 
 async def _bury_params(redis: Redis, store: TaskStore, task_id: str) -> None:
     """Overwrite a stored task's params with a value nested ``TOO_DEEP`` levels."""
-    await redis.hset(store.keys.task_space(task_id).task(task_id), "params", pack(nested(TOO_DEEP)))
+    await redis.hset((await task_space(store, task_id)).task(task_id), "params", pack(nested(TOO_DEEP)))
 
 
 @pytest.mark.parametrize("path", ["/tasks", "/task-list", "/tasks?status=submitted&queue=default"])
@@ -113,7 +114,7 @@ async def test_a_record_that_cannot_be_decoded_is_left_out_and_the_rest_listed(
 ) -> None:
     kept = await submit(api, "anything")
     damaged = await submit(api, "anything")
-    await redis.hset(store.keys.task_space(damaged["id"]).task(damaged["id"]), mapping={"name": b"\xff\xfe", "status": "submitted"})
+    await redis.hset((await task_space(store, damaged["id"])).task(damaged["id"]), mapping={"name": b"\xff\xfe", "status": "submitted"})
 
     response = await api.get("/tasks")
 

@@ -86,7 +86,7 @@ async def test_throughput_keys_expire_within_the_hour(api: httpx.AsyncClient, st
     (held,) = await claim(store)
     await store.finish([Outcome(held.id, held.token, "completed")])
 
-    keys = [k async for k in store.redis.scan_iter(match=store.keys.shared.throughput(0).replace(":0", ":*"))]
+    keys = [k async for k in store.redis.scan_iter(match=store.keys.space("default").throughput(0).replace(":0", ":*"))]
 
     assert len(keys) == 1 and 0 < await store.redis.ttl(keys[0]) <= 3600
 

@@ -68,7 +68,7 @@ async def test_a_feed_names_each_task_with_one_look_up(store: TaskStore) -> None
     (task_id,) = [o.id for o in await store.submit_many([NewTask(name="report", queue="q")])]
     async with TransitionFeed(store) as feed:
         first = await feed.identify([task_id, task_id])
-        await store.redis.delete(store.keys.task_space(task_id).task(task_id))
+        await store.redis.delete(store.keys.space("q").task(task_id))
         again = await feed.identify([task_id])  # remembered: no second look-up
 
     assert first[task_id].queue == "q" and first[task_id].name == "report" and again == first

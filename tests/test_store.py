@@ -66,7 +66,7 @@ async def test_an_idempotency_key_with_another_fingerprint_is_refused_and_writes
 
 async def test_an_idempotency_record_from_before_fingerprints_still_returns_its_task(store: TaskStore) -> None:
     first = await store.submit(NewTask(name="t"))
-    await store.redis.set(store.keys.shared.idem("old-key"), first.id)  # what earlier versions stored
+    await store.redis.set(store.keys.space("default").idem("old-key"), first.id)  # what earlier versions stored
 
     again = await store.submit(NewTask(name="t", idempotency_key="old-key", fingerprint="ccc"))
 
@@ -110,7 +110,7 @@ async def test_claim_records_the_lease_and_marks_started_in_one_step(store: Task
     assert [t.id for t in result.tasks] == ids[:3]  # FIFO
     for t in result.tasks:
         assert await _status(store, t.id) is TaskStatus.STARTED
-        deadline = await store.redis.zscore(store.keys.shared.inflight, t.id)
+        deadline = await store.redis.zscore(store.keys.space("default").inflight, t.id)
         assert deadline is not None and deadline > result.now_ms
     assert await store.queue_depth("default") == 2
 
@@ -199,7 +199,7 @@ async def test_a_cancel_request_racing_a_claim_always_ends_in_one_terminal_state
 
 async def test_claim_ends_a_queued_task_whose_cancel_flag_is_set(store: TaskStore) -> None:
     task_id = (await store.submit(NewTask(name="t"))).id
-    await store.redis.hset(store.keys.shared.task(task_id), "cancel_requested", "1")  # flag written, entry still queued
+    await store.redis.hset(store.keys.space("default").task(task_id), "cancel_requested", "1")  # flag written, entry still queued
     assert (await store.claim("w", 30, 1, DEFAULT)).tasks == []
     assert await _status(store, task_id) is TaskStatus.CANCELLED
 
@@ -272,7 +272,7 @@ async def test_prune_removes_old_terminal_tasks_but_keeps_dead_letters_and_queue
     with pytest.raises(ValueError):
         await store.prune_terminal(TaskStatus.SUBMITTED, now_ms + 1)
     with pytest.raises(ResponseError):  # the script refuses too, whoever calls it
-        space = store.keys.shared
+        space = store.keys.space("default")
         await store._scripts.run("prune", space, [space.status("submitted"), space.dlq], ["submitted", now_ms + 1, 100, 0])
     assert await _status(store, ids[3]) is TaskStatus.SUBMITTED and await store.queue_depth("default") == 1
     assert await store.get_task(ids[1]) is not None

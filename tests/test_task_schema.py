@@ -94,7 +94,7 @@ async def test_every_declared_field_is_carried_from_submit_to_claim_and_task_sta
 
     (claimed,) = (await store.claim("w", 30, 1, [QueueConfig(name=SAMPLES["queue"])])).tasks
     shown = (await api.get(f"/task-status/{submitted.id}")).json()
-    record = await store.redis.hgetall(store.keys.shared.task(submitted.id))
+    record = await store.redis.hgetall(store.keys.space(SAMPLES["queue"]).task(submitted.id))
 
     for field in SUBMITTED_FIELDS:
         assert field.submit is not None

@@ -48,7 +48,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task_store = store or TaskStore(connect(settings.redis_url), settings.redis_key_prefix)
+        task_store = store or TaskStore(
+            connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix
+        )
         config_store = config or ConfigStore(settings.sql_path)
         try:
             await config_store.migrate()

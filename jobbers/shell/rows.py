@@ -14,7 +14,7 @@ from typing import Any
 
 from jobbers.models.task import TaskStatus
 from jobbers.state.queries import Listed
-from jobbers.state.records import TaskRef, is_valid_task_id
+from jobbers.state.records import QueueStats, TaskRef, is_valid_task_id
 from jobbers.state.stats import QueueCounts, Snapshot, WorkerRecord, outcomes_by_queue
 from jobbers.state.transitions import Transition
 
@@ -22,7 +22,16 @@ from jobbers.state.transitions import Transition
 ID_HEADER = "id"
 
 TASK_COLUMNS = (
-    "id", "status", "queue", "name", "version", "attempt", "status_at", "submitted_at", "worker", "error",
+    "id",
+    "status",
+    "queue",
+    "name",
+    "version",
+    "attempt",
+    "status_at",
+    "submitted_at",
+    "worker",
+    "error",
 )
 #: What a table shows of a task (``show`` has the rest).
 TASK_TABLE_COLUMNS = ("id", "status", "queue", "name", "attempt", "status_at", "error")
@@ -31,15 +40,37 @@ OUTCOME_COLUMNS = ("id", "outcome", "status")
 #: Minutes of terminal outcomes the queue listing counts (``completed_5m``, ``failed_5m``).
 RATE_MINUTES = 5
 QUEUE_COLUMNS = (
-    "queue", "ready", "scheduled", "running", "dead_lettered", "latency_s", "completed_5m", "failed_5m",
+    "queue",
+    "paused",
+    "ready",
+    "blocked",
+    "scheduled",
+    "running",
+    "dead_lettered",
+    "latency_s",
+    "completed_5m",
+    "failed_5m",
 )
 DEAD_LETTER_TABLE_COLUMNS = ("id", "status", "queue", "name", "attempt", "dead_lettered_at", "error")
 WORKER_COLUMNS = ("id", "role", "queues", "running", "slots", "processed", "started_at", "last_seen_s")
 TRANSITION_COLUMNS = ("at", "id", "queue", "name", "from", "to")
 
 NUMERIC = frozenset(
-    {"version", "attempt", "ready", "scheduled", "running", "dead_lettered", "latency_s", "completed_5m",
-     "failed_5m", "slots", "processed", "last_seen_s"}
+    {
+        "version",
+        "attempt",
+        "ready",
+        "blocked",
+        "scheduled",
+        "running",
+        "dead_lettered",
+        "latency_s",
+        "completed_5m",
+        "failed_5m",
+        "slots",
+        "processed",
+        "last_seen_s",
+    }
 )
 
 
@@ -84,17 +115,21 @@ def outcome_row(task_id: str, outcome: str, status: TaskStatus | str | None) -> 
     return {"id": task_id, "outcome": outcome, "status": (str(status) if status else None)}
 
 
-def queue_rows(snapshot: Snapshot, latency_ms: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One row per queue of the snapshot, with the age of its oldest ready task (``latency_s``)
-    and its terminal outcomes over the snapshot's minutes (take it with ``RATE_MINUTES``)."""
+def queue_rows(snapshot: Snapshot, control: Mapping[str, QueueStats]) -> list[dict[str, Any]]:
+    """One row per queue of the snapshot, with whether it is paused, its tasks blocked on a
+    concurrency key, the age of its oldest ready task (``latency_s``) and its terminal outcomes
+    over the snapshot's minutes (take it with ``RATE_MINUTES``)."""
     ended = outcomes_by_queue(snapshot.throughput)
-    return [_queue_row(q, latency_ms.get(q.queue, 0), ended.get(q.queue, {})) for q in snapshot.queues]
+    return [_queue_row(q, control.get(q.queue), ended.get(q.queue, {})) for q in snapshot.queues]
 
 
-def _queue_row(q: QueueCounts, latency_ms: int, ended: Mapping[str, int]) -> dict[str, Any]:
+def _queue_row(q: QueueCounts, control: QueueStats | None, ended: Mapping[str, int]) -> dict[str, Any]:
+    latency_ms = control.oldest_age_ms if control else 0
     return {
         "queue": q.queue,
+        "paused": "yes" if control and control.paused else "",
         "ready": q.ready,
+        "blocked": control.blocked if control else 0,
         "scheduled": q.scheduled,
         "running": q.running,
         "dead_lettered": q.dead_lettered,
@@ -201,4 +236,3 @@ def minute_totals(snapshot: Snapshot) -> list[int]:
 def status_counts(snapshot: Snapshot) -> list[tuple[str, int]]:
     """(status, tasks) for every stored status, in lifecycle order."""
     return [(status.value, n) for status, n in snapshot.statuses.items()]
-

@@ -14,22 +14,31 @@ listings and figures), ``walks`` (listings followed page by page to their end), 
 Where keys live
 ---------------
 A queue is the unit of sharding. Every key of a queue lives in that queue's *key space*
-(``Keys.queue(name).space``): its ready set, schedule, running set and rate window, the records of
-its tasks and their indexes (status, in-flight, dead letters), its idempotency records,
-throughput counts, lease counter, and the task-type stall config its workers publish. Today every
-queue's space is the one prefix (``REDIS_KEY_PREFIX``, by default the Cluster hash tag
-``{jobbers}:``), so everything shares one slot and single-Redis users pay nothing. Sharding by
-queue changes ``Keys.space_prefix`` (to give each queue its own hash tag) and the look-ups that
-reach tasks without knowing their queue (``Keys.task_space`` and the uses of ``Keys.shared``: id
-look-ups, listings, recovery, pruning), never a script.
+(``Keys.queue(name).space``, or ``Keys.space(name)``): its ready set, schedule, running set, rate
+window and pause flag, the slots and waiters of its concurrency keys, the records of its tasks and
+their indexes (status, in-flight, dead letters), its idempotency records, throughput counts, lease
+counter, and the task-type stall config its workers publish. Each space is its own Redis Cluster
+hash tag (``{jobbers:emails}:`` for queue ``emails`` under the default ``REDIS_KEY_PREFIX``
+``{jobbers}:``), so on a cluster queues spread over the shards; on one Redis they share the node
+and nothing else changes. A new piece of per-queue or per-task state goes in the space of its
+queue (add it to ``keys.SPACE_KEYS``; the scripts get a ``K_*`` helper for it).
 
-Global keys, outside every space, are only what no queue owns: the set of queue names, the
-workers registry and each worker's report. The pub/sub channels (wake, cancel, sched,
-transitions) are global too; channels are not keys, so a cluster does not route them by slot.
+Global keys, under the prefix itself (one slot), are only what no queue owns: the set of queue
+names, the workers registry and each worker's report, and the locator (task id -> queue, written
+beside the submit call with HSETNX semantics, removed when the task is pruned). The pub/sub
+channels (wake, cancel, sched, transitions) are global too; a cluster broadcasts them to every
+node.
+
+Reaching tasks without their queue: a look-up by id is one HMGET of the locator, then the record
+in its queue's space (``TaskStore.locate``; at most two round trips; a worker's own tasks need no
+look-up). Work over every queue (listings, stats, recovery, pruning) runs one call per queue's
+space, pipelined, and merges: listings in (score, id) order, so their cursors still resume exactly
+after the last task returned. What only holds within one queue: a script is atomic within its
+queue's space; across queues, effects are separate calls.
 
 How scripts touch keys
 ----------------------
-Every script call works in exactly one key space, passed as ``ARGV[1]`` (the global prefix is
+Every script call works in exactly one key space (one queue's), passed as ``ARGV[1]`` (the global prefix is
 ``ARGV[2]``, used only for channel names). It declares in ``KEYS`` the keys it is given or can name
 before it runs: a queue's ready set for each queue it serves, the index it walks, the record of
 each task it is given by id. What it can only learn while running (a task id popped from a

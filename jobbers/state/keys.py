@@ -1,11 +1,17 @@
 """Every Redis key name, in one place: the keys of a queue's key space, and the few global ones.
 
-A *key space* is the prefix that every key of one queue starts with: its ready and schedule
-sets, running set and rate window, the records of its tasks and their indexes (status, in-flight,
-dead letters), idempotency records, throughput counts, lease counter and the task-type stall
-config its workers published. Today every queue's space is the one prefix (``{jobbers}:`` by
-default, a Redis Cluster hash tag), so all of Jobbers shares one slot; sharding by queue changes
-only ``Keys.space_prefix`` (to give each queue its own tag) and the few look-ups marked there.
+A *key space* is the prefix that every key of one queue starts with: its ready and schedule sets,
+running set, rate window and pause flag, its concurrency keys' slots and waiters, the records of its
+tasks and their indexes (status, in-flight, dead letters), idempotency records, throughput counts,
+lease counter and the task-type stall config its workers published. Each queue's space is its own
+Redis Cluster hash tag, made from the global prefix and the queue name (``{jobbers:emails}:`` for
+queue ``emails`` under the default prefix ``{jobbers}:``), so on a cluster different queues spread
+over the shards while every key a script touches lies in one slot; on one Redis the same names
+simply share the node.
+
+Global keys, under the prefix itself (one slot): the set of queue names, the workers registry and
+each worker's report, and the *locator* (task id -> queue) through which a task known only by id
+is found: one HGET, then its record in its queue's space.
 
 The Lua scripts get the same names from ``lua_key_helpers()``, generated from the templates
 below, so no key name is spelled twice.
@@ -38,6 +44,7 @@ SPACE_KEYS: dict[str, str] = {
 #: Keys outside every space: what no single queue owns.
 GLOBAL_KEYS: dict[str, str] = {
     "queues": "queues",  # set: every queue name that ever held a task
+    "locator": "task_queue",  # hash: task id -> its queue (HSETNX at submit, HDEL when pruned)
     "workers": "workers",  # zset: worker ids, score = when their last report expires (ms, Redis time)
     "worker": "worker:{}",  # hash per worker id: role, queues, running... (expires with its liveness)
 }
@@ -69,10 +76,12 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("dlq", "inflight", "lease_counter", "prefix")
+    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
+        #: The queue whose space this is ("" for a space made by hand, as some tests do).
+        self.queue = queue
         self.inflight = prefix + SPACE_KEYS["inflight"]
         self.dlq = prefix + SPACE_KEYS["dlq"]
         self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
@@ -118,16 +127,19 @@ class QueueKeys:
         self.conc_due = space.prefix + _CONC_DUE + name
 
 
+def tag_base(prefix: str) -> str:
+    """The name inside every queue's hash tag: the prefix without its braces and trailing ``:``."""
+    return prefix.replace("{", "").replace("}", "").rstrip(":") or "jobbers"
+
+
 class Keys:
     """Key names under one prefix: each queue's keys, the global keys, the channels."""
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
-        #: The space every queue shares while all share the prefix. Code that reaches tasks without
-        #: knowing their queue (look-ups by id, listings, recovery, pruning) uses it; sharding by
-        #: queue turns each such use into a look-up of the task's queue or a merge over spaces.
-        self.shared = Space(prefix)
+        self._tag = "{" + tag_base(prefix) + ":"
         self.queues = prefix + GLOBAL_KEYS["queues"]
+        self.locator = prefix + GLOBAL_KEYS["locator"]
         self.workers = prefix + GLOBAL_KEYS["workers"]
         self.wake_channel = prefix + CHANNELS["wake"]
         self.cancel_channel = prefix + CHANNELS["cancel"]
@@ -136,24 +148,32 @@ class Keys:
         self._queues: dict[str, QueueKeys] = {}
 
     def space_prefix(self, queue: str) -> str:
-        """The prefix of ``queue``'s key space: the one place that decides where a queue lives."""
-        return self.prefix
+        """The prefix of ``queue``'s key space (its own hash tag): the one place that decides where
+        a queue lives. Queue names hold no braces (``models.queue_config.NAME_PATTERN``)."""
+        return self._tag + queue + "}:"
 
     def queue(self, name: str) -> QueueKeys:
         """The keys of queue ``name`` (built once per name)."""
         keys = self._queues.get(name)
         if keys is None:
-            prefix = self.space_prefix(name)
-            space = self.shared if prefix == self.shared.prefix else Space(prefix)
-            keys = self._queues[name] = QueueKeys(name, space)
+            keys = self._queues[name] = QueueKeys(name, Space(self.space_prefix(name), name))
         return keys
 
-    def task_space(self, task_id: str) -> Space:
-        """The space of a task known only by id: the shared one while every queue shares it."""
-        return self.shared
+    def space(self, queue: str) -> Space:
+        """The key space of ``queue``: where its keys and the records of its tasks live."""
+        return self.queue(queue).space
+
+    @property
+    def space_glob(self) -> str:
+        """A SCAN pattern matching every key of every queue's space."""
+        return _glob_escape(self._tag) + "*"
 
     def worker(self, worker_id: str) -> str:
         return self.prefix + GLOBAL_KEYS["worker"].format(worker_id)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def lua_key_helpers() -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from jobbers.errors import InvalidCursorError
 from jobbers.models.task import Task, TaskStatus
+from jobbers.state.keys import Space
 from jobbers.state.store import TaskStore
 
 #: At most this many index entries are examined per page before it is handed back with a cursor,
@@ -95,75 +96,93 @@ class TaskPage:
     total: int
 
 
+#: One index of a walk: the same sorted set in each queue's key space, merged in (score, id) order.
+Sources = Sequence[tuple[Space, str]]
+
+
 class TaskQueries:
-    """Listings over a ``TaskStore``'s indexes."""
+    """Listings over a ``TaskStore``'s indexes. Each queue keeps its own indexes (in its key
+    space); a listing over queues merges them in (score, id) order, so a cursor (the last score
+    and id returned) resumes every queue's index at once and never skips or repeats a task."""
 
     def __init__(self, store: TaskStore) -> None:
         self.store = store
         self.redis = store.redis
         self.keys = store.keys
 
+    async def _spaces(self, queue: str | None = None) -> list[Space]:
+        """The key spaces a listing reads: one queue's, or every queue's."""
+        if queue is not None:
+            return [self.keys.space(queue)]
+        return [q.space for q in await self.store.all_queue_keys()]
+
     async def list_by_status(
         self, statuses: Sequence[TaskStatus], filters: TaskFilter, limit: int, cursor: str | None
     ) -> TaskPage:
         """Tasks in ``statuses`` (in that order), each status oldest first."""
         wanted = list(statuses)
-        keys = [self.keys.shared.status(s.value) for s in wanted]
-        by_key = dict(zip(keys, wanted, strict=True))
+        spaces = await self._spaces(filters.queue)
+        indexes = [[(space, space.status(s.value)) for space in spaces] for s in wanted]
 
-        def keep(key: str, task: Task) -> bool:
+        def keep(index: int, task: Task) -> bool:
             # A task moving between statuses may be read after its index entry: list it once, where it is.
-            return task.status is by_key[key] and filters.matches(task)
+            return task.status is wanted[index] and filters.matches(task)
 
         page_items, next_position = await self._walk(
-            keys, keep, filters.is_empty, limit, cursor, filters.since_ms
+            indexes, keep, filters.is_empty or filters.task_name is None, limit, cursor, filters.since_ms
         )
-        return TaskPage(page_items, next_position, await self._count(keys))
+        every = spaces if filters.queue is None else await self._spaces()
+        total = await self._count([space.status(s.value) for s in wanted for space in every])
+        return TaskPage(page_items, next_position, total)
 
     async def list_dead_letters(self, filters: TaskFilter, limit: int, cursor: str | None) -> TaskPage:
         """Dead-lettered tasks, oldest dead-lettering first."""
-        keys = [self.keys.shared.dlq]
+        spaces = await self._spaces(filters.queue)
+        indexes = [[(space, space.dlq) for space in spaces]]
         page_items, next_position = await self._walk(
-            keys, lambda _key, task: filters.matches(task), filters.is_empty, limit, cursor, filters.since_ms
+            indexes,
+            lambda _index, task: filters.matches(task),
+            filters.is_empty or filters.task_name is None,
+            limit,
+            cursor,
+            filters.since_ms,
         )
-        return TaskPage(page_items, next_position, await self._count(keys))
+        every = spaces if filters.queue is None else await self._spaces()
+        return TaskPage(page_items, next_position, await self._count([space.dlq for space in every]))
 
     async def list_scheduled(self, queues: Sequence[str], limit: int, cursor: str | None) -> TaskPage:
         """Scheduled tasks (delayed submissions and retry delays) of ``queues``, soonest first."""
         after = _after(Position.decode(cursor)) if cursor else None
-        keys = [self.keys.queue(q).sched for q in queues]
-        merged: list[tuple[int, str]] = []
-        for key in keys:
-            merged += await self._entries_after(key, after, limit + 1)
-        merged.sort()
+        sources = [(self.keys.space(q), self.keys.queue(q).sched) for q in queues]
+        merged, _done = await self._merged(sources, after, limit + 1)
         more = len(merged) > limit
         merged = merged[:limit]
-        tasks = await self._fetch([member for _, member in merged])
+        tasks = await self.store._records([(space, member) for _, member, space in merged])
         items = [
             Listed(task, score)
-            for (score, _), task in zip(merged, tasks, strict=True)
+            for (score, _, _), task in zip(merged, tasks, strict=True)
             if task is not None and task.status is TaskStatus.SCHEDULED
         ]
-        next_cursor = Position(0, *merged[-1]).encode() if more and merged else None
-        return TaskPage(items, next_cursor, await self._count(keys))
+        next_cursor = Position(0, merged[-1][0], merged[-1][1]).encode() if more and merged else None
+        return TaskPage(items, next_cursor, await self._count([k for _, k in sources]))
 
     async def count_in_status(self, status: TaskStatus) -> int:
         """How many tasks are in ``status``, over every queue."""
-        return await self._count([self.keys.shared.status(status.value)])
+        return await self._count([space.status(status.value) for space in await self._spaces()])
 
     # -- walking the indexes ----------------------------------------------------------------
 
     async def _walk(
         self,
-        keys: Sequence[str],
-        keep: Callable[[str, Task], bool],
+        indexes: Sequence[Sources],
+        keep: Callable[[int, Task], bool],
         unfiltered: bool,
         limit: int,
         cursor: str | None,
         since_ms: int | None = None,
     ) -> tuple[list[Listed], str | None]:
-        """Up to ``limit`` kept tasks from ``keys`` in turn, resuming after ``cursor``, each key from
-        score ``since_ms`` on."""
+        """Up to ``limit`` kept tasks from ``indexes`` in turn (each merged over its queues),
+        resuming after ``cursor``, each from score ``since_ms`` on."""
         start = Position.decode(cursor) if cursor else None
         floor = (since_ms, "") if since_ms is not None else None  # before every id of that score
         found: list[Listed] = []
@@ -171,24 +190,17 @@ class TaskQueries:
         examined = 0
         # Unfiltered, one extra entry tells whether another page exists.
         chunk = min(limit + 1, SCAN_CHUNK) if unfiltered else SCAN_CHUNK
-        for index in range(start.index if start else 0, len(keys)):
-            key = keys[index]
+        for index in range(start.index if start else 0, len(indexes)):
             after = _after(start) if start and index == start.index else None
             if floor is not None and (after is None or after < floor):
                 after = floor
-            offset = 0
             while True:
-                raw: Any = await self.redis.zrangebyscore(
-                    key, after[0] if after else "-inf", "+inf", start=offset, num=chunk, withscores=True
-                )
-                offset += len(raw)
-                entries = [(int(score), _text(member)) for member, score in raw]
-                entries = [e for e in entries if after is None or e > after]
-                tasks = await self._fetch([member for _, member in entries])
-                for (score, member), task in zip(entries, tasks, strict=True):
+                entries, done = await self._merged(indexes[index], after, chunk)
+                tasks = await self.store._records([(space, member) for _, member, space in entries])
+                for (score, member, _), task in zip(entries, tasks, strict=True):
                     examined += 1
                     position = Position(index, score, member)
-                    if task is None or not keep(key, task):
+                    if task is None or not keep(index, task):
                         if examined >= SCAN_BUDGET:
                             return found, position.encode()
                         continue
@@ -198,9 +210,44 @@ class TaskQueries:
                     last_returned = position
                     if examined >= SCAN_BUDGET:
                         return found, position.encode()
-                if len(raw) < chunk:
+                if done or not entries:
                     break
+                after = (entries[-1][0], entries[-1][1])
         return found, None
+
+    async def _merged(
+        self, sources: Sources, after: tuple[int, str] | None, count: int
+    ) -> tuple[list[tuple[int, str, Space]], bool]:
+        """The next (up to ``count``) (score, id, space) entries of ``sources`` strictly after
+        ``after``, merged in (score, id) order, and whether they reach the end of every source.
+
+        One pipelined round trip: ``count`` entries from each source; entries past the last of a
+        source that may hold more wait for the next call, so the merge never skips one.
+        """
+        if not sources:
+            return [], True
+        pipe = self.redis.pipeline(transaction=False)
+        for _, key in sources:
+            pipe.zrangebyscore(
+                key, after[0] if after else "-inf", "+inf", start=0, num=count, withscores=True
+            )
+        merged: list[tuple[int, str, Space]] = []
+        bound: tuple[int, str] | None = None  # the lowest last entry of a source that may hold more
+        for (space, key), raw in zip(sources, await pipe.execute(), strict=True):
+            entries = [(int(score), _text(member)) for member, score in raw]
+            if len(raw) == count:
+                entries = [e for e in entries if after is None or e > after]
+                if len(entries) < count:  # ties at the cursor's score: page on past them
+                    entries = await self._entries_after(key, after, count)
+                if len(entries) == count and (bound is None or entries[-1] < bound):
+                    bound = entries[-1]
+            else:
+                entries = [e for e in entries if after is None or e > after]
+            merged += [(score, member, space) for score, member in entries]
+        merged.sort(key=lambda e: (e[0], e[1]))
+        if bound is not None:
+            merged = [e for e in merged if (e[0], e[1]) <= bound]
+        return merged[:count], bound is None and len(merged) <= count
 
     async def _entries_after(
         self, key: str, after: tuple[int, str] | None, count: int
@@ -217,10 +264,6 @@ class TaskQueries:
             if len(raw) < count:
                 break
         return out[:count]
-
-    async def _fetch(self, task_ids: Sequence[str]) -> list[Task | None]:
-        """The tasks with these ids, aligned with them (None where a record is gone); 1 round trip."""
-        return await self.store.fetch_tasks(task_ids)
 
     async def _counts(self, keys: Sequence[str]) -> list[int]:
         pipe = self.redis.pipeline(transaction=False)

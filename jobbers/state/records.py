@@ -21,6 +21,18 @@ _RFC4648_TO_CROCKFORD = bytes.maketrans(
 _last_id_value = 0
 
 
+class FreshId(str):
+    """A task id made by ``new_task_id``: unique by construction, so a submit need not check that
+    another queue's task already holds it (an id a submitter chose is a plain ``str``, checked)."""
+
+    __slots__ = ()
+
+
+def is_fresh_id(value: str) -> bool:
+    """Whether ``value`` was made by ``new_task_id`` in this process."""
+    return type(value) is FreshId
+
+
 def new_task_id() -> str:
     """A new task id: a ULID (48-bit millisecond time, 80 random bits), monotonic per process.
 
@@ -41,7 +53,9 @@ def new_task_id() -> str:
 def encode_task_id(value: int) -> str:
     """The ULID text of a 128-bit value (48-bit millisecond time, then 80 bits)."""
     # 26 Crockford digits = 130 bits: left-align the 128-bit value in 160 bits, keep 26 digits.
-    return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
+    return FreshId(
+        base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
+    )
 
 
 def is_valid_task_id(value: str) -> bool:

@@ -19,14 +19,14 @@ forget to publish what it made ready.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
 from jobbers.models.task import (
@@ -174,26 +174,52 @@ def script_source(name: str) -> str:
     return _HEAD + _used_by(body, _definitions(shared)) + body
 
 
+class Call(NamedTuple):
+    """One script call: script ``name`` in ``space``, given ``keys`` (KEYS[1] in ``space``) and ``args``."""
+
+    name: str
+    space: Space
+    keys: Sequence[str]
+    args: Sequence[Any]
+
+
 class Scripts:
     """The scripts of one client, registered once and called by EVALSHA."""
 
     def __init__(self, redis: Redis, global_prefix: str) -> None:
+        self._redis = redis
         self._global = global_prefix
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
 
-    async def run(
-        self,
-        name: str,
-        space: Space,
-        keys: Sequence[str],
-        args: Sequence[Any],
-        client: Pipeline | None = None,
-    ) -> Any:
-        """Run script ``name`` in ``space``; ``keys`` are the keys it is given (KEYS[1] in ``space``).
-        With ``client`` (a pipeline) the call is queued on it instead."""
-        return await self._scripts[name](keys=keys, args=[space.prefix, self._global, *args], client=client)
+    async def run(self, name: str, space: Space, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` in ``space``; ``keys`` are the keys it is given (KEYS[1] in ``space``)."""
+        return await self._scripts[name](keys=keys, args=[space.prefix, self._global, *args])
+
+    async def run_all(self, calls: Sequence[Call], before: Callable[[Any], int] | None = None) -> list[Any]:
+        """Run ``calls`` in one pipeline (on a cluster, one batch per node, sent at once), after the
+        plain commands ``before(pipe)`` queues (it returns how many; their replies come first).
+
+        A node that lacks a script (restarted, or a replica promoted at a failover) answers
+        NOSCRIPT without running anything: that call alone is run again, loading the script.
+        """
+        if len(calls) == 1 and before is None:
+            call = calls[0]
+            return [await self.run(call.name, call.space, call.keys, call.args)]
+        pipe = self._redis.pipeline(transaction=False)
+        plain = before(pipe) if before else 0
+        for call in calls:
+            script = self._scripts[call.name]
+            pipe.evalsha(script.sha, len(call.keys), *call.keys, call.space.prefix, self._global, *call.args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError) and i >= plain:
+                call = calls[i - plain]
+                replies[i] = await self.run(call.name, call.space, call.keys, call.args)
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def run_global(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script that touches only global keys (``keys``, under the global prefix)."""

@@ -1,5 +1,6 @@
 """Read-only platform figures for the admin overview: counts per queue and status, recent
-throughput, and the workers that are alive. One snapshot costs three pipelined round trips.
+throughput, and the workers that are alive. One snapshot costs four pipelined round trips, however
+many queues (each queue's figures live in its own key space and are summed here).
 
 Throughput comes from per-minute hashes that the state-transition scripts increment as tasks
 end (``count_terminal`` in ``lua/_common.lua``); workers report themselves alive through
@@ -17,8 +18,6 @@ from jobbers.state.store import TaskStore
 
 #: Minutes of throughput kept in Redis (the hashes expire after an hour).
 MAX_THROUGHPUT_MINUTES = 60
-#: Dead letters examined to split the DLQ by queue; a longer DLQ is split over its oldest entries.
-DLQ_SCAN_LIMIT = 10_000
 MINUTE_MS = 60_000
 
 
@@ -73,16 +72,18 @@ class PlatformStats:
     """Figures over a ``TaskStore``'s keys."""
 
     def __init__(self, store: TaskStore) -> None:
+        self.store = store
         self.redis = store.redis
         self.keys = store.keys
 
     async def snapshot(self, queues: Sequence[str], minutes: int = 15) -> Snapshot:
         """Counts of ``queues`` and of every status, ``minutes`` of throughput (oldest first, the
-        current minute last) and the live workers."""
+        current minute last) and the live workers: each queue's figures are read in its own key
+        space and summed (one pipelined round trip for all of them)."""
         minutes = max(1, min(minutes, MAX_THROUGHPUT_MINUTES))
         statuses = LISTED_STATUSES
         keys = self.keys
-        space = keys.shared
+        every = await self.store.all_queue_keys()
         now_ms = await self._redis_time_ms()
         first_minute = now_ms // MINUTE_MS - minutes + 1
 
@@ -92,37 +93,41 @@ class PlatformStats:
             pipe.zcard(q.ready)
             pipe.scard(q.running)
             pipe.zcard(q.sched)
-        for status in statuses:
-            pipe.zcard(space.status(status.value))
-        pipe.zrange(space.dlq, 0, DLQ_SCAN_LIMIT - 1)
-        pipe.zcard(space.dlq)
-        for minute in range(first_minute, first_minute + minutes):
-            pipe.hgetall(space.throughput(minute))
+        for q in every:
+            for status in statuses:
+                pipe.zcard(q.space.status(status.value))
+            pipe.zcard(q.space.dlq)
+            for minute in range(first_minute, first_minute + minutes):
+                pipe.hgetall(q.space.throughput(minute))
         pipe.zrangebyscore(keys.workers, now_ms, "+inf")
         replies: list[Any] = await pipe.execute()
 
         at = 3 * len(queues)
         counts = replies[:at]
-        status_counts: dict[TaskStatus, int] = {
-            status: int(n) for status, n in zip(statuses, replies[at : at + len(statuses)], strict=True)
-        }
-        at += len(statuses)
-        dlq_ids = [_text(x) for x in replies[at]]
-        dlq_total = int(replies[at + 1])
-        hashes = replies[at + 2 : at + 2 + minutes]
-        worker_ids = [_text(x) for x in replies[at + 2 + minutes]]
-
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in dlq_ids:
-            pipe.hget(keys.task_space(task_id).task(task_id), "queue")
-        for worker_id in worker_ids:
-            pipe.hgetall(keys.worker(worker_id))
-        details: list[Any] = await pipe.execute() if dlq_ids or worker_ids else []
-
+        status_counts: dict[TaskStatus, int] = dict.fromkeys(statuses, 0)
         dead_by_queue: dict[str, int] = {}
-        for raw in details[: len(dlq_ids)]:
-            if raw is not None:
-                dead_by_queue[_text(raw)] = dead_by_queue.get(_text(raw), 0) + 1
+        merged: list[dict[str, dict[str, int]]] = [{} for _ in range(minutes)]
+        for q in every:
+            for status in statuses:
+                status_counts[status] += int(replies[at])
+                at += 1
+            dead_by_queue[q.name] = int(replies[at])
+            at += 1
+            for i in range(minutes):
+                for queue, by_status in _split_fields(replies[at]).items():
+                    into = merged[i].setdefault(queue, {})
+                    for status_name, n in by_status.items():
+                        into[status_name] = into.get(status_name, 0) + n
+                at += 1
+        worker_ids = [_text(x) for x in replies[at]]
+        dlq_total = sum(dead_by_queue.values())
+
+        details: list[Any] = []
+        if worker_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for worker_id in worker_ids:
+                pipe.hgetall(keys.worker(worker_id))
+            details = await pipe.execute()
         return Snapshot(
             now_ms=now_ms,
             queues=[
@@ -137,14 +142,11 @@ class PlatformStats:
             ],
             statuses=status_counts,
             dead_lettered=dlq_total,
-            dead_lettered_counted=len(dlq_ids),
-            throughput=[
-                MinuteCounts((first_minute + i) * MINUTE_MS, _split_fields(fields))
-                for i, fields in enumerate(hashes)
-            ],
+            dead_lettered_counted=dlq_total,
+            throughput=[MinuteCounts((first_minute + i) * MINUTE_MS, merged[i]) for i in range(minutes)],
             workers=[
                 _worker(worker_id, fields)
-                for worker_id, fields in zip(worker_ids, details[len(dlq_ids) :], strict=True)
+                for worker_id, fields in zip(worker_ids, details, strict=True)
                 if fields  # its hash expired between the two round trips
             ],
         )

@@ -15,8 +15,8 @@ from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
 from jobbers.state.codec import pack_for_lua
-from jobbers.state.connection import SignalListener
-from jobbers.state.keys import DEFAULT_PREFIX, Keys, Space
+from jobbers.state.connection import SignalListener, is_cluster
+from jobbers.state.keys import DEFAULT_PREFIX, Keys, QueueKeys, Space
 from jobbers.state.records import (
     CancelOutcome,
     ClaimedTask,
@@ -32,10 +32,11 @@ from jobbers.state.records import (
     StallConfig,
     SubmitOutcome,
     TaskRef,
+    is_fresh_id,
     is_valid_task_id,
     new_task_id,
 )
-from jobbers.state.scripts import SCRIPT_NAMES, Scripts
+from jobbers.state.scripts import SCRIPT_NAMES, Call, Scripts
 from jobbers.state.task_schema import decode_claim, decode_task, finish_row, submit_row
 
 log = logging.getLogger(__name__)
@@ -67,27 +68,35 @@ def _s(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _one_space(spaces: Iterable[Space]) -> Space:
-    """The one key space of a script call's keys (a call never spans two: a cluster routes it to
-    one slot). Every queue shares one space today; sharding by queue splits calls per space first."""
-    it = iter(spaces)
-    space = next(it)
-    for other in it:
-        if other != space:
-            raise ValueError(f"one script call spans the key spaces {space.prefix!r} and {other.prefix!r}")
-    return space
+def _by_space(items: Iterable[tuple[int, Space]]) -> dict[Space, list[int]]:
+    """Positions grouped by key space (a script call never spans two: a cluster routes it to one slot)."""
+    out: dict[Space, list[int]] = {}
+    for i, space in items:
+        out.setdefault(space, []).append(i)
+    return out
 
 
 class TaskStore:
     """All reads and writes of task state: the only door to Redis. Scripts are loaded once and
-    called by EVALSHA; ``close()`` closes the connection."""
+    called by EVALSHA; ``close()`` closes the connection.
+
+    Each queue's keys live in its own key space (``keys.Keys.space``); a call that spans queues
+    makes one script call per queue, pipelined (on a cluster, one batch per node, sent at once).
+    A task known only by id is found through the locator (task id -> queue): one HMGET first.
+    """
 
     def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.keys = Keys(prefix)
         self._scripts = Scripts(redis, prefix)
+        #: On a cluster a script touches one slot; on one node the submit call also writes the
+        #: locator (one call, atomic with the task), so single-Redis users pay no extra command.
+        self.cluster = is_cluster(redis)
         #: Queues this process has recorded in the global queue set (it is never pruned).
         self._registered_queues: set[str] = set()
+        #: id -> queue of the tasks this process claimed and has not finished (a worker's renewals
+        #: and outcomes then need no look-up); entries leave at finish or when the lease is lost.
+        self._held: dict[str, str] = {}
 
     async def close(self) -> None:
         """Close the Redis connection (pool)."""
@@ -112,8 +121,26 @@ class TaskStore:
             on_reconnect,
         )
 
-    def _space_of_tasks(self, task_ids: Iterable[str]) -> Space:
-        return _one_space(self.keys.task_space(task_id) for task_id in task_ids)
+    async def locate(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The queue of each of these tasks that exists (by the locator; tasks this process holds
+        need no round trip)."""
+        found = {i: self._held[i] for i in task_ids if i in self._held}
+        missing = [i for i in dict.fromkeys(task_ids) if i not in found]
+        if missing:
+            raw: Any = await self.redis.hmget(self.keys.locator, missing)  # type: ignore[misc,unused-ignore]
+            found.update((i, _s(q)) for i, q in zip(missing, raw, strict=True) if q is not None)
+        return found
+
+    async def _spaces_of(self, task_ids: Sequence[str]) -> tuple[dict[Space, list[int]], list[int]]:
+        """Positions of ``task_ids`` grouped by their tasks' key spaces, and those of unknown ids."""
+        where = await self.locate(task_ids)
+        unknown = [i for i, task_id in enumerate(task_ids) if task_id not in where]
+        known = ((i, self.keys.space(where[t])) for i, t in enumerate(task_ids) if t in where)
+        return _by_space(known), unknown
+
+    async def all_queue_keys(self) -> list[QueueKeys]:
+        """The keys of every queue that ever held a task (what cross-queue work walks)."""
+        return [self.keys.queue(q) for q in await self.known_queues()]
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -158,27 +185,51 @@ class TaskStore:
         return first + [outcome for part in results for outcome in part]
 
     async def _submit_chunk(self, part: Sequence[NewTask], request: RequestKey | None) -> list[SubmitOutcome]:
-        queues = list(dict.fromkeys(t.queue for t in part))
-        queue_keys = [self.keys.queue(q) for q in queues]
-        space = _one_space(q.space for q in queue_keys)
+        """One submit call per queue of ``part``, pipelined with the locator entries (written
+        first, HSETNX: an id another queue already holds is answered as that task, unwritten)."""
+        answered = await self._ids_held_elsewhere(part)
+        by_queue: dict[str, list[int]] = {}
+        for i, task in enumerate(part):
+            if i not in answered:
+                by_queue.setdefault(task.queue, []).append(i)
         keyed = request is not None or any(t.idempotency_key for t in part)
-        args = [
-            pack_for_lua([submit_row(t) for t in part]),
-            request.key if request else "",
-            request.fingerprint if request else "",
-            "1" if keyed else "0",
-        ]
-        keys = [q.ready for q in queue_keys]
-        unregistered = [q for q in queues if q not in self._registered_queues]
-        if unregistered:
-            # The global queue set is not in the space, so it is written beside the script, first.
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.sadd(self.keys.queues, *unregistered)
-            await self._scripts.run("submit", space, keys, args, client=pipe)
-            _, rows = await pipe.execute()
-            self._registered_queues.update(unregistered)
-        else:
-            rows = await self._scripts.run("submit", space, keys, args)
+        calls = []
+        for queue, positions in by_queue.items():
+            q = self.keys.queue(queue)
+            args = [
+                pack_for_lua([submit_row(part[i]) for i in positions]),
+                request.key if request else "",
+                request.fingerprint if request else "",
+                "1" if keyed else "0",
+            ]
+            calls.append(
+                Call("submit", q.space, [q.ready] if self.cluster else [q.ready, self.keys.locator], args)
+            )
+        unregistered = [q for q in by_queue if q not in self._registered_queues]
+        locator: dict[str, str] = {}
+        if self.cluster:
+            locator = {part[i].id: queue for queue, positions in by_queue.items() for i in positions}
+
+        def before(pipe: Any) -> int:
+            # The global queue set and the locator are not in the queue's space: written beside the
+            # submit calls, first (a locator entry whose task was never written finds nothing).
+            if unregistered:
+                pipe.sadd(self.keys.queues, *unregistered)
+            if locator:
+                pipe.hset(self.keys.locator, mapping=locator)
+            return int(bool(unregistered)) + int(bool(locator))
+
+        plain = int(bool(unregistered)) + int(bool(locator))
+        replies = await self._scripts.run_all(calls, before if plain else None) if calls else []
+        self._registered_queues.update(unregistered)
+        for positions, reply in zip(by_queue.values(), replies[plain:], strict=True):
+            for i, row in zip(positions, reply, strict=True):
+                answered[i] = row
+        rows = [answered[i] for i in range(len(part))]
+        # An Idempotency-Key that named an earlier task leaves the new id's locator entry unused.
+        unused = [t.id for t, row in zip(part, rows, strict=True) if t.id in locator and _s(row[1]) != t.id]
+        if unused:
+            await self.redis.hdel(self.keys.locator, *unused)  # type: ignore[misc,unused-ignore]
         outcomes = []
         conflicts = []
         for task, (kind, task_id, status, submitted_at, reason) in zip(part, rows, strict=True):
@@ -202,41 +253,104 @@ class TaskStore:
             )
         return outcomes
 
+    async def _ids_held_elsewhere(self, part: Sequence[NewTask]) -> dict[int, Any]:
+        """Submit rows (``SUBMIT_EXISTING``) for the tasks of ``part`` whose id the locator gives to
+        another queue: a task id names one task across every queue. Ids made by ``new_task_id`` are
+        never taken, so this costs a round trip only for ids a submitter chose."""
+        chosen = [i for i, t in enumerate(part) if not is_fresh_id(t.id)]
+        if not chosen:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for i in chosen:
+            pipe.hsetnx(self.keys.locator, part[i].id, part[i].queue)
+            pipe.hget(self.keys.locator, part[i].id)
+        replies = await pipe.execute()
+        elsewhere = {
+            i: _s(owner)
+            for i, owner in zip(chosen, replies[1::2], strict=True)
+            if owner is not None and _s(owner) != part[i].queue
+        }
+        if not elsewhere:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for i, owner in elsewhere.items():
+            pipe.hmget(self.keys.space(owner).task(part[i].id), ["status", "submitted_at"])
+        rows: dict[int, Any] = {}
+        for (i, _), (status, submitted_at) in zip(elsewhere.items(), await pipe.execute(), strict=True):
+            if status is None:  # the locator outlived its task (pruned meanwhile): the id is free again
+                continue
+            rows[i] = [SubmitKind.EXISTING.value, part[i].id, _s(status), _s(submitted_at or b"0"), ""]
+        return rows
+
     # -- worker side ------------------------------------------------------------------------
 
     async def claim(
         self, worker_id: str, lease_seconds: float, max_count: int, queues: Sequence[QueueConfig]
     ) -> ClaimResult:
-        """Claim up to ``max_count`` tasks from ``queues`` (in that order) under a lease."""
-        queue_keys = [self.keys.queue(q.name) for q in queues]
-        args: list[Any] = [worker_id, int(lease_seconds * 1000), max_count]
-        for q in queues:
-            args += [q.name, q.max_concurrent or 0, q.rate_numerator or 0, q.rate_window_ms]
-        space = _one_space(q.space for q in queue_keys)
-        now_ms, retry_in, rows = await self._scripts.run("claim", space, [q.ready for q in queue_keys], args)
-        retry = int(retry_in)
-        return ClaimResult(
-            tasks=[decode_claim(r) for r in rows],
-            now_ms=int(now_ms),
-            retry_in_ms=retry if retry >= 0 else None,
-        )
+        """Claim up to ``max_count`` tasks from ``queues`` (in that order) under a lease.
+
+        One claim call per queue (its own key space), pipelined: ``max_count`` is shared out over
+        the queues in order, and what a queue could not use (it ran dry, or hit a limit) goes to
+        the queues that filled their share, in another pipelined round. One queue: one call.
+        """
+        lease_ms = int(lease_seconds * 1000)
+        tasks: list[ClaimedTask] = []
+        now_ms = 0
+        retry: int | None = None
+        candidates = list(queues)
+        remaining = max_count
+        while remaining > 0 and candidates:
+            shares = _shares(remaining, len(candidates))
+            asked = [(q, n) for q, n in zip(candidates, shares, strict=True) if n > 0]
+            unasked = [q for q, n in zip(candidates, shares, strict=True) if n == 0]
+            calls = []
+            for q, n in asked:
+                k = self.keys.queue(q.name)
+                args = [worker_id, lease_ms, n, q.name, q.max_concurrent or 0, q.rate_numerator or 0]
+                calls.append(Call("claim", k.space, [k.ready], [*args, q.rate_window_ms]))
+            replies = await self._scripts.run_all(calls)
+            full = []
+            for (q, n), (now, retry_in, rows) in zip(asked, replies, strict=True):
+                now_ms = max(now_ms, int(now))
+                if int(retry_in) >= 0:
+                    retry = int(retry_in) if retry is None else min(retry, int(retry_in))
+                tasks += [decode_claim(r) for r in rows]
+                if len(rows) == n:
+                    full.append(q)
+            remaining = max_count - len(tasks)
+            # Queues not asked this round (a share of 0) come before those that filled theirs; each
+            # round claims something or asks fewer queues, so this ends.
+            candidates = unasked + full
+        for task in tasks:
+            self._held[task.id] = task.queue
+        return ClaimResult(tasks=tasks, now_ms=now_ms, retry_in_ms=retry)
 
     async def renew_leases(
         self, lease_seconds: float, leases: Sequence[LeaseRenewal]
     ) -> tuple[list[str], list[str]]:
-        """Extend the leases of one worker's tasks; 1 round trip for all of them.
+        """Extend the leases of one worker's tasks; 1 round trip for all of them (one call per
+        queue, pipelined).
 
         Returns (ids whose lease is lost, ids whose cancellation was requested).
         """
         if not leases:
             return [], []
-        space = self._space_of_tasks(lease.id for lease in leases)
-        args: list[Any] = [int(lease_seconds * 1000)]
-        for lease in leases:
-            args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
-        keys = [space.task(lease.id) for lease in leases]
-        lost, cancel = await self._scripts.run("renew", space, keys, args)
-        return [_s(x) for x in lost], [_s(x) for x in cancel]
+        groups, unknown = await self._spaces_of([lease.id for lease in leases])
+        lost = [leases[i].id for i in unknown]
+        cancel: list[str] = []
+        calls = []
+        for space, positions in groups.items():
+            args: list[Any] = [int(lease_seconds * 1000)]
+            for i in positions:
+                lease = leases[i]
+                args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
+            calls.append(Call("renew", space, [space.task(leases[i].id) for i in positions], args))
+        for space_lost, space_cancel in await self._scripts.run_all(calls) if calls else []:
+            lost += [_s(x) for x in space_lost]
+            cancel += [_s(x) for x in space_cancel]
+        for task_id in lost:
+            self._held.pop(task_id, None)
+        return lost, cancel
 
     async def publish_task_types(
         self, types: Sequence[tuple[str, int, StallConfig]], queues: Iterable[str]
@@ -244,7 +358,7 @@ class TaskStore:
         """Record each task type's stall config in the key space of every queue in ``queues`` (a
         worker does this for the queues it consumes), so lease recovery and the cleaner judge stalls
         and dead-lettering of the tasks in them without importing the task module."""
-        spaces = {self.keys.queue(q).space for q in queues}
+        spaces = {self.keys.space(q) for q in queues}
         if not spaces or not types:
             return
         pipe = self.redis.pipeline(transaction=False)
@@ -280,10 +394,25 @@ class TaskStore:
         """Write attempt outcomes, each fenced by its lease token; False marks a rejected late write."""
         if not outcomes:
             return []
-        space = self._space_of_tasks(o.id for o in outcomes)
-        keys = [space.task(o.id) for o in outcomes]
-        rows = pack_for_lua([finish_row(o) for o in outcomes])
-        return [bool(x) for x in await self._scripts.run("finish", space, keys, [rows])]
+        groups, _unknown = await self._spaces_of([o.id for o in outcomes])
+        written = [False] * len(outcomes)  # an unknown id has no record to write to
+        calls = [
+            Call(
+                "finish",
+                space,
+                [space.task(outcomes[i].id) for i in positions],
+                [pack_for_lua([finish_row(outcomes[i]) for i in positions])],
+            )
+            for space, positions in groups.items()
+        ]
+        for positions, reply in zip(
+            groups.values(), await self._scripts.run_all(calls) if calls else [], strict=True
+        ):
+            for i, ok in zip(positions, reply, strict=True):
+                written[i] = bool(ok)
+        for outcome in outcomes:
+            self._held.pop(outcome.id, None)
+        return written
 
     # -- producer / manager side ------------------------------------------------------------
 
@@ -291,34 +420,71 @@ class TaskStore:
         """Cancel tasks; durable for running ones (flag first, then pub/sub)."""
         if not task_ids:
             return []
-        space = self._space_of_tasks(task_ids)
-        rows = await self._scripts.run("cancel", space, [space.task(i) for i in task_ids], list(task_ids))
+        rows = await self._per_space("cancel", task_ids, lambda _space, ids: ids)
         return [
             CancelOutcome(
                 id=_s(r[0]), outcome=CancelKind(_s(r[1])), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4])
             )
-            for r in rows
+            if r is not None
+            else CancelOutcome(id=task_id, outcome=CancelKind.NOT_FOUND, status="", queue="", name="")
+            for task_id, r in zip(task_ids, rows, strict=True)
         ]
 
+    async def _per_space(
+        self, name: str, task_ids: Sequence[str], args_of: Callable[[Space, list[str]], list[Any]]
+    ) -> list[Any]:
+        """Run script ``name`` once per key space of ``task_ids`` (KEYS: their records, then
+        ``args_of(space, ids)``), pipelined; the per-id rows, aligned with ``task_ids`` (None for
+        an id no task has)."""
+        groups, _unknown = await self._spaces_of(task_ids)
+        calls = []
+        for space, positions in groups.items():
+            ids = [task_ids[i] for i in positions]
+            calls.append(Call(name, space, [space.task(i) for i in ids], args_of(space, ids)))
+        out: list[Any] = [None] * len(task_ids)
+        for positions, reply in zip(
+            groups.values(), await self._scripts.run_all(calls) if calls else [], strict=True
+        ):
+            for i, row in zip(positions, reply, strict=True):
+                out[i] = row
+        return out
+
     async def get_task(self, task_id: str) -> Task | None:
-        """The task with ``task_id``, or None."""
-        key = self.keys.task_space(task_id).task(task_id)
-        fields: Any = await self.redis.hgetall(key)  # type: ignore[misc,unused-ignore]
-        return decode_task(fields) if fields else None
+        """The task with ``task_id``, or None (2 round trips: its queue, then its record)."""
+        return (await self.fetch_tasks([task_id]))[0]
 
     async def get_tasks(self, task_ids: Sequence[str]) -> list[Task]:
         """The tasks with these ids that exist, in order, in 1 round trip."""
         return [t for t in await self.fetch_tasks(task_ids) if t is not None]
 
     async def fetch_tasks(self, task_ids: Sequence[str]) -> list[Task | None]:
-        """The tasks with these ids, aligned with them (None where a record is gone); 1 round trip."""
+        """The tasks with these ids, aligned with them (None where a record is gone); 2 round trips
+        (their queues by the locator, then their records)."""
         if not task_ids:
             return []
+        where = await self.locate(task_ids)
+        found = [i for i in task_ids if i in where]
+        records = dict(
+            zip(found, await self._records([(self.keys.space(where[i]), i) for i in found]), strict=True)
+        )
+        return [records.get(i) for i in task_ids]
+
+    async def fetch_in_space(self, space: Space, task_ids: Sequence[str]) -> list[Task | None]:
+        """The tasks with these ids in ``space`` (found in one of its indexes), aligned with them;
+        1 round trip."""
+        return await self._records([(space, i) for i in task_ids])
+
+    async def _records(self, where: Sequence[tuple[Space, str]]) -> list[Task | None]:
+        if not where:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        for task_id in task_ids:
-            pipe.hgetall(self.keys.task_space(task_id).task(task_id))
+        for space, task_id in where:
+            pipe.hgetall(space.task(task_id))
         replies = await pipe.execute()
-        return [_decoded(i, fields) if fields else None for i, fields in zip(task_ids, replies, strict=True)]
+        return [
+            _decoded(task_id, fields) if fields else None
+            for (_, task_id), fields in zip(where, replies, strict=True)
+        ]
 
     async def queue_depth(self, queue: str) -> int:
         """Ready (submitted) tasks waiting in ``queue``."""
@@ -344,12 +510,12 @@ class TaskStore:
         by_space: dict[Space, list[str]] = {}
         for queue in queues:
             by_space.setdefault(self.keys.queue(queue).space, []).append(queue)
-        pipe = self.redis.pipeline(transaction=False)
-        for space, names in by_space.items():
-            keys = [self.keys.queue(q).ready for q in names]
-            await self._scripts.run("queue_stats", space, keys, names, client=pipe)
+        calls = [
+            Call("queue_stats", space, [self.keys.queue(q).ready for q in names], names)
+            for space, names in by_space.items()
+        ]
         found: dict[str, QueueStats] = {}
-        for names, (raw_now, rows) in zip(by_space.values(), await pipe.execute(), strict=True):
+        for names, (raw_now, rows) in zip(by_space.values(), await self._scripts.run_all(calls), strict=True):
             now_ms = int(raw_now)
             # The share of the previous minute that lies inside the last 60 s.
             earlier = 1 - (now_ms % 60_000) / 60_000
@@ -399,14 +565,18 @@ class TaskStore:
         await self.redis.delete(self.keys.queue(queue).paused)
 
     async def task_refs(self, task_ids: Sequence[str]) -> dict[str, TaskRef]:
-        """Queue, name, version and DLQ flag of each task that exists, in 1 round trip."""
+        """Queue, name, version and DLQ flag of each task that exists, in 2 round trips."""
+        where = await self.locate(task_ids)
+        found = [i for i in task_ids if i in where]
+        if not found:
+            return {}
         pipe = self.redis.pipeline(transaction=False)
-        for task_id in task_ids:
+        for task_id in found:
             pipe.hmget(
-                self.keys.task_space(task_id).task(task_id), ["queue", "name", "version", "dead_lettered"]
+                self.keys.space(where[task_id]).task(task_id), ["queue", "name", "version", "dead_lettered"]
             )
         refs = {}
-        for task_id, (queue, name, version, dead) in zip(task_ids, await pipe.execute(), strict=True):
+        for task_id, (queue, name, version, dead) in zip(found, await pipe.execute(), strict=True):
             if queue is not None:
                 refs[task_id] = TaskRef(_s(queue), _s(name or b""), int(version or 1), dead == b"1")
         return refs
@@ -417,74 +587,90 @@ class TaskStore:
         return sorted(_s(x) for x in raw)
 
     async def recover_expired_leases(self, batch: int = 500) -> RecoverResult:
-        """Re-queue (or stall) tasks whose lease expired, judged by Redis time."""
+        """Re-queue (or stall) tasks whose lease expired, judged by Redis time: one call per queue,
+        pipelined, again for the queues that filled a batch."""
         requeued: list[str] = []
         stalled: list[str] = []
         cancelled: list[str] = []
-        space = self.keys.shared
-        while True:
-            r, s, c = await self._scripts.run("recover", space, [space.inflight], [batch])
-            requeued += [_s(x) for x in r]
-            stalled += [_s(x) for x in s]
-            cancelled += [_s(x) for x in c]
-            if len(r) + len(s) + len(c) < batch:
-                return RecoverResult(requeued, stalled, cancelled)
+        spaces = [q.space for q in await self.all_queue_keys()]
+        while spaces:
+            calls = [Call("recover", space, [space.inflight], [batch]) for space in spaces]
+            full = []
+            for space, (r, s, c) in zip(spaces, await self._scripts.run_all(calls), strict=True):
+                requeued += [_s(x) for x in r]
+                stalled += [_s(x) for x in s]
+                cancelled += [_s(x) for x in c]
+                if len(r) + len(s) + len(c) >= batch:
+                    full.append(space)
+            spaces = full
+        return RecoverResult(requeued, stalled, cancelled)
 
     async def stall_silent_tasks(
         self, stale_seconds: float | None, min_submitted_ms: int = 0, max_submitted_ms: int = 2**53
     ) -> list[str]:
         """Mark started tasks whose heartbeat went silent as stalled; returns their ids."""
         stale_ms = int(stale_seconds * 1000) if stale_seconds else 0
-        space = self.keys.shared
-        ids = await self._scripts.run(
-            "stall_silent",
-            space,
-            [space.status(TaskStatus.STARTED.value)],
-            [stale_ms, min_submitted_ms, max_submitted_ms],
-        )
-        return [_s(x) for x in ids]
+        calls = [
+            Call(
+                "stall_silent",
+                q.space,
+                [q.space.status(TaskStatus.STARTED.value)],
+                [stale_ms, min_submitted_ms, max_submitted_ms],
+            )
+            for q in await self.all_queue_keys()
+        ]
+        replies = await self._scripts.run_all(calls) if calls else []
+        return [_s(x) for ids in replies for x in ids]
 
     async def prune_terminal(self, status: TaskStatus, older_than_ms: int, batch: int = 500) -> list[str]:
-        """Delete tasks that entered terminal ``status`` before ``older_than_ms``; DLQ entries stay."""
+        """Delete tasks that entered terminal ``status`` before ``older_than_ms``; DLQ entries stay.
+        Their locator entries go after (one left by a crash in between finds nothing)."""
         if not status.is_terminal:
             raise ValueError(f"only terminal tasks are pruned, not {status.value}")
         removed: list[str] = []
-        offset = 0
-        space = self.keys.shared
-        keys = [space.status(status.value), space.dlq]
-        while True:
-            ids, skipped = await self._scripts.run(
-                "prune", space, keys, [status.value, older_than_ms, batch, offset]
-            )
-            removed += [_s(x) for x in ids]
-            offset += int(skipped)
-            if len(ids) + int(skipped) < batch:
-                return removed
+        offsets = {q.space: 0 for q in await self.all_queue_keys()}
+        while offsets:
+            spaces = list(offsets)
+            calls = [
+                Call(
+                    "prune",
+                    space,
+                    [space.status(status.value), space.dlq],
+                    [status.value, older_than_ms, batch, offsets[space]],
+                )
+                for space in spaces
+            ]
+            for space, (ids, skipped) in zip(spaces, await self._scripts.run_all(calls), strict=True):
+                removed += [_s(x) for x in ids]
+                offsets[space] += int(skipped)
+                if len(ids) + int(skipped) < batch:
+                    del offsets[space]
+        await self._forget_locations(removed)
+        return removed
+
+    async def _forget_locations(self, task_ids: Sequence[str]) -> None:
+        for i in range(0, len(task_ids), 1000):
+            await self.redis.hdel(self.keys.locator, *task_ids[i : i + 1000])  # type: ignore[misc,unused-ignore]
 
     async def prune_dead_letters(self, older_than_ms: int, batch: int = 500) -> list[str]:
         """Remove DLQ entries dead-lettered before ``older_than_ms``."""
         removed: list[str] = []
-        space = self.keys.shared
-        while True:
-            ids = [
-                _s(x)
-                for x in await self._scripts.run("prune_dlq", space, [space.dlq], [older_than_ms, batch])
-            ]
-            removed += ids
-            if len(ids) < batch:
-                return removed
+        spaces = [q.space for q in await self.all_queue_keys()]
+        while spaces:
+            calls = [Call("prune_dlq", space, [space.dlq], [older_than_ms, batch]) for space in spaces]
+            full = []
+            for space, ids in zip(spaces, await self._scripts.run_all(calls), strict=True):
+                removed += [_s(x) for x in ids]
+                if len(ids) >= batch:
+                    full.append(space)
+            spaces = full
+        return removed
 
     async def prune_rate_limits(self, older_than_ms: int) -> int:
         """Remove rate-limit start records older than ``older_than_ms``, of every queue ever used;
         returns how many."""
-        by_space: dict[Space, list[str]] = {}
-        for queue in await self.known_queues():
-            q = self.keys.queue(queue)
-            by_space.setdefault(q.space, []).append(q.rate)
-        removed = 0
-        for space, rate_keys in by_space.items():
-            removed += int(await self._scripts.run("prune_rate", space, rate_keys, [older_than_ms]))
-        return removed
+        calls = [Call("prune_rate", q.space, [q.rate], [older_than_ms]) for q in await self.all_queue_keys()]
+        return sum(int(n) for n in await self._scripts.run_all(calls)) if calls else 0
 
     async def redis_time_ms(self) -> int:
         """Redis's clock in epoch milliseconds (all lease and age decisions use it)."""
@@ -503,20 +689,33 @@ class TaskStore:
         """Move dead-lettered tasks back to their queues (guarded on DLQ membership and status)."""
         if not task_ids:
             return []
-        space = self._space_of_tasks(task_ids)
-        keys = [space.task(i) for i in task_ids]
-        rows = await self._scripts.run(
-            "dlq_resubmit", space, keys, ["1" if reset_retry_count else "0", *task_ids]
-        )
-        return [ResubmitOutcome(id=_s(r[0]), outcome=ResubmitKind(_s(r[1])), status=_s(r[2])) for r in rows]
+        flag = "1" if reset_retry_count else "0"
+        rows = await self._per_space("dlq_resubmit", task_ids, lambda _space, ids: [flag, *ids])
+        return [
+            ResubmitOutcome(id=_s(r[0]), outcome=ResubmitKind(_s(r[1])), status=_s(r[2]))
+            if r is not None
+            else ResubmitOutcome(id=task_id, outcome=ResubmitKind.NOT_FOUND, status="")
+            for task_id, r in zip(task_ids, rows, strict=True)
+        ]
 
     async def remove_dead_letters(self, task_ids: Sequence[str]) -> list[str]:
         """Remove DLQ entries; returns the ids that were in the DLQ. Task records stay until pruned."""
         if not task_ids:
             return []
-        space = self._space_of_tasks(task_ids)
-        keys = [space.task(i) for i in task_ids]
-        return [_s(x) for x in await self._scripts.run("dlq_remove", space, keys, list(task_ids))]
+        groups, _unknown = await self._spaces_of(task_ids)
+        calls = []
+        for space, positions in groups.items():
+            ids = [task_ids[i] for i in positions]
+            calls.append(Call("dlq_remove", space, [space.task(i) for i in ids], ids))
+        replies = await self._scripts.run_all(calls) if calls else []
+        removed = {_s(x) for reply in replies for x in reply}
+        return [i for i in task_ids if i in removed]
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` split over ``parts`` in order, the first ones getting the remainder (some may get 0)."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 def _decoded(task_id: str, fields: dict[bytes, bytes]) -> Task | None:

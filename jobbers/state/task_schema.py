@@ -43,6 +43,7 @@ from jobbers.state.codec import (
 from jobbers.state.records import ClaimedTask, NewTask, Outcome
 
 Decode = Callable[[Any], Any]
+Encode = Callable[[Any], Any]
 
 #: A ready-queue score is ``enqueued_at_ms - priority * PRIORITY_STEP``: a higher priority sorts
 #: first, equal priorities by enqueue time (then id). 2**42 ms is 139 years, so the time part never
@@ -53,9 +54,6 @@ PRIORITY_STEP = 2**42
 def enqueued_ms(score: float | bytes | str) -> int:
     """The enqueue time (ms) a ready-queue score holds, whatever the task's priority."""
     return int(float(score)) % PRIORITY_STEP
-
-
-Encode = Callable[[Any], Any]
 
 
 def _same(value: Any) -> Any:

@@ -1,6 +1,7 @@
 -- Claim up to N ready tasks across queues: pop, record the lease, mark 'started', in one step.
 -- Enforces each queue's max_concurrent and sliding-window rate limit across all workers;
--- over-limit work stays queued, and so does the work of a paused queue. Tasks whose cancellation was requested end 'cancelled' here.
+-- over-limit work stays queued, and so does the work of a paused queue. Tasks whose cancellation
+-- was requested end 'cancelled' here.
 -- KEYS: the ready set of each queue, in ARGV order.
 -- ARGV[3..]: worker_id, lease_ms, max_total, then per queue:
 --            name, max_concurrent (0 = none), rate_limit (0 = none), rate_window_ms

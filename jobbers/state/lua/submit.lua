@@ -1,5 +1,6 @@
 -- Create tasks atomically, each with its queue or schedule entry, in one key space.
--- KEYS: the ready set of each queue the rows name.  ARGV[3]: one msgpack array of submit rows
+-- KEYS: the ready set of the queue the rows name; KEYS[2], when given (not on a cluster, where it
+-- lies in another slot and is written beside the call): the locator, given each new task's queue.  ARGV[3]: one msgpack array of submit rows
 -- (task_schema.SUBMIT_ROW; one argument, so packing stays cheap).  ARGV[4], ARGV[5]: the
 -- Idempotency-Key of the whole request and its body's fingerprint ('' = none): recorded like a
 -- row's key (without a task), so the same key with another body conflicts as a whole.
@@ -71,6 +72,7 @@ for i, t in ipairs(rows) do
     if t[SUBMIT.idem] ~= '' then
       redis.call('SET', K_idem(t[SUBMIT.idem]), id .. ' ' .. t[SUBMIT.fingerprint], 'EX', 86400)
     end
+    if KEYS[2] then redis.call('HSET', KEYS[2], id, queue) end
     out[i] = {SUBMIT_NEW, id, status, now_s, reason or ''}
   end
 end

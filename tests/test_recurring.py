@@ -132,7 +132,8 @@ async def test_two_firers_submit_each_fire_time_once_with_its_key_time_and_prior
 ) -> None:
     now = await store.redis_time_ms()
     entry = RecurringEntry(
-        key="tick", task_name="noop", params={"n": 1}, priority=7, every_seconds=10, created_at_ms=now - 55_000
+        key="tick", task_name="noop", params={"n": 1}, priority=7, every_seconds=10,
+        created_at_ms=now - 55_000,
     )
     await sql.save_recurring(entry)
     firers = [RecurringFirer(store, sql, refresh=0), RecurringFirer(store, sql, refresh=0)]
@@ -375,6 +376,24 @@ async def test_several_processes_migrating_a_new_database_at_once_all_succeed(co
     assert queues == ["default"]
 
 
+async def test_every_revision_in_order_gives_the_schema_a_new_database_gets(config_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from jobbers.config_store.tables import metadata
+
+    engine = create_async_engine(config_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: schema.upgrade(c, "0001"))  # one revision at a time, from empty
+            await conn.run_sync(schema.upgrade)
+            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+            revision = await conn.run_sync(schema.current_revision)
+    finally:
+        await engine.dispose()
+    assert revision == schema.HEAD_REVISION and diff == []
+
+
 def test_the_newest_revision_is_alembics_head() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -395,4 +414,4 @@ def test_jobbers_migrate_reports_the_revision(tmp_path: object) -> None:
     assert result.returncode == 0, result.stderr
     assert f"revision {schema.HEAD_REVISION}" in result.stdout
     assert "alembic" not in result.stderr  # one line of ours, not Alembic's set-up chatter
-    assert "SQL schema migrated from revision (empty database) to 0002" in result.stderr
+    assert "SQL schema created at revision 0002" in result.stderr

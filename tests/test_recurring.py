@@ -268,7 +268,7 @@ async def test_declared_entry_fires_through_two_schedulers_one_killed_mid_fire_e
     """The worker stores tests.e2e_tasks' every-second entry; one scheduler dies after each of its
     first submits (before recording the fire time), another runs throughout: every fire time in the
     window is one task, run once, listed by ``recurring_key``."""
-    e2e.platform.worker()
+    e2e.platform.worker(E2E_RECURRING="1")
     await wait_until(lambda: e2e.config.get_recurring("e2e-every-second"), seconds=20)
     e2e.platform.scheduler()
     crashes = 0

@@ -197,3 +197,15 @@ async def test_jobbers_migrate_redis_upgrades_and_says_what_it_moved(
 
     assert first.returncode == 0 and "upgraded: 4 tasks" in first.stdout, first.stderr
     assert second.returncode == 0 and "already in per-queue key spaces" in second.stdout
+
+
+async def test_a_bulk_request_key_that_conflicts_writes_no_queue(store: TaskStore) -> None:
+    from jobbers.errors import IdempotencyConflictError
+    from jobbers.state.store import RequestKey
+
+    tasks = [NewTask(name="t", queue=q) for q in ("a", "b", "c")]
+    first = await store.submit_many(tasks, request=RequestKey("bulk-1", "f1"))
+    with pytest.raises(IdempotencyConflictError):
+        await store.submit_many([NewTask(name="t", queue=q) for q in ("a", "b", "c")], request=RequestKey("bulk-1", "f2"))
+
+    assert len(first) == 3 and [await store.queue_depth(q) for q in ("a", "b", "c")] == [1, 1, 1]

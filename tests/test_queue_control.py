@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import random
 
 import httpx
 import pytest
@@ -341,3 +343,44 @@ async def test_concurrency_keys_through_the_api(api: httpx.AsyncClient) -> None:
     assert (stats["ready"], stats["blocked"]) == (3, 1)
     refused = await api.delete("/queues/default")
     assert refused.status_code == 409
+
+
+async def test_random_finishes_retries_and_crashes_never_break_a_keys_limit_or_lose_a_task(
+    store: TaskStore,
+) -> None:
+    rng = random.Random(12)
+    keys = {"k0": 1, "k1": 2, "k2": 3}
+    ids = {}
+    for i in range(60):
+        key = f"k{i % 3}"
+        task = _keyed(f"t{i}", key=key, limit=keys[key])
+        ids[(await store.submit(dataclasses.replace(task, priority=rng.randint(-2, 2)))).id] = key
+    ended: set[str] = set()
+    for _ in range(400):
+        await store.promote_due("default", 100)
+        held = (await store.claim("w", 0.05, rng.randint(1, 8), DEFAULT)).tasks
+        running = [t for t in await store.get_tasks(list(ids)) if t.status is TaskStatus.STARTED]
+        for key, limit in keys.items():
+            assert sum(ids[t.id] == key for t in running) <= limit, key
+        outcomes = []
+        for t in held:
+            roll = rng.random()
+            if roll < 0.5:
+                outcomes.append(Outcome(t.id, t.token, TaskStatus.COMPLETED))
+            elif roll < 0.7:
+                outcomes.append(Outcome(t.id, t.token, "retry", retry_attempt=1))
+            elif roll < 0.8:
+                outcomes.append(Outcome(t.id, t.token, "retry", retry_attempt=1, delay_ms=5))
+            # else: left running (its worker "crashed"): its lease expires and recovery takes it back
+        await store.finish(outcomes)
+        if rng.random() < 0.1:  # waiting (ready or blocked), scheduled or running: cancelled
+            await store.cancel([rng.choice(list(ids))])
+        if rng.random() < 0.2 or not held:
+            await asyncio.sleep(0.06)
+            await store.recover_expired_leases()
+        ended = {t.id for t in await store.get_tasks(list(ids)) if t.status.is_terminal}
+        if len(ended) == len(ids):
+            break
+    assert len(ended) == len(ids)
+    (stats,) = await store.queue_stats(["default"])
+    assert (stats.depth, stats.blocked, stats.scheduled, stats.running) == (0, 0, 0, 0)

@@ -283,6 +283,7 @@ async def test_queues_show_what_waits_runs_and_ended_recently(e2e: E2E) -> None:
     burst(e2e)
     await submit(e2e, "noop", 3, queue="reports")
     await e2e.client.submit("noop", run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    await e2e.client.pause_queue("reports")
 
     result = jobbers(e2e, "queues")
 
@@ -290,10 +291,12 @@ async def test_queues_show_what_waits_runs_and_ended_recently(e2e: E2E) -> None:
     by_queue = {r["queue"]: r for r in tsv(result.stdout)}
     assert set(by_queue) == {"default", "reports"}
     assert by_queue["default"] | {"latency_s": ""} == {
-        "queue": "default", "ready": "0", "scheduled": "1", "running": "0", "dead_lettered": "1",
+        "queue": "default", "paused": "", "ready": "0", "blocked": "0", "scheduled": "1", "running": "0",
+        "dead_lettered": "1",
         "latency_s": "", "completed_5m": "2", "failed_5m": "1",
     }
     assert by_queue["reports"]["ready"] == "3" and float(by_queue["reports"]["latency_s"]) >= 0
+    assert by_queue["reports"]["paused"] == "yes"
 
 
 async def test_workers_lists_the_live_workers(e2e: E2E) -> None:

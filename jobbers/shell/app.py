@@ -219,8 +219,9 @@ def dlq(
 
 @_command("queues")
 def queues(output: FormatOption = None) -> None:
-    """Every queue: ready, scheduled, running, dead-lettered, latency (age of the oldest ready task,
-    seconds), and tasks completed and failed in the last 5 minutes."""
+    """Every queue: paused or not, ready, blocked (waiting for a concurrency key's slot), scheduled,
+    running, dead-lettered, latency (age of the oldest ready task, seconds), and tasks completed and
+    failed in the last 5 minutes."""
     fmt = chosen_format(output, sys.stdout)
     _finish(run_session(lambda s: listings.list_queues(s, sys.stdout, fmt), sql=True))
 

@@ -13,6 +13,7 @@ from jobbers.shell.output import Format, RowWriter
 from jobbers.shell.session import EXIT_NOT_DONE, EXIT_OK, Session, note
 from jobbers.state.queries import TaskFilter
 from jobbers.state.stats import Snapshot
+from jobbers.state.store import QueueStats
 from jobbers.state.walks import WALK_PAGE, walk_by_status, walk_dead_letters
 from jobbers.task_json import item_json
 
@@ -93,14 +94,14 @@ async def list_dead_letters(
     return EXIT_OK
 
 
-async def queue_overview(session: Session, minutes: int) -> tuple[Snapshot, dict[str, int]]:
+async def queue_overview(session: Session, minutes: int) -> tuple[Snapshot, dict[str, QueueStats]]:
     """Counts of every queue (configured, or that ever held a task), ``minutes`` of throughput, the
-    live workers, and the age of each queue's oldest ready task (ms)."""
+    live workers, and each queue's control state (paused, blocked tasks, oldest ready task's age)."""
     config, _ = session.require_config()
     names = sorted({q.name for q in await config.list_queues()} | set(await session.store.known_queues()))
     snapshot = await session.stats.snapshot(names, minutes)
-    latency = {s.queue: s.oldest_age_ms for s in await session.store.queue_stats(names)} if names else {}
-    return snapshot, latency
+    control = {s.queue: s for s in await session.store.queue_stats(names)} if names else {}
+    return snapshot, control
 
 
 async def list_queues(session: Session, out: TextIO, fmt: Format) -> int:

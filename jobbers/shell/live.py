@@ -19,7 +19,7 @@ from jobbers.shell.session import EXIT_OK, EXIT_UNAVAILABLE, Session, ShellError
 from jobbers.startup import first_line, shown_redis_url
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.stats import Snapshot
-from jobbers.state.store import TaskRef
+from jobbers.state.store import QueueStats, TaskRef
 from jobbers.state.transitions import TransitionFeed
 
 #: ANSI: cursor home, clear the screen (the whole redraw of one frame).
@@ -42,13 +42,13 @@ def sparkline(values: Sequence[int]) -> str:
 
 
 def render_frame(
-    snapshot: Snapshot, latency_ms: Mapping[str, int], where: str, width: int, height: int | None = None
+    snapshot: Snapshot, control: Mapping[str, QueueStats], where: str, width: int, height: int | None = None
 ) -> str:
     """One frame of ``jobbers info``: queues, tasks per status, outcomes per minute, workers."""
     out = io.StringIO()
     out.write(f"jobbers info  {where}  {iso_time(_at(snapshot.now_ms))}\n\n")
     queues = RowWriter(out, Format.TABLE, rows.QUEUE_COLUMNS, rows.NUMERIC, width=width)
-    for row in rows.queue_rows(_last_minutes(snapshot, rows.RATE_MINUTES), latency_ms):
+    for row in rows.queue_rows(_last_minutes(snapshot, rows.RATE_MINUTES), control):
         queues.write(row)
     queues.close()
     if not snapshot.queues:

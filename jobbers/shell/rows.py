@@ -14,7 +14,7 @@ from typing import Any
 
 from jobbers.models.task import TaskStatus
 from jobbers.state.queries import Listed
-from jobbers.state.records import TaskRef, is_valid_task_id
+from jobbers.state.records import QueueStats, TaskRef, is_valid_task_id
 from jobbers.state.stats import QueueCounts, Snapshot, WorkerRecord, outcomes_by_queue
 from jobbers.state.transitions import Transition
 
@@ -41,7 +41,9 @@ OUTCOME_COLUMNS = ("id", "outcome", "status")
 RATE_MINUTES = 5
 QUEUE_COLUMNS = (
     "queue",
+    "paused",
     "ready",
+    "blocked",
     "scheduled",
     "running",
     "dead_lettered",
@@ -58,6 +60,7 @@ NUMERIC = frozenset(
         "version",
         "attempt",
         "ready",
+        "blocked",
         "scheduled",
         "running",
         "dead_lettered",
@@ -112,17 +115,21 @@ def outcome_row(task_id: str, outcome: str, status: TaskStatus | str | None) -> 
     return {"id": task_id, "outcome": outcome, "status": (str(status) if status else None)}
 
 
-def queue_rows(snapshot: Snapshot, latency_ms: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One row per queue of the snapshot, with the age of its oldest ready task (``latency_s``)
-    and its terminal outcomes over the snapshot's minutes (take it with ``RATE_MINUTES``)."""
+def queue_rows(snapshot: Snapshot, control: Mapping[str, QueueStats]) -> list[dict[str, Any]]:
+    """One row per queue of the snapshot, with whether it is paused, its tasks blocked on a
+    concurrency key, the age of its oldest ready task (``latency_s``) and its terminal outcomes
+    over the snapshot's minutes (take it with ``RATE_MINUTES``)."""
     ended = outcomes_by_queue(snapshot.throughput)
-    return [_queue_row(q, latency_ms.get(q.queue, 0), ended.get(q.queue, {})) for q in snapshot.queues]
+    return [_queue_row(q, control.get(q.queue), ended.get(q.queue, {})) for q in snapshot.queues]
 
 
-def _queue_row(q: QueueCounts, latency_ms: int, ended: Mapping[str, int]) -> dict[str, Any]:
+def _queue_row(q: QueueCounts, control: QueueStats | None, ended: Mapping[str, int]) -> dict[str, Any]:
+    latency_ms = control.oldest_age_ms if control else 0
     return {
         "queue": q.queue,
+        "paused": "yes" if control and control.paused else "",
         "ready": q.ready,
+        "blocked": control.blocked if control else 0,
         "scheduled": q.scheduled,
         "running": q.running,
         "dead_lettered": q.dead_lettered,

@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
-from redis.asyncio import Redis
 
 from jobbers.client import JobbersClient
 from jobbers.config_store import ConfigStore
 from jobbers.models.task import Task, TaskStatus
+from jobbers.state.connection import connect
 from jobbers.state.store import TaskStore
 from tests.processes import Platform, platform
 from tests.redis_server import RedisServer
@@ -56,11 +57,17 @@ async def wait_until(condition: Callable[[], Awaitable[bool] | bool], seconds: f
         await asyncio.sleep(0.05)
 
 
-async def make_e2e(server: RedisServer, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
+class HasUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+async def make_e2e(server: RedisServer | HasUrl, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
+    """Processes, a store and a client on ``server`` (one Redis, or a topology's REDIS_URL)."""
     sql_path = f"sqlite+aiosqlite:///{tmp_path / 'jobbers.db'}"
     config = ConfigStore(sql_path)
     await config.migrate()
-    redis = Redis.from_url(server.url)
+    redis = connect(server.url)
     store = TaskStore(redis, key_prefix)
     with platform(server.url, key_prefix, sql_path, tmp_path) as p:
         yield E2E(p, store, JobbersClient(store, config), config)

@@ -35,7 +35,9 @@ async def test_each_queue_has_its_own_slot_and_a_task_is_found_by_id_alone(store
         assert key_slot(store.keys.queue(q).ready.encode()) == slots[q]  # a task's record sits with its queue
         assert await store.redis.exists(store.keys.space(q).task(task_id))
     found = await store.get_tasks(list(ids.values()))
-    assert [t.queue for t in found] == QUEUES and await store.locate(list(ids.values())) == {v: k for k, v in ids.items()}
+    assert [t.queue for t in found] == QUEUES and await store.locate(list(ids.values())) == {
+        v: k for k, v in ids.items()
+    }
     # Cancel and task_refs reach each task by id in its own queue; an unknown id is not found.
     outcomes = await store.cancel([ids["q1"], "01ARZ3NDEKTSV4RRFFQ69G5FAV", ids["q4"]])
     assert [o.outcome for o in outcomes] == ["cancelled", "not_found", "cancelled"]
@@ -102,7 +104,9 @@ def test_redis_url_forms(url: str, kind: str) -> None:
     target = parse_redis_url(url)
     assert target.kind == kind
     if kind == "sentinel":
-        assert target.hosts == (("s1", 26379), ("s2", 26380)) and target.service == "mymaster" and target.db == 2
+        assert (
+            target.hosts == (("s1", 26379), ("s2", 26380)) and target.service == "mymaster" and target.db == 2
+        )
         assert target.password == "pw" and target.sentinel_options == {"sentinel_password": "spw"}
     assert parse_redis_url("redis://n1:7000", cluster=True).kind == "cluster"
 
@@ -132,17 +136,26 @@ class _OldKeys(Keys):
 async def _write_old_layout(redis: Redis, prefix: str) -> dict[str, list[str]]:
     old = TaskStore(redis, prefix)
     old.keys = _OldKeys(prefix)
-    ready = [o.id for o in await old.submit_many([NewTask(name="t", queue=q, idempotency_key=f"k-{q}") for q in ("a", "b")])]
+    ready = [
+        o.id
+        for o in await old.submit_many(
+            [NewTask(name="t", queue=q, idempotency_key=f"k-{q}") for q in ("a", "b")]
+        )
+    ]
     await old.submit(NewTask(name="t", queue="c"))
     running = [t.id for t in (await old.claim("w", 30, 1, [QueueConfig(name="c")])).tasks]
     failed = (await old.submit(NewTask(name="t", queue="d"))).id
     (held,) = (await old.claim("w", 30, 1, [QueueConfig(name="d")])).tasks
-    await old.finish([Outcome(held.id, held.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)])
+    await old.finish(
+        [Outcome(held.id, held.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)]
+    )
     await redis.delete(old.keys.locator)  # the old layout had none
     return {"ready": ready, "running": running, "failed": [failed]}
 
 
-async def test_the_upgrade_moves_old_shared_layout_data_into_queue_spaces(redis: Redis, key_prefix: str) -> None:
+async def test_the_upgrade_moves_old_shared_layout_data_into_queue_spaces(
+    redis: Redis, key_prefix: str
+) -> None:
     written = await _write_old_layout(redis, key_prefix)
     store = TaskStore(redis, key_prefix)
     assert await old_layout_present(store) and await store.get_task(written["ready"][0]) is None
@@ -165,16 +178,34 @@ async def test_the_upgrade_moves_old_shared_layout_data_into_queue_spaces(redis:
     assert left <= {store.keys.queues, store.keys.locator, store.keys.workers}, left
 
 
-async def test_jobbers_migrate_redis_upgrades_and_says_what_it_moved(fresh_redis_server: RedisServer, tmp_path: Path) -> None:
+async def test_jobbers_migrate_redis_upgrades_and_says_what_it_moved(
+    fresh_redis_server: RedisServer, tmp_path: Path
+) -> None:
     redis = Redis.from_url(fresh_redis_server.url)
     try:
         await _write_old_layout(redis, "{jobbers}:")
         env = {"REDIS_URL": fresh_redis_server.url, "SQL_PATH": f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"}
         command = [str(Path(sys.executable).parent / "jobbers_migrate"), "--redis"]
-        first = subprocess.run(command, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
-        second = subprocess.run(command, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+        first = subprocess.run(
+            command, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60
+        )
+        second = subprocess.run(
+            command, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60
+        )
     finally:
         await redis.aclose()
 
     assert first.returncode == 0 and "upgraded: 4 tasks" in first.stdout, first.stderr
     assert second.returncode == 0 and "already in per-queue key spaces" in second.stdout
+
+
+async def test_a_bulk_request_key_that_conflicts_writes_no_queue(store: TaskStore) -> None:
+    from jobbers.errors import IdempotencyConflictError
+    from jobbers.state.store import RequestKey
+
+    tasks = [NewTask(name="t", queue=q) for q in ("a", "b", "c")]
+    first = await store.submit_many(tasks, request=RequestKey("bulk-1", "f1"))
+    with pytest.raises(IdempotencyConflictError):
+        await store.submit_many([NewTask(name="t", queue=q) for q in ("a", "b", "c")], request=RequestKey("bulk-1", "f2"))
+
+    assert len(first) == 3 and [await store.queue_depth(q) for q in ("a", "b", "c")] == [1, 1, 1]

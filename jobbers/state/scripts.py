@@ -211,7 +211,10 @@ class Scripts:
         plain = before(pipe) if before else 0
         for call in calls:
             script = self._scripts[call.name]
-            pipe.evalsha(script.sha, len(call.keys), *call.keys, call.space.prefix, self._global, *call.args)
+            # EVALSHA by name: a cluster pipeline refuses its evalsha() method, not the command itself.
+            pipe.execute_command(
+                "EVALSHA", script.sha, len(call.keys), *call.keys, call.space.prefix, self._global, *call.args
+            )
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
             if isinstance(reply, NoScriptError) and i >= plain:

@@ -220,11 +220,23 @@ class TaskStore:
             return int(bool(unregistered)) + int(bool(locator))
 
         plain = int(bool(unregistered)) + int(bool(locator))
-        replies = await self._scripts.run_all(calls, before if plain else None) if calls else []
+        if request is not None and len(calls) > 1:
+            # A bulk request's own key is checked by its first queue's call, alone: a conflict there
+            # refuses the request before any other queue is written.
+            first = await self._scripts.run_all(calls[:1], before if plain else None)
+            replies = first + (
+                await self._scripts.run_all(calls[1:])
+                if _s(first[plain][0][0]) != SubmitKind.CONFLICT
+                else []
+            )
+        else:
+            replies = await self._scripts.run_all(calls, before if plain else None) if calls else []
         self._registered_queues.update(unregistered)
-        for positions, reply in zip(by_queue.values(), replies[plain:], strict=True):
+        for positions, reply in zip(by_queue.values(), replies[plain:], strict=False):
             for i, row in zip(positions, reply, strict=True):
                 answered[i] = row
+        for i in range(len(part)):  # the rows of queues not written after a conflict
+            answered.setdefault(i, [SubmitKind.CONFLICT.value, "", "", "0", ""])
         rows = [answered[i] for i in range(len(part))]
         # An Idempotency-Key that named an earlier task leaves the new id's locator entry unused.
         unused = [t.id for t, row in zip(part, rows, strict=True) if t.id in locator and _s(row[1]) != t.id]

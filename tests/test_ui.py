@@ -365,7 +365,7 @@ async def test_the_workers_table_shows_running_tasks_without_waiting_for_a_refre
         await expect(worker).to_have_count(1)
 
 
-PHONE_ROUTES = ["", "tasks", "active", "scheduled", "dlq", "queues", "roles", "submit"]
+PHONE_ROUTES = ["", "tasks", "active", "scheduled", "dlq", "queues", "roles", "recurring", "submit"]
 
 
 async def test_every_page_fits_a_phone_screen(ui: UI) -> None:
@@ -453,3 +453,43 @@ async def test_pause_resume_and_clear_a_queue_and_see_priority_on_task_pages(ui:
     await expect(ui.row("default").locator("td").nth(4)).to_have_text("1")  # blocked
     await ui.shot("task-blocked")
     await ui.e2e.wait_terminal([holder.id, waiter.id])
+
+
+async def test_create_edit_pause_and_delete_recurring_entries(ui: UI) -> None:
+    page = ui.page
+    await ui.open("recurring")
+    await page.get_by_label("Key", exact=True).fill("nightly")
+    await page.get_by_label("Task", exact=True).fill("nap")
+    await page.get_by_label("Params (JSON object)").fill('{"seconds": 0.1}')
+    await page.get_by_label("Cron", exact=True).fill("every night")
+    await ui.button("Create entry").click()
+    await expect(page.locator('[data-error-for="cron"]')).to_contain_text("not a cron expression")
+
+    await page.get_by_label("Cron", exact=True).fill("0 3 * * *")
+    await page.get_by_label("Timezone").fill("Europe/Paris")
+    await ui.button("Create entry").click()
+    row = page.locator('tr[data-key="nightly"]')
+    await expect(row).to_contain_text("0 3 * * * (Europe/Paris)")
+    await expect(row.locator("li")).to_have_count(3)  # the next fire times
+    await ui.shot("recurring")
+
+    await ui.button("Edit nightly").click()
+    await page.get_by_label("Schedule").select_option("every")
+    await page.get_by_label("Every (seconds)").fill("600")
+    await ui.button("Save changes").click()
+    await expect(row).to_contain_text("every 600 s")
+    entry = await ui.e2e.config.get_recurring("nightly")
+    assert entry is not None and entry.every_seconds == 600 and entry.cron is None and entry.params == {"seconds": 0.1}
+
+    await ui.button("Pause nightly").click()
+    await expect(row).to_contain_text("paused")
+    assert (await ui.e2e.config.get_recurring("nightly")).paused  # type: ignore[union-attr]
+    await ui.button("Resume nightly").click()
+    await expect(row.locator("li")).to_have_count(3)
+
+    await row.get_by_role("link", name="Tasks").click()
+    await expect(page.get_by_label("Recurring entry")).to_have_value("nightly")
+    await ui.open("recurring")
+    await ui.button("Delete nightly").click()
+    await expect(page.locator('tr[data-key="nightly"]')).to_have_count(0)
+    assert await ui.e2e.config.get_recurring("nightly") is None

@@ -10,6 +10,7 @@ import * as active from './pages/active.js';
 import * as dlq from './pages/dlq.js';
 import * as overview from './pages/overview.js';
 import * as queues from './pages/queues.js';
+import * as recurring from './pages/recurring.js';
 import * as roles from './pages/roles.js';
 import * as scheduled from './pages/scheduled.js';
 import * as submit from './pages/submit.js';
@@ -27,6 +28,7 @@ const ROUTES = [
   { path: 'dlq', page: dlq, nav: 'Dead letters' },
   { path: 'queues', page: queues, nav: 'Queues' },
   { path: 'roles', page: roles, nav: 'Roles' },
+  { path: 'recurring', page: recurring, nav: 'Recurring' },
   { path: 'submit', page: submit, nav: 'Submit' },
 ];
 

@@ -1,4 +1,4 @@
-// Tasks: filter by status, queue and task name; page by cursor; select and cancel.
+// Tasks: filter by status, queue, task name and recurring entry; page by cursor; select and cancel.
 
 import { get } from '../api.js';
 import { field, h, STATUSES, statusBadge, table, time } from '../dom.js';
@@ -13,6 +13,7 @@ export function mount(root, { query }) {
     status: query.getAll('status'),
     queue: query.get('queue') || '',
     task_name: query.get('task_name') || '',
+    recurring_key: query.get('recurring_key') || '',
     limit: Number(query.get('limit')) || 50,
   };
   let lastKey = '';
@@ -24,6 +25,7 @@ export function mount(root, { query }) {
         h('input', { type: 'checkbox', name: 'status', value: s, checked: filters.status.includes(s) }), s))),
     field('Queue', queueSelect('queue', filters.queue, 'any queue')),
     field('Task name', h('input', { name: 'task_name', list: 'task-names', value: filters.task_name, placeholder: 'any task' })),
+    field('Recurring entry', h('input', { name: 'recurring_key', value: filters.recurring_key, placeholder: 'any' })),
     field('Per page', h('select', { name: 'limit' },
       PAGE_SIZES.map((n) => h('option', { value: n, selected: n === filters.limit }, String(n))))),
     h('div', { class: 'actions' },
@@ -42,7 +44,8 @@ export function mount(root, { query }) {
 
   async function refresh() {
     const page = await get('/tasks', {
-      status: filters.status, queue: filters.queue, task_name: filters.task_name, limit: filters.limit,
+      status: filters.status, queue: filters.queue, task_name: filters.task_name,
+      recurring_key: filters.recurring_key || undefined, limit: filters.limit,
       cursor: pager.cursor,
     });
     const key = JSON.stringify(page);

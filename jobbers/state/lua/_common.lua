@@ -265,7 +265,7 @@ local function wf_advance(now)
         for _, s in ipairs(cmsgpack.unpack(edges[2])) do wf_edge(wk, s, failed, now, not_taken) end
       end
       local ended = redis.call('HINCRBY', wk, 'ended', 1)
-      local f = redis.call('HMGET', wk, 'total', 'failed_node', 'cancelled')
+      local f = redis.call('HMGET', wk, 'total', 'failed_node', 'cancel_asked')
       if ended >= tonumber(f[1]) then
         local status = WF_COMPLETED
         if f[2] then status = WF_FAILED elseif f[3] then status = WF_CANCELLED end

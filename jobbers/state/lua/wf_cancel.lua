@@ -1,5 +1,5 @@
 -- Cancel a workflow run: every node not made yet ends cancelled, every queued one is cancelled,
--- every running one is asked to stop (as a task cancel does). The run then ends 'cancelled'
+-- every running one is asked to stop (as a task cancel does). The run then ends cancelled
 -- (or failed, when a node had failed) once its running nodes end.
 -- KEYS[1]: the run's hash.  ARGV[3]: the reason.
 -- Returns the run's status before ('' = no such run).
@@ -8,7 +8,7 @@ local f = redis.call('HMGET', wk, 'status', 'nodes')
 if not f[1] then return '' end
 if f[1] ~= WF_RUNNING then return f[1] end
 local now = now_ms()
-redis.call('HSETNX', wk, 'cancelled', '1')
+redis.call('HSETNX', wk, 'cancel_asked', '1')
 local reason = ARGV[3]
 for _, node in ipairs(cmsgpack.unpack(f[2])) do
   if redis.call('HEXISTS', wk, 'made:' .. node) == 0 then

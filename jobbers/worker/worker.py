@@ -49,6 +49,9 @@ IDLE_ROLE_WARNING_SECONDS = 30.0
 CLAIM_STOP_GRACE_SECONDS = 0.5
 #: At shutdown, outcomes are written (retried while Redis fails) for at most this long.
 SHUTDOWN_WRITE_SECONDS = 3.0
+#: A task's ``heartbeat()`` reaches Redis within this long: the worker writes every dirty
+#: heartbeat (and renews every lease) in one round trip, ahead of the next lease renewal.
+HEARTBEAT_WRITE_SECONDS = 1.0
 #: At shutdown, removing the worker's liveness record waits at most this long.
 FORGET_SECONDS = 1.0
 
@@ -597,8 +600,15 @@ class Worker:
 
     async def _renew_loop(self) -> None:
         interval = self.lease_seconds / 3
+        tick = min(interval, HEARTBEAT_WRITE_SECONDS)
+        last_renewal = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(tick)
+            # A heartbeat is written within ``tick``; leases alone wait the full interval.
+            due = time.monotonic() - last_renewal >= interval - tick / 10
+            if not due and not any(e.handle.heartbeat_dirty for e in self.running.values()):
+                continue
+            last_renewal = time.monotonic()
             leases = []
             for entry in self.running.values():
                 leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -16,12 +17,23 @@ from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.recurring import RecurringEntry
 from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
+from jobbers.models.workflow import WorkflowStatus
 from jobbers.recurring_entries import make_entry, set_recurring_paused
 from jobbers.registry import find_task_config, validate_params
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
+from jobbers.state.records import new_task_id
 from jobbers.state.store import CancelOutcome, NewTask, QueueStats, SubmitOutcome, TaskStore
+from jobbers.state.workflows import (
+    WorkflowNode,
+    WorkflowRun,
+    cancel_workflow,
+    check_graph,
+    get_workflow,
+    submit_workflow,
+)
 from jobbers.task_builder import build_new_task
+from jobbers.workflows import Edge, Step, Workflow
 
 
 class JobbersClient:
@@ -228,3 +240,56 @@ class JobbersClient:
         if entry is None:
             raise ConfigNotFoundError(f"no recurring entry {key!r}")
         return entry
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    async def submit_workflow(
+        self, run: Workflow, name: str = "", workflow_id: str | None = None
+    ) -> WorkflowRun:
+        """Submit workflow ``run`` (built with ``jobbers.workflows``) as one atomic write: its graph,
+        and its first nodes ready. Each node's params are checked as ``build`` checks a task's (a
+        node's ``results()`` / ``errors()`` param is filled in when it runs); the same
+        ``workflow_id`` again changes nothing. Raises ``WorkflowGraphError`` naming the node at
+        fault, ``InvalidParamsError``, or ``ConfigNotFoundError`` for an unknown queue."""
+        workflow_id = workflow_id or new_task_id()
+        ids = run.node_ids()
+        parents: dict[Step, list[Edge]] = {s: [] for s in run.steps}
+        for edge in run.edges:
+            parents[edge.child].append(edge)
+        nodes = []
+        for step in run.steps:
+            filled: dict[str, Any] = {p: {} for p in (step.results_param, step.error_param) if p}
+            built = self.build(
+                step.name,
+                {**step.params, **filled},
+                version=step.version,
+                queue=step.queue or DEFAULT_QUEUE,
+                priority=step.priority,
+            )
+            task = dataclasses.replace(
+                built, params=dict(step.params), workflow_id=workflow_id, workflow_node=ids[step]
+            )
+            nodes.append(
+                WorkflowNode(
+                    node=ids[step],
+                    task=task,
+                    after=tuple(ids[e.parent] for e in parents[step] if not e.error),
+                    on_error_of=tuple(ids[e.parent] for e in parents[step] if e.error),
+                    results_param=step.results_param,
+                    error_param=step.error_param,
+                )
+            )
+        check_graph(nodes)
+        await self._check_queue(nodes[0].task.queue)
+        await submit_workflow(self.store, workflow_id, name, nodes)
+        found = await get_workflow(self.store, workflow_id)
+        assert found is not None  # just written
+        return found
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRun | None:
+        """Workflow run ``workflow_id`` with every node's task id and status (``None``: unknown)."""
+        return await get_workflow(self.store, workflow_id)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus | None:
+        """Cancel every node of the run not yet ended; its status before (``None``: unknown)."""
+        return await cancel_workflow(self.store, workflow_id)

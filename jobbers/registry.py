@@ -107,6 +107,14 @@ def register_task(
                 f"{existing.function.__module__}.{existing.function.__qualname__}"
             )
         _registry[(name, version)] = config
+
+        def step(**params: Any) -> Any:
+            """A one-node workflow running this task with ``params`` (``jobbers.workflows``)."""
+            from jobbers.workflows import signature
+
+            return signature(name, version, **params)
+
+        fn.s = step  # type: ignore[attr-defined]
         if schedule is not None:
             from jobbers.recurring_entries import recurring
 

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from jobbers.client import JobbersClient
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
+from jobbers.registry import register_task
 from jobbers.state.codec import pack
 from jobbers.state.store import NewTask, Outcome, TaskStore, new_task_id
 from jobbers.state.workflows import (
@@ -20,6 +22,7 @@ from jobbers.state.workflows import (
     list_workflows,
     submit_workflow,
 )
+from jobbers.workflows import chain, group, merge, signature
 
 DEFAULT = [QueueConfig(name="default")]
 
@@ -162,3 +165,48 @@ def test_a_graph_that_cannot_run_names_its_node(nodes: list[WorkflowNode], node:
     with pytest.raises(WorkflowGraphError) as caught:
         check_graph(nodes)
     assert caught.value.node == node and words in str(caught.value)
+
+
+async def test_the_builder_and_the_client_run_chain_group_merge_and_error_edges(store: TaskStore) -> None:
+    @register_task("wf_load")
+    async def load(x: int) -> int:
+        return x
+
+    @register_task("wf_sum")
+    async def total(parents: dict[str, Any]) -> int:
+        return sum(parents.values())
+
+    @register_task("wf_alert")
+    async def alert(err: dict[str, Any] | None = None) -> None:
+        return None
+
+    client = JobbersClient(store)
+    run = chain(
+        load.s(x=1).named("first"),  # type: ignore[attr-defined]
+        merge(load.s(x=2), load.s(x=3), into=total.s().results("parents")),  # type: ignore[attr-defined]
+    ).then(on_error=alert.s().errors("err"))  # type: ignore[attr-defined]
+    submitted = await client.submit_workflow(run, name="sums")
+    assert [n.node for n in submitted.nodes] == ["first", "wf_load", "wf_load-2", "wf_sum", "wf_alert"]
+    by_node = {n.node: n for n in submitted.nodes}
+    assert by_node["wf_sum"].after == ("wf_load", "wf_load-2") and by_node["wf_alert"].on_error_of == (
+        "wf_sum",
+    )
+    assert by_node["wf_load"].after == ("first",)
+    results: dict[str, Any] = {}
+    while True:
+        claimed = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+        if not claimed:
+            break
+        rows = []
+        for t in claimed:
+            value = sum(t.params["parents"].values()) if "parents" in t.params else t.params["x"]
+            results[t.id] = value
+            rows.append(Outcome(id=t.id, token=t.token, status=TaskStatus.COMPLETED, result=pack(value)))
+        await store.finish(rows)
+    done = await client.get_workflow(submitted.id)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED
+    assert results[next(n.task_id for n in done.nodes if n.node == "wf_sum")] == 5
+    assert {n.node: n.status for n in done.nodes}["wf_alert"] is TaskStatus.CANCELLED
+    assert await client.cancel_workflow(submitted.id) is WorkflowStatus.COMPLETED
+    with pytest.raises(WorkflowGraphError, match="node 'wf_load-2'"):
+        await client.submit_workflow(group(load.s(x=1), signature("wf_load", queue="other", x=2)))  # type: ignore[attr-defined]

@@ -69,6 +69,7 @@ class Worker:
         self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
         self.processed = 0
         self.stopping = False
+        self._stopped = asyncio.Event()
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._rotation = 0
@@ -91,8 +92,9 @@ class Worker:
         listener = self.store.listener(
             on_wake=self._on_wake, on_cancel=self._on_cancel, on_reconnect=self._wake.set
         )
-        await self.refresh_config(wait_for_redis=True)
-        await self._report_alive()
+        if not await self._start_up():
+            listener.stop()
+            return
         background = [
             asyncio.create_task(listener.run(), name="signals"),
             asyncio.create_task(self._renew_loop(), name="renew"),
@@ -125,10 +127,31 @@ class Worker:
                 await self.store.forget_worker(self.worker_id)
         log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
 
+    async def _start_up(self) -> bool:
+        """Publish the task types and report alive, waiting for Redis; False if asked to stop meanwhile
+        (a worker that cannot reach Redis still stops at once on SIGTERM/SIGINT)."""
+
+        async def start() -> None:
+            await self.refresh_config(wait_for_redis=True)
+            await self._report_alive()
+
+        starting = asyncio.create_task(start(), name="start-up")
+        stopped = asyncio.create_task(self._stopped.wait(), name="stop-request")
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if starting.done():
+            await starting
+            return True
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return False
+
     def request_shutdown(self) -> None:
         """Stop claiming; apply each running task's ``on_shutdown`` policy."""
         if self.stopping:
             return
+        self._stopped.set()
         log.info("worker %s shutting down, %d tasks running", self.worker_id, len(self.running))
         self.stopping = True
         self._wake.set()

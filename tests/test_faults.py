@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.e2e import E2E, make_e2e, wait_until
 from tests.helpers import assert_exactly_one_terminal_state
 from tests.processes import free_port, script
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
 
 
 async def test_sigkill_with_100_tasks_in_flight_loses_nothing(e2e: E2E) -> None:
@@ -250,3 +252,36 @@ async def test_a_worker_that_cannot_reach_redis_stops_at_once_on_a_signal(e2e: E
     assert worker.poll() is None
     worker.send_signal(sig)
     assert await asyncio.to_thread(worker.wait, 5) == 0
+async def test_a_worker_cut_off_from_redis_stops_at_once_on_sigterm(
+    e2e: E2E, e2e_redis_server: RedisServer
+) -> None:
+    """Refused before start, refused while idle, black-holed while running tasks: SIGTERM ends each
+    worker within seconds, and the tasks it held are recovered once Redis is reachable again."""
+    proxies = [TcpProxy(e2e_redis_server.port) for _ in range(3)]
+    never_up, idle, busy = proxies
+    await idle.start()
+    await busy.start()  # never_up does not even listen: connection refused from the start
+    starting = e2e.platform.worker(REDIS_URL=never_up.url)
+    idler = e2e.platform.worker(REDIS_URL=idle.url, WORKER_ROLE="nobody")
+    runner = e2e.platform.worker(REDIS_URL=busy.url, WORKER_CONCURRENT_TASKS="4")
+    naps = [e2e.client.build("nap", {"seconds": 3.0}) for _ in range(4)]
+    ids = [o.id for o in await e2e.store.submit_many(naps)]
+    await e2e.wait_started(ids)
+    await wait_until(lambda: "publishing task types failed" in e2e.platform.log_of(starting), 10)
+    await wait_until(lambda: "consumes no queue" in e2e.platform.log_of(idler), 10)
+    await idle.refuse()
+    await busy.black_hole()
+    await asyncio.sleep(1.0)  # renewals and reports now fail (or hang) in every worker
+    for proc in (starting, idler, runner):
+        proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    for proc in (starting, idler, runner):
+        assert await asyncio.to_thread(proc.wait, 10) == 0, e2e.platform.log_of(proc)
+    assert time.monotonic() - started < 8  # shutdown grace 3 s + bounded writes, not a hang
+    e2e.platform.scheduler()
+    e2e.platform.worker(WORKER_CONCURRENT_TASKS="4")
+    tasks = await e2e.wait_terminal(ids, 30)
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+    for proxy in proxies:
+        await proxy.close()

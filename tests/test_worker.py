@@ -170,6 +170,23 @@ async def test_heartbeat_reaches_redis_through_lease_renewal(run_worker: Runner,
     assert done.status is TaskStatus.COMPLETED and done.result == sub.id
 
 
+async def test_a_heartbeat_reaches_redis_within_a_second_whatever_the_lease(
+    run_worker: Runner, client: JobbersClient
+) -> None:
+    @register_task(name="beat_once")
+    async def beat_once() -> None:
+        await asyncio.sleep(0.2)
+        current.heartbeat()
+        await asyncio.sleep(2.5)
+
+    await run_worker(worker_lease_seconds=30.0)  # leases alone are renewed only every 10 s
+    sub = await client.submit("beat_once")
+    t0 = time.monotonic()
+    while (await client.get(sub.id)).last_heartbeat_at is None:
+        assert time.monotonic() - t0 < 2.0, "heartbeat not written within ~1 s"
+        await asyncio.sleep(0.05)
+
+
 async def test_concurrency_limit_of_the_worker_and_of_the_queue(
     run_worker: Runner, client: JobbersClient, config: ConfigStore
 ) -> None:

@@ -107,6 +107,8 @@ class Task(BaseModel):
     #: The recurring entry that fired this task (``/recurring``), and the fire time it ran for.
     recurring_key: str | None = None
     recurring_at: dt.datetime | None = None
+    workflow_id: str | None = None
+    workflow_node: str | None = None
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None
     run_at: dt.datetime | None = None

@@ -37,6 +37,9 @@ SPACE_KEYS: dict[str, str] = {
     "idem": "idem:{}",  # string: idempotency key -> "<task id> <request fingerprint>"
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
     "throughput": "throughput:{}",  # hash per minute (ms // 60000): "queue:status" -> terminals; kept 1 h
+    # hash per workflow run: its graph (each node's submit row and edges, stored once), countdowns, status
+    "wf": "wf:{}",
+    "wfs": "wfs",  # zset: the workflow runs of the space, score = created (ms)
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
@@ -45,6 +48,7 @@ SPACE_KEYS: dict[str, str] = {
 GLOBAL_KEYS: dict[str, str] = {
     "queues": "queues",  # set: every queue name that ever held a task
     "locator": "task_queue",  # hash: task id -> its queue (HSETNX at submit, HDEL when pruned)
+    "workflows": "workflow_queue",  # hash: workflow run id -> the queue whose space holds it
     "workers": "workers",  # zset: worker ids, score = when their last report expires (ms, Redis time)
     "worker": "worker:{}",  # hash per worker id: role, queues, running... (expires with its liveness)
 }
@@ -68,6 +72,7 @@ def _head(name: str) -> str:
 _TASK, _STATUS, _IDEM, _TASKTYPE, _THROUGHPUT = map(
     _head, ("task", "status", "idem", "tasktype", "throughput")
 )
+_WF = _head("wf")
 _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
     _head, ("ready", "sched", "running", "rate", "paused", "conc_due")
 )
@@ -76,7 +81,7 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue")
+    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue", "wfs")
 
     def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
@@ -85,6 +90,7 @@ class Space:
         self.inflight = prefix + SPACE_KEYS["inflight"]
         self.dlq = prefix + SPACE_KEYS["dlq"]
         self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
+        self.wfs = prefix + SPACE_KEYS["wfs"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + _TASK + task_id
@@ -97,6 +103,9 @@ class Space:
 
     def tasktype(self, name_version: str) -> str:
         return self.prefix + _TASKTYPE + name_version
+
+    def wf(self, workflow_id: str) -> str:
+        return self.prefix + _WF + workflow_id
 
     def throughput(self, minute: int) -> str:
         return self.prefix + _THROUGHPUT + str(minute)
@@ -141,6 +150,7 @@ class Keys:
         self.queues = prefix + GLOBAL_KEYS["queues"]
         self.locator = prefix + GLOBAL_KEYS["locator"]
         self.workers = prefix + GLOBAL_KEYS["workers"]
+        self.workflows = prefix + GLOBAL_KEYS["workflows"]
         self.wake_channel = prefix + CHANNELS["wake"]
         self.cancel_channel = prefix + CHANNELS["cancel"]
         self.sched_channel = prefix + CHANNELS["sched"]

@@ -100,6 +100,9 @@ class NewTask:
     #: The recurring entry that fired this task, and the fire time (ms) it was fired for.
     recurring_key: str | None = None
     recurring_at_ms: int | None = None
+    #: The workflow run this task is a node of, and its node id there.
+    workflow_id: str | None = None
+    workflow_node: str | None = None
     concurrency_limit: int | None = None
     concurrency_duration: dt.timedelta | None = None
     on_conflict: str | None = None

@@ -36,6 +36,7 @@ from jobbers.models.task import (
     TERMINAL_STATUSES,
     TaskStatus,
 )
+from jobbers.models.workflow import WorkflowStatus
 from jobbers.state.keys import Space, lua_key_helpers
 from jobbers.state.task_schema import lua_row_helpers, lua_row_positions
 
@@ -56,6 +57,8 @@ SCRIPT_NAMES = (
     "worker_seen",
     "queue_stats",
     "clear",
+    "wf_submit",
+    "wf_cancel",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.
@@ -65,6 +68,7 @@ LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
     ("SUBMIT_", SubmitKind),
     ("CANCEL_", CancelKind),
     ("RESUBMIT_", ResubmitKind),
+    ("WF_", WorkflowStatus),
 )
 
 
@@ -165,7 +169,8 @@ def script_source(name: str) -> str:
     """The source of script ``name``: the check of its key space, the generated names and shared
     helpers it uses, its body, and the flush of the effects it collected."""
     lua = resources.files("jobbers.state") / "lua"
-    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + (lua / "_common.lua").read_text()
+    common = _with_row_positions((lua / "_common.lua").read_text())
+    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + common
     body = (
         "local function body()\n"
         + _with_row_positions((lua / f"{name}.lua").read_text())

@@ -138,6 +138,11 @@ TASK_FIELDS: tuple[TaskField, ...] = (
               show="recurring_key", show_decode=optional_text),
     TaskField("recurring_at", submit="recurring_at_ms", encode=_optional, optional=True,
               show="recurring_at", show_decode=ms_to_datetime),
+    # The workflow run a task is a node of, and its node id there (jobbers/state/workflows.py).
+    TaskField("workflow_id", submit="workflow_id", encode=_optional, optional=True,
+              show="workflow_id", show_decode=optional_text),
+    TaskField("workflow_node", submit="workflow_node", encode=_optional, optional=True,
+              show="workflow_node", show_decode=optional_text),
     # Stall options known at submit; the config the task's workers publish wins over them.
     TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
     TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),

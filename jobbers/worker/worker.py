@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
@@ -43,6 +45,15 @@ RUNNING_REPORT_SECONDS = 0.25
 #: While its role does not exist (or lists no existing queue), a worker repeats its warning at
 #: most this often.
 IDLE_ROLE_WARNING_SECONDS = 30.0
+#: On SIGTERM/SIGINT a claim under way gets this long to return before it is cut short.
+CLAIM_STOP_GRACE_SECONDS = 0.5
+#: At shutdown, outcomes are written (retried while Redis fails) for at most this long.
+SHUTDOWN_WRITE_SECONDS = 3.0
+#: A task's ``heartbeat()`` reaches Redis within this long: the worker writes every dirty
+#: heartbeat (and renews every lease) in one round trip, ahead of the next lease renewal.
+HEARTBEAT_WRITE_SECONDS = 1.0
+#: At shutdown, removing the worker's liveness record waits at most this long.
+FORGET_SECONDS = 1.0
 
 
 class Worker:
@@ -69,7 +80,7 @@ class Worker:
         self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
         self.processed = 0
         self.stopping = False
-        self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._wake = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         self._rotation = 0
@@ -92,8 +103,8 @@ class Worker:
         listener = self.store.listener(
             on_wake=self._on_wake, on_cancel=self._on_cancel, on_reconnect=self._wake.set
         )
-        if not await self._start_up():
-            listener.stop()
+        if not await self._unless_stopped(self._start_up(), grace=0):
+            log.info("worker %s stopped before Redis was reachable", self.worker_id)
             return
         background = [
             asyncio.create_task(listener.run(), name="signals"),
@@ -110,50 +121,60 @@ class Worker:
             [f"{c.name} v{c.version}" for c in registered_tasks()],
         )
         try:
-            await self._claim_loop()
+            await self._unless_stopped(self._claim_loop(), grace=CLAIM_STOP_GRACE_SECONDS)
             await self._drain()
         finally:
-            deadline = time.monotonic() + max(self.settings.worker_shutdown_grace, 5.0)
+            # Outcomes are retried this long: past it, an unreachable Redis holds up no exit (the
+            # leases of what is left expire and recovery re-queues it, as after a crash).
+            deadline = time.monotonic() + SHUTDOWN_WRITE_SECONDS
             self._closed = True
             self._outcome_ready.set()
             self._running_changed.set()
             # The flusher may be writing a batch right now: let it finish (it exits once closed)
             # rather than cancel it mid-write, then write whatever is left.
             await asyncio.wait([flusher], timeout=max(deadline - time.monotonic(), 0))
-            await self._flush_remaining(deadline)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_remaining(deadline), max(deadline - time.monotonic(), 0.1))
+            if self.pending:
+                log.error("gave up writing %d outcomes at shutdown: Redis is unreachable", len(self.pending))
             listener.stop()
             await settle([flusher, *background])
-            with contextlib.suppress(*TRANSIENT_REDIS_ERRORS):
-                await self.store.forget_worker(self.worker_id)
+            with contextlib.suppress(TimeoutError, *TRANSIENT_REDIS_ERRORS):
+                await asyncio.wait_for(self.store.forget_worker(self.worker_id), FORGET_SECONDS)
         log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
 
-    async def _start_up(self) -> bool:
-        """Publish the task types and report alive, waiting for Redis; False if asked to stop meanwhile
-        (a worker that cannot reach Redis still stops at once on SIGTERM/SIGINT)."""
+    async def _start_up(self) -> None:
+        await self.refresh_config(wait_for_redis=True)
+        await self._report_alive()
 
-        async def start() -> None:
-            await self.refresh_config(wait_for_redis=True)
-            await self._report_alive()
+    async def _unless_stopped(self, work: Coroutine[Any, Any, None], grace: float) -> bool:
+        """Run ``work``; once shutdown is requested, give it ``grace`` seconds, then cancel it.
 
-        starting = asyncio.create_task(start(), name="start-up")
-        stopped = asyncio.create_task(self._stopped.wait(), name="stop-request")
-        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if starting.done():
-            await starting
+        Whatever Redis does (refused, black-holed, out of memory), a signal ends the wait: a claim
+        cut short this way leaves its tasks in Redis with leases that expire. True if ``work`` ended.
+        """
+        job = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait([job, stop], return_when=asyncio.FIRST_COMPLETED)
+            if not job.done() and grace > 0:
+                await asyncio.wait([job], timeout=grace)
+            if not job.done():
+                job.cancel()
+                await asyncio.wait([job], timeout=1.0)  # redis-py may swallow a cancel: never wait on
+                return False
+            job.result()
             return True
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
-        return False
+        finally:
+            stop.cancel()
 
     def request_shutdown(self) -> None:
         """Stop claiming; apply each running task's ``on_shutdown`` policy."""
         if self.stopping:
             return
-        self._stopped.set()
         log.info("worker %s shutting down, %d tasks running", self.worker_id, len(self.running))
         self.stopping = True
+        self._stop_requested.set()
         self._wake.set()
         for entry in list(self.running.values()):
             policy = shutdown_action(entry.config)
@@ -579,8 +600,15 @@ class Worker:
 
     async def _renew_loop(self) -> None:
         interval = self.lease_seconds / 3
+        tick = min(interval, HEARTBEAT_WRITE_SECONDS)
+        last_renewal = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(tick)
+            # A heartbeat is written within ``tick``; leases alone wait the full interval.
+            due = time.monotonic() - last_renewal >= interval - tick / 10
+            if not due and not any(e.handle.heartbeat_dirty for e in self.running.values()):
+                continue
+            last_renewal = time.monotonic()
             leases = []
             for entry in self.running.values():
                 leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))

@@ -21,6 +21,7 @@ local COUNTS = {}            -- minute -> {'queue:status' -> terminal outcomes}
 local SCHEDULE_CHANGED = false
 local TRANSITIONS = {}       -- id, old, new of each status change, flat: published for `jobbers tail`
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
+local WF_ENDED = {}          -- {workflow id, node id, status} of each workflow node that ended
 
 local function move_status(id, old, new, ts)
   local moves = ALLOWED[old]
@@ -116,6 +117,9 @@ local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
     redis.call('HSET', tk, 'dead_lettered', '1')
   end
   count_terminal(queue, new, now)
+  -- A workflow node's successors are released (or cancelled) by wf_advance, in this same call.
+  local w = redis.call('HMGET', tk, 'workflow_id', 'workflow_node')
+  if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new} end
 end
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
 -- recovery, promotion, DLQ resubmit). enqueued_at and priority give its score (ready_score).
@@ -229,9 +233,88 @@ local function recover_task(id, tk, now)
   end
   make_ready(id, tk, queue, STARTED, tonumber(f[5]), f[7], now, f[8], 'stall_count', stalls)
   return 1
+-- Workflows. A run's graph is one hash K_wf(id) in the space of its queue, written once at submit:
+-- per node 'row:<n>' (its packed submit row, task id included), 'succ:<n>' (packed list of the
+-- nodes its success edges lead to), 'err:<n>' (its error edges), 'par:<n>' (packed {node, task id}
+-- of its parents), 'need:<n>' (incoming edges not yet satisfied), 'rp:<n>' / 'ep:<n>' (the param
+-- that receives the parents' results / the failed parent's error) and 'made:<n>' (set once the
+-- node's task exists: the guard that makes every node's task exactly once). A success edge is
+-- satisfied when its parent completes, an error edge when it fails or stalls; a node is made ready
+-- when all its edges are, and ends cancelled (with a reason) the moment one cannot be. A node's
+-- end is counted once ('ended:<n>'); when 'ended' reaches 'total' the run ends completed, or
+-- failed when a node failed or stalled, or cancelled when it was cancelled. Nothing expires.
+local function wf_results(wk, node, row)
+  local rp, ep = unpack(redis.call('HMGET', wk, 'rp:' .. node, 'ep:' .. node))
+  if (not rp or rp == '') and (not ep or ep == '') then return end
+  local params = cmsgpack.unpack(row[SUBMIT.params])
+  local results, err = {}, nil
+  for _, p in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. node))) do
+    local f = redis.call('HMGET', K_task(p[2]), 'status', 'result', 'error')
+    if f[1] == COMPLETED then
+      if f[2] and f[2] ~= '' then results[p[1]] = cmsgpack.unpack(f[2]) else results[p[1]] = false end
+    elseif f[1] == FAILED or f[1] == STALLED then
+      err = {node = p[1], task_id = p[2], status = f[1], error = f[3] or ''}
+    end
+  end
+  if rp and rp ~= '' then params[rp] = results end
+  if ep and ep ~= '' and err then params[ep] = err end
+  row[SUBMIT.params] = cmsgpack.pack(params)
+end
+-- Make node's task (once): ready, or ended cancelled with reason when reason is given.
+local function wf_make(wk, node, now, reason)
+  if redis.call('HSETNX', wk, 'made:' .. node, '1') == 0 then return end
+  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+  local id = row[SUBMIT.id]
+  local tk, queue = K_task(id), row[SUBMIT.queue]
+  if reason then
+    move_status(id, UNSUBMITTED, SUBMITTED, now)
+    redis.call('HSET', tk, submitted_fields(row, ts_s(now)))
+    end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, false, 'cancel_reason', reason)
+  else
+    wf_results(wk, node, row)
+    make_ready(id, tk, queue, UNSUBMITTED, now, row[SUBMIT.priority], now, row[SUBMIT.concurrency_key],
+      submitted_fields(row, ts_s(now)))
+  end
+end
+-- One incoming edge of node is satisfied (ok) or can no longer be (not ok, reason says why).
+local function wf_edge(wk, node, ok, now, reason)
+  if redis.call('HEXISTS', wk, 'made:' .. node) == 1 then return end
+  if not ok then return wf_make(wk, node, now, reason) end
+  if redis.call('HINCRBY', wk, 'need:' .. node, -1) <= 0 then wf_make(wk, node, now, nil) end
+end
+-- Settle the edges out of every workflow node that ended in this call (and of those this ends).
+local function wf_advance(now)
+  local i = 1
+  while WF_ENDED[i] do
+    local wid, node, new = unpack(WF_ENDED[i])
+    i = i + 1
+    local wk = K_wf(wid)
+    if redis.call('HSETNX', wk, 'ended:' .. node, new) == 1 then
+      local failed = new == FAILED or new == STALLED
+      if failed then redis.call('HSETNX', wk, 'failed_node', node) end
+      local edges = redis.call('HMGET', wk, 'succ:' .. node, 'err:' .. node)
+      local why = 'workflow node ' .. node .. ' ended ' .. new
+      if edges[1] then
+        for _, s in ipairs(cmsgpack.unpack(edges[1])) do wf_edge(wk, s, new == COMPLETED, now, why) end
+      end
+      if edges[2] then
+        local not_taken = 'workflow node ' .. node .. ' ended ' .. new .. ' (its error edge was not taken)'
+        for _, s in ipairs(cmsgpack.unpack(edges[2])) do wf_edge(wk, s, failed, now, not_taken) end
+      end
+      local ended = redis.call('HINCRBY', wk, 'ended', 1)
+      local f = redis.call('HMGET', wk, 'total', 'failed_node', 'cancel_asked')
+      if ended >= tonumber(f[1]) then
+        local status = WF_COMPLETED
+        if f[2] then status = WF_FAILED elseif f[3] then status = WF_CANCELLED end
+        redis.call('HSET', wk, 'status', status, 'completed_at', ts_s(now))
+      end
+    end
+  end
+  WF_ENDED = {}
 end
 -- Publish what the script made ready or scheduled, and write its throughput counts.
 local function flush_effects()
+  if WF_ENDED[1] then wf_advance(now_ms()) end
   for queue, _ in pairs(FREED) do
     if not WOKEN[queue] and redis.call('ZCARD', K_ready(queue)) > 0 then WOKEN[queue] = true end
   end

@@ -1,0 +1,278 @@
+"""Workflow runs in Redis: a graph of tasks whose edges are settled inside the scripts.
+
+A run lives in the key space of its queue: one hash holds its graph (each node's submit row and
+edges, written once at submit, never copied into the nodes' tasks) with the countdown of each
+node's incoming edges and the run's status. Each node is an ordinary task carrying
+``workflow_id`` and ``workflow_node``. Whatever script ends a node's task (a worker's finish, a
+cancel, lease recovery, a stall, a queue clear) settles the node's outgoing edges in the same
+call: the next nodes are made ready, or end ``cancelled`` naming the node that broke their
+edge. A node's task is made exactly once (its ``made`` guard), so a parent run again after a
+crash cannot make its successors twice; nothing in a run expires.
+
+A run's nodes share one queue (one key space), so every step stays one atomic script call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import msgpack
+
+from jobbers.models.task import TaskStatus
+from jobbers.models.workflow import WorkflowStatus
+from jobbers.state.codec import ms_to_datetime, pack_for_lua, unpack
+from jobbers.state.records import NewTask
+from jobbers.state.task_schema import SUBMIT_ROW, submit_row
+
+if TYPE_CHECKING:
+    from jobbers.state.store import TaskStore
+
+
+class WorkflowGraphError(ValueError):
+    """A graph that cannot run; ``node`` names the node at fault."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"node {node!r}: {message}")
+        self.node = node
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class WorkflowNode:
+    """One node of a run: its task, and the nodes whose outcome it waits for.
+
+    It runs once every node in ``after`` completed and every node in ``on_error_of`` failed or
+    stalled (after its retries); it ends cancelled as soon as one of them ends otherwise.
+    ``results_param`` names the parameter that receives ``{parent node id: result}``;
+    ``error_param`` the one that receives the failed parent's ``{node, task_id, status, error}``.
+    """
+
+    node: str
+    task: NewTask
+    after: tuple[str, ...] = ()
+    on_error_of: tuple[str, ...] = ()
+    results_param: str | None = None
+    error_param: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """A node of a stored run: its task's id and status (``None`` while it waits for its parents)."""
+
+    node: str
+    task_id: str
+    name: str
+    status: TaskStatus | None
+    after: tuple[str, ...]
+    on_error_of: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A stored run and every node's state."""
+
+    id: str
+    name: str
+    queue: str
+    status: WorkflowStatus
+    created_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    failed_node: str | None
+    nodes: list[NodeState] = field(default_factory=list)
+
+
+def check_graph(nodes: Sequence[WorkflowNode]) -> None:
+    """Raise ``WorkflowGraphError`` naming the node when the graph cannot run: a duplicate or
+    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle."""
+    if not nodes:
+        raise WorkflowGraphError("", "a workflow needs at least one node")
+    by_id: dict[str, WorkflowNode] = {}
+    for n in nodes:
+        if not n.node:
+            raise WorkflowGraphError(n.node, "a node id must not be empty")
+        if n.node in by_id:
+            raise WorkflowGraphError(n.node, "the node id is used twice")
+        by_id[n.node] = n
+    queue = nodes[0].task.queue
+    for n in nodes:
+        if n.task.queue != queue:
+            raise WorkflowGraphError(
+                n.node, f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue"
+            )
+        for kind, parents in (("success", n.after), ("error", n.on_error_of)):
+            for p in parents:
+                if p not in by_id:
+                    raise WorkflowGraphError(n.node, f"its {kind} edge comes from unknown node {p!r}")
+                if p == n.node:
+                    raise WorkflowGraphError(n.node, "an edge from a node to itself is a cycle")
+        if len(set(n.after) | set(n.on_error_of)) != len(n.after) + len(n.on_error_of):
+            raise WorkflowGraphError(n.node, "it has two edges from the same node")
+    # Kahn's algorithm: whatever is left unordered lies on a cycle.
+    waiting = {n.node: len(n.after) + len(n.on_error_of) for n in nodes}
+    children: dict[str, list[str]] = {n.node: [] for n in nodes}
+    for n in nodes:
+        for p in (*n.after, *n.on_error_of):
+            children[p].append(n.node)
+    ready = [k for k, v in waiting.items() if v == 0]
+    seen = 0
+    while ready:
+        k = ready.pop()
+        seen += 1
+        for c in children[k]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                ready.append(c)
+    if seen < len(nodes):
+        stuck = next(n.node for n in nodes if waiting[n.node] > 0)
+        raise WorkflowGraphError(stuck, "it lies on a cycle")
+
+
+def _s(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+async def submit_workflow(
+    store: TaskStore, workflow_id: str, name: str, nodes: Sequence[WorkflowNode]
+) -> tuple[bool, WorkflowStatus]:
+    """Write run ``workflow_id`` (checked by ``check_graph`` first) and make its first nodes ready,
+    in one script call; the same id again changes nothing. Returns (created, status)."""
+    check_graph(nodes)
+    queue = nodes[0].task.queue
+    q = store.keys.queue(queue)
+    succ: dict[str, list[str]] = {n.node: [] for n in nodes}
+    err: dict[str, list[str]] = {n.node: [] for n in nodes}
+    ids = {n.node: n.task.id for n in nodes}
+    for n in nodes:
+        for p in n.after:
+            succ[p].append(n.node)
+        for p in n.on_error_of:
+            err[p].append(n.node)
+    rows = []
+    for n in nodes:
+        row = submit_row(n.task)
+        rows.append(
+            [
+                n.node,
+                pack_for_lua(row),
+                pack_for_lua(succ[n.node]),
+                pack_for_lua(err[n.node]),
+                pack_for_lua([[p, ids[p]] for p in (*n.after, *n.on_error_of)]),
+                len(n.after) + len(n.on_error_of),
+                n.results_param or "",
+                n.error_param or "",
+            ]
+        )
+    # The global entries first (the queue set, where each node's task and the run are found):
+    # an entry whose task or run was never written finds nothing.
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.sadd(store.keys.queues, queue)
+    pipe.hset(store.keys.workflows, workflow_id, queue)
+    locator = {n.task.id: queue for n in nodes}
+    for i in range(0, len(nodes), 5000):
+        part = dict(list(locator.items())[i : i + 5000])
+        pipe.hset(store.keys.locator, mapping=part)  # type: ignore[arg-type]
+    await pipe.execute()
+    created, status = await store._scripts.run(
+        "wf_submit", q.space, [q.space.wf(workflow_id)], [workflow_id, pack_for_lua(rows), name]
+    )
+    return bool(created), WorkflowStatus(_s(status))
+
+
+async def _queue_of(store: TaskStore, workflow_id: str) -> str | None:
+    raw = await store.redis.hget(store.keys.workflows, workflow_id)  # type: ignore[misc,unused-ignore]
+    return _s(raw) if raw is not None else None
+
+
+async def get_workflow(store: TaskStore, workflow_id: str) -> WorkflowRun | None:
+    """Run ``workflow_id`` with every node's task id and status; ``None`` when unknown."""
+    queue = await _queue_of(store, workflow_id)
+    if queue is None:
+        return None
+    space = store.keys.space(queue)
+    raw: dict[bytes, bytes] = await store.redis.hgetall(space.wf(workflow_id))  # type: ignore[misc,assignment,unused-ignore]
+    if not raw or b"status" not in raw:
+        return None
+    names: list[str] = unpack(raw[b"nodes"]) or []
+    # A row's params are msgpack inside msgpack, not text: the row is read raw.
+    rows = {node: msgpack.unpackb(raw[b"row:" + node.encode()], raw=True) for node in names}
+    id_at, name_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name")
+    task_ids = [_s(rows[node][id_at]) for node in names]
+    pipe = store.redis.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hget(space.task(task_id), "status")
+    statuses = await pipe.execute()
+    nodes = []
+    for node, task_id, status in zip(names, task_ids, statuses, strict=True):
+        parents = unpack(raw[b"par:" + node.encode()]) or []
+        error_parents = tuple(p[0] for p in parents if node in (unpack(raw[b"err:" + p[0].encode()]) or []))
+        nodes.append(
+            NodeState(
+                node=node,
+                task_id=task_id,
+                name=_s(rows[node][name_at]),
+                status=TaskStatus(_s(status)) if status is not None else None,
+                after=tuple(p[0] for p in parents if p[0] not in error_parents),
+                on_error_of=error_parents,
+            )
+        )
+    failed = raw.get(b"failed_node")
+    return WorkflowRun(
+        id=workflow_id,
+        name=_s(raw.get(b"name", b"")),
+        queue=queue,
+        status=WorkflowStatus(_s(raw[b"status"])),
+        created_at=ms_to_datetime(raw.get(b"created_at")),
+        completed_at=ms_to_datetime(raw.get(b"completed_at")),
+        failed_node=_s(failed) if failed is not None else None,
+        nodes=nodes,
+    )
+
+
+async def list_workflows(store: TaskStore, limit: int = 100) -> list[WorkflowRun]:
+    """The newest ``limit`` runs of every queue (merged by creation time), without their nodes."""
+    queues = await store.known_queues()
+    pipe = store.redis.pipeline(transaction=False)
+    for queue in queues:
+        pipe.zrevrange(store.keys.space(queue).wfs, 0, limit - 1, withscores=True)
+    found: list[tuple[float, str, str]] = []
+    for queue, rows in zip(queues, await pipe.execute(), strict=True):
+        found += [(score, _s(wid), queue) for wid, score in rows]
+    found.sort(reverse=True)
+    found = found[:limit]
+    pipe = store.redis.pipeline(transaction=False)
+    for _, wid, queue in found:
+        pipe.hmget(
+            store.keys.space(queue).wf(wid), ["status", "name", "created_at", "completed_at", "failed_node"]
+        )
+    runs = []
+    for (_, wid, queue), f in zip(found, await pipe.execute(), strict=True):
+        if f[0] is None:
+            continue
+        runs.append(
+            WorkflowRun(
+                id=wid,
+                name=_s(f[1] or b""),
+                queue=queue,
+                status=WorkflowStatus(_s(f[0])),
+                created_at=ms_to_datetime(f[2]),
+                completed_at=ms_to_datetime(f[3]),
+                failed_node=_s(f[4]) if f[4] is not None else None,
+            )
+        )
+    return runs
+
+
+async def cancel_workflow(
+    store: TaskStore, workflow_id: str, reason: str = "workflow cancelled"
+) -> WorkflowStatus | None:
+    """Cancel every node of the run not yet ended (running ones are asked to stop); returns the
+    run's status before, ``None`` when unknown. A run that already ended is left as it is."""
+    queue = await _queue_of(store, workflow_id)
+    if queue is None:
+        return None
+    space = store.keys.space(queue)
+    before = await store._scripts.run("wf_cancel", space, [space.wf(workflow_id)], [reason])
+    return WorkflowStatus(_s(before)) if before else None

@@ -1,0 +1,164 @@
+"""Workflow runs in the state layer: edges settled in the script that ends a node, against real Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jobbers.models.queue_config import QueueConfig
+from jobbers.models.task import TaskStatus
+from jobbers.models.workflow import WorkflowStatus
+from jobbers.state.codec import pack
+from jobbers.state.store import NewTask, Outcome, TaskStore, new_task_id
+from jobbers.state.workflows import (
+    WorkflowGraphError,
+    WorkflowNode,
+    cancel_workflow,
+    check_graph,
+    get_workflow,
+    list_workflows,
+    submit_workflow,
+)
+
+DEFAULT = [QueueConfig(name="default")]
+
+
+def _node(wid: str, node: str, *after: str, on_error_of: tuple[str, ...] = (), **kw: Any) -> WorkflowNode:
+    task = NewTask(name=f"t_{node}", params={"n": node}, workflow_id=wid, workflow_node=node)
+    return WorkflowNode(node=node, task=task, after=after, on_error_of=on_error_of, **kw)
+
+
+async def _run_ready(store: TaskStore, outcomes: dict[str, str]) -> list[str]:
+    """Claim everything ready and end each node as ``outcomes`` says (default completed, result = node)."""
+    claimed = await store.claim("w1", 30, 100, DEFAULT)
+    done = []
+    rows = []
+    for t in claimed.tasks:
+        node = t.params["n"]
+        status = outcomes.get(node, "completed")
+        done.append(node)
+        rows.append(
+            Outcome(
+                id=t.id,
+                token=t.token,
+                status=TaskStatus(status),
+                result=pack({"from": node, "params": t.params}) if status == "completed" else b"",
+                error_type="ValueError" if status == "failed" else "",
+                error_message="boom" if status == "failed" else "",
+            )
+        )
+    assert all(await store.finish(rows))
+    return sorted(done)
+
+
+async def _states(store: TaskStore, wid: str) -> dict[str, TaskStatus | None]:
+    run = await get_workflow(store, wid)
+    assert run is not None
+    return {n.node: n.status for n in run.nodes}
+
+
+async def test_a_diamond_with_results_and_a_finished_run(store: TaskStore) -> None:
+    wid = new_task_id()
+    nodes = [
+        _node(wid, "a"),
+        _node(wid, "b", "a"),
+        _node(wid, "c", "a"),
+        _node(wid, "d", "b", "c", results_param="parents"),
+        _node(wid, "alert", on_error_of=("d",), error_param="err"),
+    ]
+    assert await submit_workflow(store, wid, "diamond", nodes) == (True, WorkflowStatus.RUNNING)
+    assert await submit_workflow(store, wid, "diamond", nodes) == (
+        False,
+        WorkflowStatus.RUNNING,
+    )  # idempotent
+    states = await _states(store, wid)
+    assert states["a"] is TaskStatus.SUBMITTED and states["b"] is None and states["d"] is None
+    assert await _run_ready(store, {}) == ["a"]
+    assert await _run_ready(store, {}) == ["b", "c"]
+    claimed = await store.claim("w1", 30, 100, DEFAULT)
+    (d,) = claimed.tasks
+    # The fan-in node gets both parents' results, keyed by node id, once.
+    assert d.params["parents"]["b"]["from"] == "b" and d.params["parents"]["c"]["from"] == "c"
+    assert await store.finish([Outcome(id=d.id, token=d.token, status=TaskStatus.COMPLETED)]) == [True]
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.COMPLETED and run.completed_at is not None
+    by_node = {n.node: n for n in run.nodes}
+    assert by_node["alert"].status is TaskStatus.CANCELLED and by_node["alert"].on_error_of == ("d",)
+    alert = await store.get_task(by_node["alert"].task_id)
+    assert alert is not None and "error edge was not taken" in (alert.cancel_reason or "")
+    assert alert.workflow_id == wid and alert.workflow_node == "alert"
+    assert by_node["d"].after == ("b", "c")
+    assert [r.id for r in await list_workflows(store)] == [wid]
+    assert await store.queue_depth("default") == 0
+
+
+async def test_a_failing_branch_runs_its_error_edge_and_cancels_what_depends_on_it(store: TaskStore) -> None:
+    wid = new_task_id()
+    nodes = [
+        _node(wid, "a"),
+        _node(wid, "b", "a"),
+        _node(wid, "c", "a"),
+        _node(wid, "d", "b", "c"),
+        _node(wid, "e", "d"),
+        _node(wid, "notify", on_error_of=("b",), error_param="err"),
+    ]
+    await submit_workflow(store, wid, "fan-in", nodes)
+    await _run_ready(store, {})
+    assert await _run_ready(store, {"b": "failed"}) == ["b", "c"]
+    states = await _states(store, wid)
+    assert states["d"] is TaskStatus.CANCELLED and states["e"] is TaskStatus.CANCELLED
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.RUNNING and run.failed_node == "b"
+    claimed = await store.claim("w1", 30, 100, DEFAULT)
+    (notify,) = claimed.tasks
+    assert notify.params["err"]["node"] == "b" and "boom" in notify.params["err"]["error"]
+    d = await store.get_task(next(n.task_id for n in run.nodes if n.node == "d"))
+    assert d is not None and d.cancel_reason == "workflow node b ended failed"
+    await store.finish([Outcome(id=notify.id, token=notify.token, status=TaskStatus.COMPLETED)])
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.FAILED
+
+
+async def test_a_retry_waits_and_a_lost_lease_never_makes_a_successor_twice(store: TaskStore) -> None:
+    wid = new_task_id()
+    await submit_workflow(store, wid, "chain", [_node(wid, "a"), _node(wid, "b", "a")])
+    (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    await store.finish([Outcome(id=a.id, token=a.token, status="retry", retry_attempt=1)])
+    assert (await _states(store, wid))["b"] is None  # the retried node's successor waits
+    (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert await store.finish([Outcome(id=a.id, token=a.token, status=TaskStatus.COMPLETED)]) == [True]
+    # A late second write of the same attempt is refused: b is made once.
+    assert await store.finish([Outcome(id=a.id, token=a.token, status=TaskStatus.COMPLETED)]) == [False]
+    assert await store.queue_depth("default") == 1
+
+
+async def test_cancelling_a_run_mid_way(store: TaskStore) -> None:
+    wid = new_task_id()
+    nodes = [_node(wid, "a"), _node(wid, "b"), _node(wid, "c", "a", "b"), _node(wid, "d", "c")]
+    await submit_workflow(store, wid, "run", nodes)
+    (first,) = (await store.claim("w1", 30, 1, DEFAULT)).tasks
+    assert await cancel_workflow(store, wid) is WorkflowStatus.RUNNING
+    states = await _states(store, wid)
+    assert states[first.params["n"]] is TaskStatus.STARTED  # asked to stop
+    assert [s for n, s in states.items() if n != first.params["n"]] == [TaskStatus.CANCELLED] * 3
+    await store.finish([Outcome(id=first.id, token=first.token, status=TaskStatus.CANCELLED)])
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.CANCELLED
+    assert await cancel_workflow(store, wid) is WorkflowStatus.CANCELLED
+    assert await cancel_workflow(store, "nope") is None and await get_workflow(store, "nope") is None
+
+
+@pytest.mark.parametrize(
+    ("nodes", "node", "words"),
+    [
+        ([_node("w", "a", "b"), _node("w", "b", "a")], "a", "cycle"),
+        ([_node("w", "a", "zz")], "a", "unknown node 'zz'"),
+        ([_node("w", "a"), _node("w", "x", on_error_of=("q",))], "x", "error edge"),
+        ([_node("w", "a"), _node("w", "a")], "a", "twice"),
+    ],
+)
+def test_a_graph_that_cannot_run_names_its_node(nodes: list[WorkflowNode], node: str, words: str) -> None:
+    with pytest.raises(WorkflowGraphError) as caught:
+        check_graph(nodes)
+    assert caught.value.node == node and words in str(caught.value)

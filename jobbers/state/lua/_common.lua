@@ -233,6 +233,7 @@ local function recover_task(id, tk, now)
   end
   make_ready(id, tk, queue, STARTED, tonumber(f[5]), f[7], now, f[8], 'stall_count', stalls)
   return 1
+end
 -- Workflows. A run's graph is one hash K_wf(id) in the space of its queue, written once at submit:
 -- per node 'row:<n>' (its packed submit row, task id included), 'succ:<n>' (packed list of the
 -- nodes its success edges lead to), 'err:<n>' (its error edges), 'par:<n>' (packed {node, task id}

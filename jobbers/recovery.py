@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from jobbers import telemetry
 from jobbers.state.store import RecoverResult, TaskStore
 
+#: How far ahead of expiry a sweep looks for leases whose worker stopped renewing (two renewal
+#: intervals, a third of a lease, without renewal): leases up to three hours long are covered.
+DEATH_HORIZON_SECONDS = 3600.0
+
 
 async def record_recovered(store: TaskStore, recovered: RecoverResult, hung: Sequence[str] = ()) -> None:
     """Count recovered leases (and ``hung`` tasks stalled for a silent heartbeat) in the stall and

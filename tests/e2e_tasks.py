@@ -36,6 +36,16 @@ async def nap(seconds: float = 0.5) -> str:
     return "rested"
 
 
+@register_task(name="nap_once")
+async def nap_once(seconds: float = 30.0) -> str:
+    """Naps on its first execution only: a re-run after its worker's crash finishes at once."""
+    first = not (RUN_LOG and Path(RUN_LOG).exists() and task.id in Path(RUN_LOG).read_text())
+    _record("nap_once")
+    if first:
+        await asyncio.sleep(seconds)
+    return "rested"
+
+
 @register_task(name="block_first_time")
 async def block_first_time(marker: str, seconds: float = 1.5) -> int:
     """Blocks the whole worker (no awaits) on its first execution only."""

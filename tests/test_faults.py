@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from jobbers.models.task import TaskStatus
 from tests.e2e import E2E, make_e2e, wait_until
 from tests.helpers import assert_exactly_one_terminal_state
-from tests.processes import script
+from tests.processes import free_port, script
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
@@ -208,6 +208,50 @@ async def test_a_scheduler_killed_mid_promotion_loses_nothing(e2e: E2E) -> None:
     await assert_exactly_one_terminal_state(e2e.store, ids[:200])
 
 
+async def test_a_dead_workers_tasks_are_recovered_not_stalled_by_a_cleaner_every_second(e2e: E2E) -> None:
+    """Issue 8: SIGKILL a worker with 20 tasks in flight (6 s lease, renewed every 2 s) while
+    ``jobbers_cleaner --stale-time 2`` runs every second: the stale-heartbeat rule spares them (their
+    worker stopped renewing), they are re-queued once it missed two renewals (before the lease
+    expires) and all 20 complete on another worker."""
+    victim = e2e.platform.worker(WORKER_CONCURRENT_TASKS="20", WORKER_LEASE_SECONDS="6")
+    ids = [o.id for o in await e2e.store.submit_many([e2e.client.build("nap_once") for _ in range(20)])]
+    await wait_until(lambda: len(e2e.platform.runs()) == len(ids), 15)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    reports: list[dict[str, int]] = []
+
+    async def clean_every_second() -> None:
+        while True:
+            proc = await asyncio.create_subprocess_exec(
+                script("jobbers_cleaner"), "--stale-time", "2", env=e2e.platform.env,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            out, _ = await proc.communicate()
+            reports.append(json.loads(out))
+            await asyncio.sleep(1)
+
+    cleaning = asyncio.create_task(clean_every_second())
+    try:
+        try:
+            await wait_until(lambda: sum(r["requeued"] for r in reports) >= len(ids), 20)
+        except AssertionError:
+            raise AssertionError(f"cleaner reports: {reports}") from None
+        e2e.platform.worker(WORKER_CONCURRENT_TASKS="20")
+        tasks = await e2e.wait_terminal(ids, 20)
+    finally:
+        cleaning.cancel()
+    assert {t.status for t in tasks} == {TaskStatus.COMPLETED}
+    assert {t.stall_count for t in tasks} == {1}
+    assert sum(r["stalled"] for r in reports) == 0 and sum(r["requeued"] for r in reports) == len(ids)
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_worker_that_cannot_reach_redis_stops_at_once_on_a_signal(e2e: E2E, sig: int) -> None:
+    worker = e2e.platform.worker(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    await asyncio.sleep(1.5)  # retrying its start-up against the closed port
+    assert worker.poll() is None
+    worker.send_signal(sig)
+    assert await asyncio.to_thread(worker.wait, 5) == 0
 async def test_a_worker_cut_off_from_redis_stops_at_once_on_sigterm(
     e2e: E2E, e2e_redis_server: RedisServer
 ) -> None:

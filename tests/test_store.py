@@ -246,10 +246,13 @@ async def test_silent_heartbeat_stalls_by_task_interval_or_stale_time(store: Tas
     plain = (await store.submit(NewTask(name="t"))).id
     claimed = {t.id: t for t in (await store.claim("w", 30, 2, DEFAULT)).tasks}
     await asyncio.sleep(0.15)
+    assert await store.stall_silent_tasks(None) == []  # no renewal since: its worker may be dead, not hung
+    await store.renew_leases(30, [LeaseRenewal(own, claimed[own].token)])  # its worker lives
     assert await store.stall_silent_tasks(None) == [own]
     await store.renew_leases(30, [LeaseRenewal(plain, claimed[plain].token, heartbeat=True)])  # fresh heartbeat
     assert await store.stall_silent_tasks(10) == []
     await asyncio.sleep(0.15)
+    await store.renew_leases(30, [LeaseRenewal(plain, claimed[plain].token)])
     now_ms = await store.redis_time_ms()
     assert await store.stall_silent_tasks(0.1, max_submitted_ms=now_ms - 60_000) == []  # outside the window
     assert await store.stall_silent_tasks(0.1) == [plain]
@@ -293,6 +296,7 @@ async def test_published_task_type_config_decides_stalls_without_the_task_module
     claimed = {t.id: t for t in (await store.claim("w", 30, 1, DEFAULT)).tasks}
     await store.claim("w", 0.01, 1, DEFAULT)
     await asyncio.sleep(0.1)
+    await store.renew_leases(30, [LeaseRenewal(silent, claimed[silent].token)])  # its worker lives
     assert await store.stall_silent_tasks(None) == [silent]  # its type's 50 ms heartbeat interval
     recovered = await store.recover_expired_leases()
     assert recovered.stalled == [crashed] and recovered.requeued == []  # its type's budget of 0 stalls

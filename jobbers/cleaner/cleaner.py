@@ -1,4 +1,7 @@
-"""One cleaner pass: recover expired leases, stall silent tasks, prune by age."""
+"""One cleaner pass: recover dead workers' tasks, stall silent tasks, prune by age.
+
+Recovery runs first and the stale-heartbeat rule spares a task whose worker stopped renewing its
+lease: a dead worker's task is re-queued (within its ``max_stalls``), never stalled as hung."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 from jobbers.cleaner.decisions import CleanerOptions, CleanerReport, cutoffs, submission_bounds
 from jobbers.models.task import TERMINAL_STATUSES
-from jobbers.recovery import record_recovered
+from jobbers.recovery import DEATH_HORIZON_SECONDS, record_recovered
 from jobbers.state.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -15,7 +18,7 @@ log = logging.getLogger(__name__)
 async def run_cleaner(store: TaskStore, options: CleanerOptions) -> CleanerReport:
     """Recover expired leases, stall silent tasks, prune by age; logs every id it changes."""
     report = CleanerReport()
-    recovered = await store.recover_expired_leases()
+    recovered = await store.recover_expired_leases(horizon_seconds=DEATH_HORIZON_SECONDS)
     report.requeued, report.cancelled = recovered.requeued, recovered.cancelled
     report.stalled = list(recovered.stalled)
     hung = await store.stall_silent_tasks(options.stale_time, *submission_bounds(options))

@@ -10,7 +10,7 @@ import time
 from jobbers import telemetry
 from jobbers.config_store import ConfigStore
 from jobbers.process import settle, stop_on_signals
-from jobbers.recovery import record_recovered
+from jobbers.recovery import DEATH_HORIZON_SECONDS, record_recovered
 from jobbers.scheduler.decisions import seconds_until_next_pass
 from jobbers.scheduler.recurring import RecurringFirer
 from jobbers.settings import Settings
@@ -19,6 +19,9 @@ from jobbers.state.store import TaskStore
 
 log = logging.getLogger(__name__)
 
+#: Seconds between the sweeps for dead workers' leases and hung tasks (each reads every running task).
+SWEEP_INTERVAL = 1.0
+
 
 class Scheduler:
     """Long-running; any number may run at once (each promotion is one atomic script).
@@ -26,6 +29,9 @@ class Scheduler:
     It sleeps until the earliest due task or ``SCHEDULER_POLL_INTERVAL``, whichever is sooner,
     and wakes early when something new is scheduled. Each pass also re-queues tasks whose worker
     lease expired, so a crashed worker's tasks come back without waiting for the cron cleaner.
+    At most once a second a pass also takes back the tasks of workers that stopped renewing their
+    leases for two renewal intervals (before their leases expire), and marks ``stalled`` the tasks
+    whose type's ``max_heartbeat_interval`` passed without a heartbeat while their worker lives.
     With ``queue_stats_interval`` set it also reports its queues' depth and oldest-task age.
     """
 
@@ -44,6 +50,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._queues_cache: tuple[float, list[str]] | None = None
         self.recurring = RecurringFirer(store, config)
+        self._last_sweep = 0.0
 
     def request_shutdown(self) -> None:
         """Stop after the current pass."""
@@ -85,7 +92,15 @@ class Scheduler:
             if promotion.promoted:
                 telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
                 telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))
-        recovered = await self.store.recover_expired_leases()
+        sweep = time.monotonic() - self._last_sweep >= SWEEP_INTERVAL
+        horizon = DEATH_HORIZON_SECONDS if sweep else 0.0
+        recovered = await self.store.recover_expired_leases(horizon_seconds=horizon)
+        hung: list[str] = []
+        if sweep:
+            self._last_sweep = time.monotonic()
+            hung = await self.store.stall_silent_tasks(None)
+            if hung:
+                log.warning("stalled %d tasks silent past their max_heartbeat_interval: %s", len(hung), hung)
         for label, ids in (
             ("re-queued", recovered.requeued),
             ("stalled", recovered.stalled),
@@ -93,7 +108,7 @@ class Scheduler:
         ):
             if ids:
                 log.warning("expired leases: %s %d tasks: %s", label, len(ids), ids)
-        await record_recovered(self.store, recovered)
+        await record_recovered(self.store, recovered, hung)
         until_recurring = await self.recurring.fire_due()
         return min(
             until_recurring,

@@ -598,15 +598,17 @@ class TaskStore:
         raw: Any = await self.redis.smembers(self.keys.queues)  # type: ignore[misc,unused-ignore]
         return sorted(_s(x) for x in raw)
 
-    async def recover_expired_leases(self, batch: int = 500) -> RecoverResult:
-        """Re-queue (or stall) tasks whose lease expired, judged by Redis time: one call per queue,
-        pipelined, again for the queues that filled a batch."""
+    async def recover_expired_leases(self, batch: int = 500, horizon_seconds: float = 0.0) -> RecoverResult:
+        """Re-queue (or stall) tasks whose worker died, judged by Redis time: their lease expired,
+        or expires within ``horizon_seconds`` and was not renewed for two renewal intervals (a third
+        of a lease). One call per queue, pipelined, again for the queues that filled a batch."""
+        horizon_ms = int(horizon_seconds * 1000)
         requeued: list[str] = []
         stalled: list[str] = []
         cancelled: list[str] = []
         spaces = [q.space for q in await self.all_queue_keys()]
         while spaces:
-            calls = [Call("recover", space, [space.inflight], [batch]) for space in spaces]
+            calls = [Call("recover", space, [space.inflight], [batch, horizon_ms]) for space in spaces]
             full = []
             for space, (r, s, c) in zip(spaces, await self._scripts.run_all(calls), strict=True):
                 requeued += [_s(x) for x in r]
@@ -620,13 +622,14 @@ class TaskStore:
     async def stall_silent_tasks(
         self, stale_seconds: float | None, min_submitted_ms: int = 0, max_submitted_ms: int = 2**53
     ) -> list[str]:
-        """Mark started tasks whose heartbeat went silent as stalled; returns their ids."""
+        """Mark started tasks whose heartbeat went silent while their worker renews their lease as
+        stalled; returns their ids. A dead worker's tasks are left to lease recovery."""
         stale_ms = int(stale_seconds * 1000) if stale_seconds else 0
         calls = [
             Call(
                 "stall_silent",
                 q.space,
-                [q.space.status(TaskStatus.STARTED.value)],
+                [q.space.status(TaskStatus.STARTED.value), q.space.inflight],
                 [stale_ms, min_submitted_ms, max_submitted_ms],
             )
             for q in await self.all_queue_keys()

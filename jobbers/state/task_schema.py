@@ -163,6 +163,9 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("error", show="error", show_decode=optional_text),
     TaskField("errors", show="errors", show_decode=decode_errors),
     TaskField("worker_id", show="worker_id", show_decode=optional_text),
+    # The lease length (ms) the worker running it claimed it with: its lease is renewed every third
+    # of this, so a lease not renewed for two thirds of it belongs to a dead worker (renew.lua).
+    TaskField("lease_ms"),
     TaskField("cancel_requested", show="cancel_requested", show_decode=flag),
     # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
     TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),

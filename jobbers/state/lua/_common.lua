@@ -196,6 +196,44 @@ local function stall_config(tk)
   end
   return tonumber(pick(t[1], f[1], '0')), tonumber(pick(t[2], f[2], '1')), pick(t[3], f[3], 'none')
 end
+-- Whether the worker holding a started task has stopped renewing its lease (expiring at lease_at)
+-- for two renewal intervals: it renews every third of its lease (lease_ms, stored at claim), so
+-- such a lease has less than a third left. A record without lease_ms counts only at expiry.
+local function worker_dead(tk, lease_at, now)
+  if not lease_at then return false end
+  if lease_at <= now then return true end
+  local lease_ms = tonumber(redis.call('HGET', tk, 'lease_ms') or '')
+  return lease_ms ~= nil and lease_at - lease_ms / 3 < now
+end
+-- The last moment a started task's worker proved alive: its last lease renewal (the lease, expiring
+-- at lease_at, is renewed for lease_ms, stored at claim). A record without them counts as alive now.
+local function renewed_at(tk, lease_at, now)
+  local lease_ms = lease_at and tonumber(redis.call('HGET', tk, 'lease_ms') or '')
+  if not lease_ms then return now end
+  return math.min(now, lease_at - lease_ms)
+end
+-- Take a started task back from its dead worker: re-queue it within its stall budget (max_stalls),
+-- else mark it 'stalled' (dead-lettered under the SAVE policy); 'cancelled' if that was requested.
+-- The caller removed it from the in-flight index. Returns 1 (re-queued), 2 (stalled) or 3 (cancelled).
+local function recover_task(id, tk, now)
+  local f = redis.call('HMGET', tk, 'status', 'queue', 'stall_count', 'cancel_requested', 'submitted_at',
+    'retry_attempt', 'priority', 'concurrency_key')
+  local queue = f[2]
+  release(id, queue)
+  if f[4] == '1' then
+    end_task(id, tk, queue, STARTED, CANCELLED, now, false, f[8])
+    return 3
+  end
+  local stalls = tonumber(f[3] or '0') + 1
+  append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[6] or '0'))
+  local _, max_stalls, dlq = stall_config(tk)
+  if stalls > max_stalls then
+    end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', f[8], 'stall_count', stalls)
+    return 2
+  end
+  make_ready(id, tk, queue, STARTED, tonumber(f[5]), f[7], now, f[8], 'stall_count', stalls)
+  return 1
+end
 -- Workflows. A run's graph is one hash K_wf(id) in the space of its queue, written once at submit:
 -- per node 'row:<n>' (its packed submit row, task id included), 'succ:<n>' (packed list of the
 -- nodes its success edges lead to), 'err:<n>' (its error edges), 'par:<n>' (packed {node, task id}

@@ -49,7 +49,7 @@ for qi = 1, #KEYS do
           local token = lease_base .. (#claimed + 1)
           move_status(id, SUBMITTED, STARTED, now)
           redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
-            'worker_id', worker, 'lease', token)
+            'worker_id', worker, 'lease', token, 'lease_ms', ARGV[4])
           redis.call('ZADD', K_inflight, now + lease_ms, id)
           redis.call('SADD', K_running(queue), id)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end

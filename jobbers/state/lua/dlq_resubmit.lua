@@ -17,7 +17,7 @@ for i = 1, #KEYS do
   else
     redis.call('ZREM', K_dlq, id)
     redis.call('HDEL', tk, 'completed_at', 'result', 'error', 'cancel_requested', 'run_at',
-      'last_heartbeat_at', 'lease')
+      'last_heartbeat_at', 'lease', 'lease_ms')
     if reset then
       make_ready(id, tk, queue, status, now, f[3], now, f[4], 'dead_lettered', '0', 'stall_count', '0',
         'retry_attempt', '0')

@@ -1,7 +1,9 @@
 -- Mark started tasks whose own heartbeat went silent as 'stalled': silent longer than their
 -- max_heartbeat_interval, or than stale_ms when given. The silence is measured from the last
--- heartbeat, or from the start if the task never sent one. Needs no task module.
--- KEYS: the space's index of started tasks.
+-- heartbeat, or from the start if the task never sent one. Needs no task module. Only a task
+-- whose worker renewed its lease after the silence passed the limit is hung: a dead worker's task
+-- (no renewal since) is left to lease recovery (worker_dead), which re-queues it within max_stalls.
+-- KEYS: the space's index of started tasks, its in-flight index.
 -- ARGV[3..]: stale_ms (0 = only per-task intervals), min_submitted_ms, max_submitted_ms
 -- Returns the ids marked stalled.
 local stale_ms, min_sub, max_sub = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -15,7 +17,9 @@ for _, id in ipairs(ids) do
   local submitted = tonumber(f[5] or '0')
   if f[1] == STARTED and submitted >= min_sub and submitted <= max_sub then
     -- last_heartbeat_at may be left from an earlier attempt: the later of it and the start counts.
-    local silent = now - math.max(tonumber(f[2] or '0'), tonumber(f[3] or '0'))
+    -- Measured up to the worker's last lease renewal: silence it did not outlive proves nothing.
+    local silent = renewed_at(tk, tonumber(redis.call('ZSCORE', KEYS[2], id) or ''), now)
+      - math.max(tonumber(f[2] or '0'), tonumber(f[3] or '0'))
     local own, _, dlq = stall_config(tk)
     if (own > 0 and silent > own) or (stale_ms > 0 and silent > stale_ms) then
       release(id, f[4])

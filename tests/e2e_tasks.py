@@ -156,3 +156,10 @@ if os.environ.get("E2E_RECURRING"):
 async def recurring_tick(label: str) -> str:
     _record("recurring_tick")
     return label
+
+
+@register_task(name="wf_step", max_stalls=1000)
+async def wf_step(node: str, parents: dict[str, object] | None = None) -> dict[str, object]:
+    """A workflow node: records its run, returns its id and the parents whose results it got."""
+    _record("wf_step")
+    return {"node": node, "parents": sorted(parents or {})}

@@ -329,6 +329,8 @@ class Worker:
             backoff.succeeded()
             if result.tasks and fault_hooks.EXIT_AFTER_CLAIM:
                 fault_hooks.exit_inside_claim_window()
+            if result.tasks and fault_hooks.KILL_AT_STEP:
+                fault_hooks.step_taken()
             for claimed in result.tasks:
                 self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
@@ -552,6 +554,8 @@ class Worker:
         batch, self.pending = self.pending, []
         outcomes = [outcome for outcome, _ in batch]
         backoff = Backoff()
+        if fault_hooks.KILL_AT_STEP:
+            fault_hooks.step_taken()
         while True:
             try:
                 written = await self.store.finish(outcomes)
@@ -565,6 +569,8 @@ class Worker:
                     )
                     return
                 await backoff.wait(log, "writing outcomes", exc)
+        if fault_hooks.KILL_AT_STEP:
+            fault_hooks.step_taken()
         written_at = time.monotonic()
         for (outcome, entry), ok in zip(batch, written, strict=True):
             self.unacked.pop(outcome.id, None)

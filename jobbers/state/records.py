@@ -173,11 +173,13 @@ class StallConfig:
 
 @dataclass(frozen=True)
 class LeaseRenewal:
-    """One running task in a renewal: its lease, and whether it called ``heartbeat()`` since."""
+    """One running task in a renewal: its lease, whether it called ``heartbeat()`` since, and its
+    queue when the caller knows it (then no look-up is needed to find its key space)."""
 
     id: str
     token: str
     heartbeat: bool = False
+    queue: str = ""
 
 
 @dataclass(frozen=True)

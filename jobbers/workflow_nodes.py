@@ -10,7 +10,7 @@ with the index of its node, so nothing is written unless the whole run can start
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,9 @@ class WorkflowProblems(JobbersError):
         self.problems = list(problems)
 
 
-def specs_of(run: Workflow) -> list[NodeSpec]:
-    """The nodes of a run built with ``jobbers.workflows`` (its node ids as ``node_ids`` gives them)."""
+def specs_of(run: Workflow, default_queue: str = DEFAULT_QUEUE) -> list[NodeSpec]:
+    """The nodes of a run built with ``jobbers.workflows`` (its node ids as ``node_ids`` gives them;
+    a step without a queue in ``default_queue``)."""
     ids = run.node_ids()
     parents: dict[int, list[tuple[str, bool]]] = {id(s): [] for s in run.steps}
     for edge in run.edges:
@@ -75,7 +76,7 @@ def specs_of(run: Workflow) -> list[NodeSpec]:
             name=step.name,
             params=dict(step.params),
             version=step.version,
-            queue=step.queue or DEFAULT_QUEUE,
+            queue=step.queue or default_queue,
             priority=step.priority,
             after=tuple(p for p, error in parents[id(step)] if not error),
             on_error_of=tuple(p for p, error in parents[id(step)] if error),
@@ -100,6 +101,7 @@ async def build_nodes(
     trace: str = "",
     recurring_key: str | None = None,
     recurring_at_ms: int | None = None,
+    outside: Collection[str] = (),
 ) -> list[WorkflowNode]:
     """The nodes of run ``workflow_id``; raises ``WorkflowProblems`` naming every node at fault.
 
@@ -107,6 +109,7 @@ async def build_nodes(
     taken as given otherwise (a producer that does not import its tasks). A node's
     ``results_param`` / ``error_param`` counts as given when its params are checked: it is
     filled in when the node runs. ``queue_exists`` (when given) is asked about each queue once.
+    ``outside``: nodes already in the run that edges may come from (a fan-out's parent).
     """
     problems: list[NodeProblem] = []
     nodes: list[WorkflowNode] = []
@@ -163,7 +166,7 @@ async def build_nodes(
     if problems:
         raise WorkflowProblems(problems)
     try:
-        check_graph(nodes)
+        check_graph(nodes, outside)
     except WorkflowGraphError as exc:
         index = next((i for i, s in enumerate(specs) if s.node == exc.node), 0)
         raise WorkflowProblems([NodeProblem(index, exc.field, exc)]) from None

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from jobbers.client import JobbersClient
+from jobbers.context import RunningTask
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
@@ -22,6 +23,7 @@ from jobbers.state.workflows import (
     list_workflows,
     submit_workflow,
 )
+from jobbers.worker.fan_out import complete_with_fan_out
 from jobbers.workflows import chain, group, merge, signature
 
 DEFAULT = [QueueConfig(name="default")]
@@ -300,3 +302,62 @@ async def test_a_resubmitted_node_whose_sibling_still_failed_leaves_their_fan_in
     await _run_ready(store, {})
     run = await get_workflow(store, wid)
     assert run is not None and run.status is WorkflowStatus.FAILED
+
+
+def _spawned(*children: str, collector: str = "c") -> Any:
+    handle = RunningTask(id="x", name="t", version=1, queue="default", params={}, retry_attempt=0)
+    handle.fan_out(
+        [signature(f"t_{c}", n=c) for c in children],
+        signature(f"t_{collector}", n=collector).results("parts"),
+    )
+    return handle.fanned_out
+
+
+async def test_a_fan_out_joins_the_run_with_its_nodes_completion(store: TaskStore) -> None:
+    wid = new_task_id()
+    await submit_workflow(store, wid, "fan", [_node(wid, "a"), _node(wid, "z", "a", results_param="up")])
+    (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+
+    late = Outcome(a.id, "not-the-token", TaskStatus.COMPLETED)
+    assert await complete_with_fan_out(store, late, _spawned("x1", "x2")) is None
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]
+    done = Outcome(a.id, a.token, TaskStatus.COMPLETED, result=pack(7))
+    assert await complete_with_fan_out(store, done, _spawned("x1", "x2")) is None
+
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.RUNNING
+    by_node = {n.node: n for n in run.nodes}
+    assert list(by_node) == ["a", "z", "a.t_x1", "a.t_x2", "a.t_c"]
+    assert by_node["a"].status is TaskStatus.COMPLETED and by_node["a.t_x1"].after == ("a",)
+    assert by_node["a.t_c"].after == ("a.t_x1", "a.t_x2") and by_node["z"].after == ("a.t_c",)
+    assert await _run_ready(store, {}) == ["x1", "x2"]  # made ready by a's completion
+    (c,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert set(c.params["parts"]) == {"a.t_x1", "a.t_x2"}
+    await store.finish([Outcome(c.id, c.token, TaskStatus.COMPLETED, result=pack(20))])
+    (z,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert z.params["up"] == {"a.t_c": 20}  # z waited for the collector, not for a
+    await store.finish([Outcome(z.id, z.token, TaskStatus.COMPLETED)])
+    assert (await get_workflow(store, wid)).status is WorkflowStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_a_fan_out_from_a_plain_task_or_twice_fails_the_task(store: TaskStore) -> None:
+    plain = await store.submit(NewTask(name="t_p"))
+    (p,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    failed = await complete_with_fan_out(
+        store, Outcome(plain.id, p.token, TaskStatus.COMPLETED), _spawned("x")
+    )
+    assert (
+        failed is not None and failed.status is TaskStatus.FAILED and "workflow node" in failed.error_message
+    )
+
+    wid = new_task_id()
+    await submit_workflow(store, wid, "clash", [_node(wid, "a"), _node(wid, "a.t_x")])
+    claimed = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    a = next(t for t in claimed if t.params["n"] == "a")
+    clash = await complete_with_fan_out(store, Outcome(a.id, a.token, TaskStatus.COMPLETED), _spawned("x"))
+    assert (
+        clash is not None
+        and clash.error_type == "FanOutError"
+        and "in the run already" in clash.error_message
+    )
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]

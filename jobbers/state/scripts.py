@@ -59,6 +59,7 @@ SCRIPT_NAMES = (
     "clear",
     "wf_submit",
     "wf_cancel",
+    "wf_fan_out",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

@@ -15,9 +15,9 @@ A run's nodes share one queue (one key space), so every step stays one atomic sc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -27,8 +27,8 @@ from jobbers.models.workflow import WorkflowStatus
 from jobbers.state.codec import ms_to_datetime, pack_for_lua, unpack
 from jobbers.state.cursors import Position
 from jobbers.state.keys import Space
-from jobbers.state.records import NewTask, new_task_id
-from jobbers.state.task_schema import SUBMIT_ROW, submit_row
+from jobbers.state.records import NewTask, Outcome, new_task_id
+from jobbers.state.task_schema import SUBMIT_ROW, finish_row, submit_row
 
 if TYPE_CHECKING:
     from jobbers.state.store import TaskStore
@@ -78,9 +78,10 @@ class WorkflowRun:
     nodes: list[NodeState] = field(default_factory=list)
 
 
-def check_graph(nodes: Sequence[WorkflowNode]) -> None:
+def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) -> None:
     """Raise ``WorkflowGraphError`` naming the node (and its field) when the graph cannot run: a duplicate or
-    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle."""
+    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle.
+    ``outside``: nodes already in the run (a fan-out's parent) that edges may come from."""
     if not nodes:
         raise WorkflowGraphError("", "a workflow needs at least one node")
     by_id: dict[str, WorkflowNode] = {}
@@ -103,7 +104,7 @@ def check_graph(nodes: Sequence[WorkflowNode]) -> None:
             ("error", "on_error_of", n.on_error_of),
         ):
             for p in parents:
-                if p not in by_id:
+                if p not in by_id and p not in outside:
                     raise WorkflowGraphError(
                         n.node, f"its {kind} edge comes from unknown node {p!r}", field_name
                     )
@@ -112,11 +113,12 @@ def check_graph(nodes: Sequence[WorkflowNode]) -> None:
         if len(set(n.after) | set(n.on_error_of)) != len(n.after) + len(n.on_error_of):
             raise WorkflowGraphError(n.node, "it has two edges from the same node", "after")
     # Kahn's algorithm: whatever is left unordered lies on a cycle.
-    waiting = {n.node: len(n.after) + len(n.on_error_of) for n in nodes}
+    waiting = {n.node: sum(1 for p in (*n.after, *n.on_error_of) if p in by_id) for n in nodes}
     children: dict[str, list[str]] = {n.node: [] for n in nodes}
     for n in nodes:
         for p in (*n.after, *n.on_error_of):
-            children[p].append(n.node)
+            if p in by_id:
+                children[p].append(n.node)
     ready = [k for k, v in waiting.items() if v == 0]
     seen = 0
     while ready:
@@ -135,6 +137,32 @@ def _s(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+def _rows(nodes: Sequence[WorkflowNode], outside: dict[str, str]) -> list[list[Any]]:
+    """The script rows of ``nodes`` (see wf_submit.lua); ``outside``: the task id of each node
+    outside ``nodes`` that an edge comes from."""
+    succ: dict[str, list[str]] = {n.node: [] for n in nodes}
+    err: dict[str, list[str]] = {n.node: [] for n in nodes}
+    ids = {**outside, **{n.node: n.task.id for n in nodes}}
+    for n in nodes:
+        for p in n.after:
+            succ.setdefault(p, []).append(n.node)
+        for p in n.on_error_of:
+            err.setdefault(p, []).append(n.node)
+    return [
+        [
+            n.node,
+            pack_for_lua(submit_row(n.task)),
+            pack_for_lua(succ[n.node]),
+            pack_for_lua(err[n.node]),
+            pack_for_lua([[p, ids[p]] for p in (*n.after, *n.on_error_of)]),
+            len(n.after) + len(n.on_error_of),
+            n.results_param or "",
+            n.error_param or "",
+        ]
+        for n in nodes
+    ]
+
+
 async def submit_workflow(
     store: TaskStore, workflow_id: str, name: str, nodes: Sequence[WorkflowNode]
 ) -> tuple[bool, WorkflowStatus]:
@@ -143,29 +171,7 @@ async def submit_workflow(
     check_graph(nodes)
     queue = nodes[0].task.queue
     q = store.keys.queue(queue)
-    succ: dict[str, list[str]] = {n.node: [] for n in nodes}
-    err: dict[str, list[str]] = {n.node: [] for n in nodes}
-    ids = {n.node: n.task.id for n in nodes}
-    for n in nodes:
-        for p in n.after:
-            succ[p].append(n.node)
-        for p in n.on_error_of:
-            err[p].append(n.node)
-    rows = []
-    for n in nodes:
-        row = submit_row(n.task)
-        rows.append(
-            [
-                n.node,
-                pack_for_lua(row),
-                pack_for_lua(succ[n.node]),
-                pack_for_lua(err[n.node]),
-                pack_for_lua([[p, ids[p]] for p in (*n.after, *n.on_error_of)]),
-                len(n.after) + len(n.on_error_of),
-                n.results_param or "",
-                n.error_param or "",
-            ]
-        )
+    rows = _rows(nodes, {})
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
     pipe = store.redis.pipeline(transaction=False)
@@ -358,3 +364,46 @@ async def fresh_ids_for_resubmit(store: TaskStore, task_ids: Sequence[str]) -> d
     if locator:
         await store.redis.hset(store.keys.locator, mapping=locator)  # type: ignore[arg-type,misc,unused-ignore]
     return fresh
+
+
+@dataclass(frozen=True)
+class NodeOf:
+    """Which run and node a task is (see ``node_of``)."""
+
+    workflow_id: str
+    node: str
+    queue: str
+
+
+async def node_of(store: TaskStore, task_id: str) -> NodeOf | None:
+    """The run and node task ``task_id`` is, ``None`` when it is no workflow node (or unknown)."""
+    queue = (await store.locate([task_id])).get(task_id)
+    if queue is None:
+        return None
+    f = await store.redis.hmget(store.keys.space(queue).task(task_id), ["workflow_id", "workflow_node"])  # type: ignore[misc,unused-ignore]
+    if not f[0]:
+        return None
+    return NodeOf(_s(f[0]), _s(f[1] or b""), queue)
+
+
+async def finish_with_fan_out(
+    store: TaskStore, outcome: Outcome, parent: NodeOf, nodes: Sequence[WorkflowNode], collector: str
+) -> int:
+    """Write ``outcome`` (completed, under its lease token) of node ``parent`` and add ``nodes``
+    after it, in one script call: the nodes without other parents in ``nodes`` follow ``parent``,
+    and ``collector`` (one of ``nodes``) takes over ``parent``'s own outgoing edges, so what came
+    after ``parent`` now waits for ``collector``. Returns 1 (written), 0 (rejected: a late
+    writer, or the node ended already), -1 (a node id is in the run already: nothing written).
+    In a run being cancelled, the outcome alone is written."""
+    space = store.keys.space(parent.queue)
+    locator = {n.task.id: parent.queue for n in nodes}
+    await store.redis.hset(store.keys.locator, mapping=locator)  # type: ignore[arg-type,misc,unused-ignore]
+    rows = _rows(nodes, {parent.node: outcome.id})
+    collector_id = next(n.task.id for n in nodes if n.node == collector)
+    written = await store._scripts.run(
+        "wf_fan_out",
+        space,
+        [space.task(outcome.id), space.wf(parent.workflow_id)],
+        [pack_for_lua(finish_row(outcome)), pack_for_lua(rows), parent.node, collector, collector_id],
+    )
+    return int(written)

@@ -26,6 +26,7 @@ from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker import fault_hooks
 from jobbers.worker.burst import BurstRun
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
+from jobbers.worker.fan_out import complete_with_fan_out
 from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
 log = logging.getLogger(__name__)
@@ -469,6 +470,10 @@ class Worker:
                 span.end("lease_lost")
             else:
                 span.end(outcome.status, outcome.error_type, outcome.error_message)
+        spawned = entry.handle.fanned_out
+        if outcome is not None and spawned is not None and outcome.status is TaskStatus.COMPLETED:
+            # Written alone, in the script that adds the new nodes (the batch has no room for them).
+            outcome = await complete_with_fan_out(self.store, outcome, spawned)
         if outcome is not None:
             self.pending.append((outcome, entry))
             self.unacked[claim.token] = entry

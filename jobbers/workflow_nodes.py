@@ -10,7 +10,7 @@ with the index of its node, so nothing is written unless the whole run can start
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,23 @@ class WorkflowProblems(JobbersError):
     def __init__(self, problems: Sequence[NodeProblem]) -> None:
         super().__init__("; ".join(str(p.error) for p in problems))
         self.problems = list(problems)
+
+
+def node_spec(node: Mapping[str, Any]) -> NodeSpec:
+    """A node as ``POST /workflows`` takes it (``id``, ``name``, ``version``, ``queue``, ``params``,
+    ``priority``, ``after``, ``on_error_of``, ``results_param``, ``error_param``), as a ``NodeSpec``."""
+    return NodeSpec(
+        node=node["id"],
+        name=node["name"],
+        params=dict(node.get("params") or {}),
+        version=node.get("version", 1),
+        queue=node.get("queue") or DEFAULT_QUEUE,
+        priority=node.get("priority"),
+        after=tuple(node.get("after") or ()),
+        on_error_of=tuple(node.get("on_error_of") or ()),
+        results_param=node.get("results_param"),
+        error_param=node.get("error_param"),
+    )
 
 
 def specs_of(run: Workflow, default_queue: str = DEFAULT_QUEUE) -> list[NodeSpec]:

@@ -37,7 +37,7 @@ from jobbers.state.workflows import (
     list_workflows,
     submit_workflow,
 )
-from jobbers.workflow_nodes import NodeSpec, WorkflowProblems, build_nodes
+from jobbers.workflow_nodes import WorkflowProblems, build_nodes, node_spec
 
 router = APIRouter(tags=["workflows"], route_class=StrictJSONRoute)
 
@@ -105,21 +105,7 @@ async def submit_workflow_run(
     the whole run) and so is the graph (no cycle, no edge from an unknown node); each problem is a
     422 naming the node. An ``id`` submitted before returns that run as it is (200)."""
     workflow_id = body.id or new_task_id()
-    specs = [
-        NodeSpec(
-            node=n.id,
-            name=n.name,
-            params=n.params,
-            version=n.version,
-            queue=n.queue,
-            priority=n.priority,
-            after=tuple(n.after),
-            on_error_of=tuple(n.on_error_of),
-            results_param=n.results_param,
-            error_param=n.error_param,
-        )
-        for n in body.nodes
-    ]
+    specs = [node_spec(n.model_dump()) for n in body.nodes]
     try:
         nodes = await build_nodes(
             workflow_id,

@@ -87,6 +87,7 @@ def build_new_task(
         priority=priority if priority is not None else (config.priority if config else 0),
         recurring_key=recurring_key,
         recurring_at_ms=recurring_at_ms,
+        external=bool(config and config.external),
         **_concurrency(config, params),
     )
 

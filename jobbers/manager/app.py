@@ -15,7 +15,7 @@ from jobbers.manager.deps import Services
 from jobbers.manager.docs_page import install_docs
 from jobbers.manager.errors import MethodsByPath, install_error_handlers
 from jobbers.manager.middleware import BearerAuth, BodySizeLimit, SecurityHeaders
-from jobbers.manager.routers import dlq, health, queues, recurring, roles, stats, tasks
+from jobbers.manager.routers import dlq, external, health, queues, recurring, roles, stats, tasks
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
@@ -85,7 +85,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    for module in (tasks, dlq, queues, roles, recurring, stats, health):
+    for module in (tasks, external, dlq, queues, roles, recurring, stats, health):
         app.include_router(module.router)
     install_ui(app)
     install_docs(app)
@@ -95,7 +95,7 @@ def create_app(
         """Browsers that open the manager's address land on the admin UI."""
         return RedirectResponse("ui/", status_code=307)
 
-    routers = (tasks, dlq, queues, roles, stats, health)
+    routers = (tasks, external, dlq, queues, roles, stats, health)
     app.state.methods_by_path = MethodsByPath([*app.routes, *(r for m in routers for r in m.router.routes)])
     app.add_middleware(BodySizeLimit, max_bytes=settings.manager_max_body_bytes)
     if settings.manager_api_token is not None:

@@ -75,7 +75,7 @@ async def test_a_frozen_workers_late_completion_is_rejected(e2e: E2E, tmp_path: 
 async def test_sigterm_applies_each_on_shutdown_policy(e2e: E2E) -> None:
     worker = e2e.platform.worker()
     stop = await e2e.client.submit("stop_policy", {"seconds": 10})
-    resubmit = await e2e.client.submit("resubmit_policy", {"seconds": 0.5})
+    resubmit = await e2e.client.submit("resubmit_policy", {"seconds": 3.0})
     cont = await e2e.client.submit("continue_policy", {"seconds": 1.0})
     await e2e.wait_started([stop.id, resubmit.id, cont.id])
     worker.send_signal(signal.SIGTERM)

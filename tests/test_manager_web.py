@@ -78,6 +78,8 @@ async def test_api_answers_are_not_cached_and_ui_files_are_revalidated(api: http
         ("POST", "/queues/default", "DELETE, PATCH, PUT"),
         ("POST", "/roles/default", "DELETE, GET, HEAD, PUT"),
         ("PUT", "/docs", "GET, HEAD"),
+        ("OPTIONS", "/recurring", "GET, HEAD, POST"),
+        ("PATCH", "/recurring/nightly", "DELETE, GET, HEAD, PUT"),
     ],
 )
 async def test_method_not_allowed_lists_every_method_of_the_path(

@@ -85,7 +85,8 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    for module in (tasks, external, dlq, queues, roles, recurring, stats, health):
+    routers = (tasks, external, dlq, queues, roles, recurring, stats, health)
+    for module in routers:
         app.include_router(module.router)
     install_ui(app)
     install_docs(app)
@@ -95,7 +96,6 @@ def create_app(
         """Browsers that open the manager's address land on the admin UI."""
         return RedirectResponse("ui/", status_code=307)
 
-    routers = (tasks, external, dlq, queues, roles, stats, health)
     app.state.methods_by_path = MethodsByPath([*app.routes, *(r for m in routers for r in m.router.routes)])
     app.add_middleware(BodySizeLimit, max_bytes=settings.manager_max_body_bytes)
     if settings.manager_api_token is not None:

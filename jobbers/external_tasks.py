@@ -128,7 +128,7 @@ async def heartbeat_task(
     if state.status is not TaskStatus.STARTED or state.token != token:
         raise _stale(state)
     seconds = lease_seconds if lease_seconds is not None else (state.lease_ms or 300_000) / 1000
-    renewed, cancel = await renew_external(store, task_id, token, seconds)
+    renewed, cancel = await renew_external(store, state, token, seconds)
     if not renewed:
         raise _stale(await _state(store, task_id))
     if cancel:

@@ -117,13 +117,14 @@ async def lease_state(store: TaskStore, task_id: str) -> LeaseState | None:
 
 
 async def renew_external(
-    store: TaskStore, task_id: str, token: str, lease_seconds: float
+    store: TaskStore, state: LeaseState, token: str, lease_seconds: float
 ) -> tuple[bool, bool]:
     """Renew the lease of a claimed task (the worker's renewal, for one task, recording a
     heartbeat); returns (renewed, cancel_requested). Not renewed: the token is stale, or the task
     is no longer started."""
-    lost, cancel = await store.renew_leases(lease_seconds, [LeaseRenewal(task_id, token, heartbeat=True)])
-    return task_id not in lost, task_id in cancel
+    lease = LeaseRenewal(state.id, token, heartbeat=True, queue=state.queue)
+    lost, cancel = await store.renew_leases(lease_seconds, [lease])
+    return not lost, state.id in cancel
 
 
 async def take_and_finish(store: TaskStore, state: LeaseState, claimer: str, outcome: Outcome) -> bool:

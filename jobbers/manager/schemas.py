@@ -380,17 +380,20 @@ class QueueCleared(BaseModel):
     cleared: int = Field(description="waiting tasks (ready, scheduled, blocked) that ended cancelled")
 
 
+ROLE_QUEUES_DESCRIPTION = "the queues its workers drain, first queue first (a repeat counts once)"
+
+
 class NewRole(RequestBody):
     """A role to create (the body of POST /roles)."""
 
     name: Name
-    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
+    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE, description=ROLE_QUEUES_DESCRIPTION)
 
 
 class RoleQueues(RequestBody):
     """A role's queue list (the body of PUT /roles/{name})."""
 
-    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
+    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE, description=ROLE_QUEUES_DESCRIPTION)
 
 
 class TaskType(BaseModel):

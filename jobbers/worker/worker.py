@@ -18,7 +18,7 @@ from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy
 from jobbers.process import settle, stop_on_signals
-from jobbers.registry import find_task_config, registered_tasks
+from jobbers.registry import find_task_config, registered_tasks, runnable_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable, within
@@ -125,7 +125,7 @@ class Worker:
             self.worker_id,
             self.settings.worker_role,
             [q.name for q in self.queues],
-            [f"{c.name} v{c.version}" for c in registered_tasks()],
+            [f"{c.name} v{c.version}" for c in runnable_tasks()],
         )
         try:
             await self._unless_stopped(self._claim_loop(), grace=CLAIM_STOP_GRACE_SECONDS)

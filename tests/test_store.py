@@ -81,6 +81,20 @@ async def test_the_client_refuses_an_idempotency_key_reused_for_other_params(sto
         await client.submit("t", {"a": 2}, idempotency_key="pay-1")
 
 
+async def test_the_client_carries_a_correlation_id_on_submit_build_and_submit_many(store: TaskStore) -> None:
+    client = JobbersClient(store)
+    one = await client.submit("t", correlation_id="session-9")
+    many = await client.submit_many([client.build("t", correlation_id="session-9"), client.build("t")])
+    (claimed,) = (await store.claim("w", 30, 1, [QueueConfig(name="default")])).tasks
+
+    tasks = await store.get_tasks([one.id, *(o.id for o in many)])
+    assert [t.correlation_id for t in tasks] == ["session-9", "session-9", None]
+    assert claimed.id == one.id and claimed.correlation_id == "session-9"  # the worker knows it
+    for bad in ("", "x" * 257):
+        with pytest.raises(ValueError, match="correlation_id"):
+            client.build("t", correlation_id=bad)
+
+
 async def test_submit_in_the_future_schedules_and_promote_moves_it_when_due(store: TaskStore) -> None:
     run_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=300)
     out = await store.submit(NewTask(name="t", run_at=run_at))

@@ -432,10 +432,18 @@ class Worker:
     async def _execute(self, entry: Running, earlier: Running | None = None) -> None:
         claim = entry.claim
         # Runs in the task's own asyncio task: the log fields and the span stay with this task.
-        bind_task(claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id)
+        bind_task(
+            claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id, claim.correlation_id
+        )
         span = (
             telemetry.TaskSpan.start(
-                claim.trace, claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id
+                claim.trace,
+                claim.id,
+                claim.name,
+                claim.queue,
+                claim.retry_attempt,
+                self.worker_id,
+                claim.correlation_id,
             )
             if claim.trace
             else None

@@ -18,7 +18,7 @@ from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy
 from jobbers.process import settle, stop_on_signals
-from jobbers.registry import find_task_config, registered_tasks
+from jobbers.registry import find_task_config, registered_tasks, runnable_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable, within
@@ -55,7 +55,8 @@ FORGET_SECONDS = 1.0
 
 
 class Worker:
-    """Consumes every queue of its role.
+    """Consumes every queue of its role: in the role's order when it has one (a later queue gets
+    claims only while those before it have no work to start), else rotating among them.
 
     Every claimed task is held under a lease in Redis (never only in this process's memory), the
     lease is renewed by this runtime whatever the task's code does, and every outcome is written
@@ -73,6 +74,8 @@ class Worker:
         self.slots = settings.worker_concurrent_tasks
         self.lease_seconds = settings.worker_lease_seconds
         self.queues: list[QueueConfig] = []
+        #: Whether the role orders its queues (drained first queue first) rather than rotated.
+        self.in_order = False
         #: Every run this worker holds, by lease token: a task recovered from this worker and
         #: claimed by it again is held under a new lease while its earlier run is being stopped.
         self.running: dict[str, Running] = {}
@@ -121,7 +124,7 @@ class Worker:
             self.worker_id,
             self.settings.worker_role,
             [q.name for q in self.queues],
-            [f"{c.name} v{c.version}" for c in registered_tasks()],
+            [f"{c.name} v{c.version}" for c in runnable_tasks()],
         )
         try:
             await self._unless_stopped(self._claim_loop(), grace=CLAIM_STOP_GRACE_SECONDS)
@@ -214,7 +217,7 @@ class Worker:
         the old queues are kept (or, with ``wait_for_redis``, at start, this waits for Redis).
         """
         try:
-            queues = await self.config.queues_for_role(self.settings.worker_role)
+            queues, in_order = await self.config.role_queues(self.settings.worker_role)
             idle_reason = None if queues else await self._why_role_has_no_queues()
         except Exception as exc:
             log.warning("could not read queue configuration: %s", exc)
@@ -230,9 +233,11 @@ class Worker:
                     log.warning("could not publish task types (%s); keeping the queues as they were", exc)
                     return
             self._published = True
-        if queues != self.queues:
-            log.info("worker %s now consumes %s", self.worker_id, [q.name for q in queues])
+        if queues != self.queues or in_order != self.in_order:
+            how = "in that order" if in_order else "in rotation"
+            log.info("worker %s now consumes %s %s", self.worker_id, [q.name for q in queues], how)
             self.queues = queues
+            self.in_order = in_order
             self._wake.set()
 
     async def _why_role_has_no_queues(self) -> str:
@@ -324,9 +329,11 @@ class Worker:
                 )
                 continue
             self._wake.clear()
-            order = self._rotated_queues()
+            order = self.queues if self.in_order else self._rotated_queues()
             try:
-                result = await within(self.store.claim(self.worker_id, self.lease_seconds, free, order))
+                result = await within(
+                    self.store.claim(self.worker_id, self.lease_seconds, free, order, in_order=self.in_order)
+                )
             except TRANSIENT_REDIS_ERRORS as exc:
                 await backoff.wait(log, "claim", exc)
                 continue

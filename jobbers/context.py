@@ -25,9 +25,8 @@ class RunningTask:
     params: dict[str, Any]
     retry_attempt: int
     #: Monotonic time of the last ``heartbeat()``; the worker writes it to Redis (with Redis
-    #: time) on its next lease renewal, so a heartbeat costs no round trip of its own.
+    #: time) on its next lease renewal once it changed, so a heartbeat costs no round trip of its own.
     last_heartbeat: float | None = field(default=None)
-    heartbeat_dirty: bool = False
 
     #: What ``fan_out`` asked for: written with this task's completion.
     fanned_out: Workflow | None = None
@@ -35,7 +34,6 @@ class RunningTask:
     def heartbeat(self) -> None:
         """Tell Jobbers this task is alive: resets its ``max_heartbeat_interval`` stall clock."""
         self.last_heartbeat = time.monotonic()
-        self.heartbeat_dirty = True
 
     def fan_out(self, children: list[Workflow], collector: Workflow) -> None:
         """Spawn ``children`` (built with ``jobbers.workflows``: ``task.s(...)``, chains, groups)

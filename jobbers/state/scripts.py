@@ -60,6 +60,8 @@ SCRIPT_NAMES = (
     "wf_submit",
     "wf_cancel",
     "wf_fan_out",
+    "ext_claim",
+    "ext_take",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

@@ -552,9 +552,8 @@ class TaskStore:
             # The share of the previous minute that lies inside the last 60 s.
             earlier = 1 - (now_ms % 60_000) / 60_000
             for queue, row in zip(names, rows, strict=True):
-                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1, blocked = map(
-                    int, row
-                )
+                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1 = map(int, row[:9])
+                blocked, external = int(row[9]), int(row[10])
                 found[queue] = QueueStats(
                     queue=queue,
                     depth=ready,
@@ -563,6 +562,7 @@ class TaskStore:
                     running=running,
                     paused=bool(paused),
                     blocked=blocked,
+                    external=external,
                     completed_last_minute=done + round(done_1 * earlier),
                     failed_last_minute=failed + round(failed_1 * earlier),
                 )

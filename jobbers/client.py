@@ -15,7 +15,7 @@ from jobbers.json_values import check_params
 from jobbers.models.outcomes import CancelKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.recurring import RecurringEntry
-from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, is_priority
+from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, Task, check_correlation_id, is_priority
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.recurring_entries import make_entry, set_recurring_paused
 from jobbers.registry import find_task_config, validate_params
@@ -79,13 +79,16 @@ class JobbersClient:
         idempotency_key: str | None = None,
         trace: str | None = None,
         priority: int | None = None,
+        correlation_id: str | None = None,
     ) -> NewTask:
         """A validated ``NewTask`` (not yet submitted). Its ``trace`` defaults to the current span, so
         the worker's ``task.execute`` span becomes that span's child. Raises ``InvalidParamsError``
         for params that do not fit the task, or that cannot be stored and shown again (see
         ``jobbers.json_values``); ``ValueError`` for a ``priority`` outside -100..100 (by default
-        the registered task's, else 0; higher is claimed first within the queue)."""
+        the registered task's, else 0; higher is claimed first within the queue), or a
+        ``correlation_id`` that is not a string of 1 to 256 characters."""
         params = dict(params or {})
+        check_correlation_id(correlation_id)
         if priority is not None and (not is_priority(priority)):
             raise ValueError(f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}")
         check_params(params)
@@ -103,6 +106,7 @@ class JobbersClient:
             idempotency_key=idempotency_key,
             trace=telemetry.current_traceparent() if trace is None else trace,
             priority=priority,
+            correlation_id=correlation_id,
         )
 
     async def submit(self, name: str, params: dict[str, Any] | None = None, **options: Any) -> SubmitOutcome:

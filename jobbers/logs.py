@@ -18,17 +18,22 @@ from typing import Any
 from opentelemetry import trace
 
 #: Record attributes added inside a task's execution (also the JSON keys and OTLP log attributes).
-TASK_FIELDS = ("task_id", "task_name", "queue", "attempt", "worker_id")
+TASK_FIELDS = ("task_id", "task_name", "queue", "attempt", "worker_id", "correlation_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 _active_format: str | None = None
 
-_task: ContextVar[tuple[str, str, str, int, str] | None] = ContextVar("jobbers_log_task", default=None)
+_task: ContextVar[tuple[str, str, str, int, str, str | None] | None] = ContextVar(
+    "jobbers_log_task", default=None
+)
 
 
-def bind_task(task_id: str, name: str, queue: str, attempt: int, worker_id: str) -> None:
-    """Tag every record logged from now on in the current context with this task's identity."""
-    _task.set((task_id, name, queue, attempt, worker_id))
+def bind_task(
+    task_id: str, name: str, queue: str, attempt: int, worker_id: str, correlation_id: str | None = None
+) -> None:
+    """Tag every record logged from now on in the current context with this task's identity (its
+    correlation id only when it has one)."""
+    _task.set((task_id, name, queue, attempt, worker_id, correlation_id))
 
 
 class TaskContextFilter(logging.Filter):
@@ -38,7 +43,8 @@ class TaskContextFilter(logging.Filter):
         values = _task.get()
         if values is not None:
             for key, value in zip(TASK_FIELDS, values, strict=True):
-                setattr(record, key, value)
+                if value is not None:
+                    setattr(record, key, value)
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
@@ -47,7 +53,8 @@ class TaskContextFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """The classic one-line format, followed by ``[task <id> <name> queue=… attempt=… worker=…]``."""
+    """The classic one-line format, followed by ``[task <id> <name> queue=… attempt=… worker=…]``
+    (and `` correlation=…`` inside the brackets for a task that has a correlation id)."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
@@ -57,9 +64,11 @@ class TextFormatter(logging.Formatter):
         task_id = getattr(record, "task_id", None)
         if task_id is None:
             return line
+        correlation = getattr(record, "correlation_id", None)
         return (
             f"{line} [task {task_id} {getattr(record, 'task_name', '')} queue={getattr(record, 'queue', '')}"
-            f" attempt={getattr(record, 'attempt', '')} worker={getattr(record, 'worker_id', '')}]"
+            f" attempt={getattr(record, 'attempt', '')} worker={getattr(record, 'worker_id', '')}"
+            + (f" correlation={correlation}]" if correlation else "]")
         )
 
 

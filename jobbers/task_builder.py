@@ -25,14 +25,22 @@ def _digest(text: str) -> str:
 
 
 def request_fingerprint(
-    name: str, version: int, queue: str, params: Any, schedule: str, priority: int | None = None
+    name: str,
+    version: int,
+    queue: str,
+    params: Any,
+    schedule: str,
+    priority: int | None = None,
+    correlation_id: str | None = None,
 ) -> str:
     """A hash of what a submit request asks for: name, version, queue, params (key order aside),
     ``schedule`` (the request's own words, e.g. ``delay=60``, so a retried request matches) and the
-    priority when the request gives one."""
+    priority and correlation id when the request gives them."""
     asked: list[Any] = [name, version, queue, params, schedule]
     if priority is not None:
         asked.append({"priority": priority})
+    if correlation_id is not None:
+        asked.append({"correlation_id": correlation_id})
     body = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return _digest(body)
 
@@ -61,6 +69,7 @@ def build_new_task(
     priority: int | None = None,
     recurring_key: str | None = None,
     recurring_at_ms: int | None = None,
+    correlation_id: str | None = None,
 ) -> NewTask:
     """The ``NewTask`` for a request (``config``: the registered task, when this process knows it).
 
@@ -70,7 +79,7 @@ def build_new_task(
     fingerprint = ""
     if idempotency_key:
         asked = schedule_of(run_at) if schedule is None else schedule
-        fingerprint = request_fingerprint(name, version, queue, params, asked, priority)
+        fingerprint = request_fingerprint(name, version, queue, params, asked, priority, correlation_id)
     return NewTask(
         name=name,
         version=version,
@@ -87,6 +96,7 @@ def build_new_task(
         priority=priority if priority is not None else (config.priority if config else 0),
         recurring_key=recurring_key,
         recurring_at_ms=recurring_at_ms,
+        correlation_id=correlation_id,
         **_concurrency(config, params),
     )
 

@@ -129,6 +129,18 @@ async def span(seconds: float = 0.01) -> int:
     return os.getpid()
 
 
+@register_task(name="nap_spans")
+async def nap_spans(seconds: float = 15.0) -> str:
+    """Naps, recording when each execution begins and when it ends (completed or interrupted), so a
+    test can tell whether two executions of one task overlapped."""
+    _record("nap_spans")
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        _record("nap_spans_end")
+    return "rested"
+
+
 @register_task(name="keyed_nap", concurrency_key="account:{account_id}", concurrency_limit=1,
                concurrency_duration=60)
 async def keyed_nap(account_id: int, seconds: float = 0.3) -> float:

@@ -285,3 +285,50 @@ async def test_a_worker_cut_off_from_redis_stops_at_once_on_sigterm(
     await assert_exactly_one_terminal_state(e2e.store, ids)
     for proxy in proxies:
         await proxy.close()
+
+
+def overlapping_runs(platform_runs: list[tuple[str, str]], begin: str, end: str) -> list[str]:
+    """Ids of tasks of which one execution began while another had not ended (one process's log)."""
+    open_runs: Counter[str] = Counter()
+    overlapping = []
+    for task_id, label in platform_runs:
+        if label == begin:
+            if open_runs[task_id]:
+                overlapping.append(task_id)
+            open_runs[task_id] += 1
+        elif label == end:
+            open_runs[task_id] -= 1
+    return overlapping
+
+
+@pytest.mark.parametrize("cut", ["refused", "black_hole"])
+async def test_a_worker_partitioned_past_its_lease_runs_each_task_at_most_twice_never_at_once(
+    e2e: E2E, e2e_redis_server: RedisServer, cut: str
+) -> None:
+    """Issue 9 §1: cut a worker's Redis for 12 s with a 9 s lease while it runs 3 tasks. The
+    scheduler re-queues them (one stall each); once healed, the worker stops each earlier run (its
+    lease is lost) before it runs the task again: no run overlaps another of the same task, none
+    ends stalled, and each completes after at most two executions."""
+    proxy = TcpProxy(e2e_redis_server.port)
+    await proxy.start()
+    e2e.platform.worker(REDIS_URL=proxy.url, WORKER_LEASE_SECONDS="9", WORKER_CONCURRENT_TASKS="5")
+    e2e.platform.scheduler()  # reaches Redis directly: it recovers the partitioned worker's tasks
+    ids = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("nap_spans", {"seconds": 15.0}) for _ in range(3)])]
+    await wait_until(lambda: len(e2e.platform.runs()) == len(ids), 15)
+    await (proxy.refuse() if cut == "refused" else proxy.black_hole())
+    await asyncio.sleep(12)
+    during = await e2e.store.get_tasks(ids)
+    await proxy.heal()
+    try:
+        assert all(t.stall_count == 1 for t in during), [(t.status, t.stall_count) for t in during]
+        tasks = await e2e.wait_terminal(ids, 60)
+        assert [t.status for t in tasks] == [TaskStatus.COMPLETED] * 3, [(t.status, t.errors) for t in tasks]
+        assert {t.stall_count for t in tasks} == {1}  # the lease lost to the partition, once
+        runs = e2e.platform.runs()
+        executions = Counter(task_id for task_id, label in runs if label == "nap_spans")
+        assert set(executions) == set(ids) and max(executions.values()) <= 2, executions
+        assert overlapping_runs(runs, "nap_spans", "nap_spans_end") == []
+        await assert_exactly_one_terminal_state(e2e.store, ids)
+    finally:
+        await proxy.close()

@@ -147,3 +147,51 @@ async def test_every_listing_total_is_an_integer_with_or_without_filters(api: ht
 
     assert isinstance(plain["total"], int) and isinstance(filtered["total"], int)
     assert filtered["total"] == plain["total"]
+
+
+async def test_correlation_id_is_stored_returned_and_filters_the_listing(api: httpx.AsyncClient) -> None:
+    one = await submit(api, correlation_id="agent-session-1")
+    bulk = await api.post(
+        "/tasks/bulk",
+        json={"tasks": [{"name": "add", "params": {"a": 2}, "correlation_id": "agent-session-1"},
+                        {"name": "add", "params": {"a": 3}, "correlation_id": "other"},
+                        {"name": "add", "params": {"a": 4}}]},
+    )  # fmt: skip
+    assert bulk.status_code == 201, bulk.text
+    ids = [t["id"] for t in bulk.json()["tasks"]]
+
+    listed = (await api.get("/tasks", params={"correlation_id": "agent-session-1"})).json()
+    shown = (await api.get(f"/task-status/{one['id']}")).json()
+    plain = (await api.get(f"/task-status/{ids[2]}")).json()
+
+    assert [t["id"] for t in listed["tasks"]] == [one["id"], ids[0]]
+    assert {t["correlation_id"] for t in listed["tasks"]} == {"agent-session-1"}
+    assert shown["correlation_id"] == "agent-session-1" and plain["correlation_id"] is None
+
+
+@pytest.mark.parametrize("value", ["", "x" * 257, 42])
+async def test_a_correlation_id_that_is_empty_too_long_or_not_a_string_is_422(
+    api: httpx.AsyncClient, value: object
+) -> None:
+    single = await api.post("/tasks", json={"name": "add", "params": {"a": 1}, "correlation_id": value})
+    bulk = await api.post("/tasks/bulk", json={"tasks": [{"name": "add", "params": {"a": 1}, "correlation_id": value}]})
+    listed = await api.get("/tasks", params={"correlation_id": value})
+
+    assert single.status_code == 422 and single.json()["detail"][0]["loc"][-1] == "correlation_id"
+    assert bulk.status_code == 422
+    assert listed.status_code == (200 if isinstance(value, int) else 422)
+
+
+async def test_a_correlation_id_of_256_characters_is_accepted(api: httpx.AsyncClient) -> None:
+    made = await submit(api, correlation_id="c" * 256)
+
+    assert (await api.get(f"/task-status/{made['id']}")).json()["correlation_id"] == "c" * 256
+
+
+async def test_the_same_idempotency_key_with_another_correlation_id_is_409(api: httpx.AsyncClient) -> None:
+    body = {"name": "add", "params": {"a": 1}, "correlation_id": "first"}
+    first = await api.post("/tasks", json=body, headers={"Idempotency-Key": "k-1"})
+    again = await api.post("/tasks", json=body, headers={"Idempotency-Key": "k-1"})
+    other = await api.post("/tasks", json={**body, "correlation_id": "second"}, headers={"Idempotency-Key": "k-1"})
+
+    assert first.status_code == 201 and again.status_code == 200 and other.status_code == 409

@@ -105,6 +105,19 @@ async def test_tasks_are_one_a_line_with_the_id_first_and_a_header_when_piped(e2
     assert everything.stderr == ""
 
 
+async def test_tasks_and_export_filter_by_correlation_id(e2e: E2E) -> None:
+    mine = [o.id for o in await e2e.store.submit_many(
+        [NewTask(name="noop", correlation_id="agent-7") for _ in range(2)] + [NewTask(name="noop")]
+    )][:2]  # fmt: skip
+
+    listed = jobbers(e2e, "tasks", "--correlation-id", "agent-7")
+    exported = jobbers(e2e, "export", "-c", "agent-7")
+
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in tsv(listed.stdout)] == mine
+    assert [json.loads(line)["correlation_id"] for line in exported.stdout.splitlines()] == ["agent-7"] * 2
+
+
 async def test_since_seeks_by_the_time_a_task_entered_its_status(e2e: E2E) -> None:
     old = await submit(e2e, "noop", 2)
     await asyncio.sleep(0.05)

@@ -81,6 +81,20 @@ async def test_the_client_refuses_an_idempotency_key_reused_for_other_params(sto
         await client.submit("t", {"a": 2}, idempotency_key="pay-1")
 
 
+async def test_the_client_carries_a_correlation_id_on_submit_build_and_submit_many(store: TaskStore) -> None:
+    client = JobbersClient(store)
+    one = await client.submit("t", correlation_id="session-9")
+    many = await client.submit_many([client.build("t", correlation_id="session-9"), client.build("t")])
+    (claimed,) = (await store.claim("w", 30, 1, [QueueConfig(name="default")])).tasks
+
+    tasks = await store.get_tasks([one.id, *(o.id for o in many)])
+    assert [t.correlation_id for t in tasks] == ["session-9", "session-9", None]
+    assert claimed.id == one.id and claimed.correlation_id == "session-9"  # the worker knows it
+    for bad in ("", "x" * 257):
+        with pytest.raises(ValueError, match="correlation_id"):
+            client.build("t", correlation_id=bad)
+
+
 async def test_submit_in_the_future_schedules_and_promote_moves_it_when_due(store: TaskStore) -> None:
     run_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=300)
     out = await store.submit(NewTask(name="t", run_at=run_at))
@@ -155,7 +169,7 @@ async def test_renew_extends_leases_records_heartbeats_and_reports_lost_and_canc
         LeaseRenewal(b, claimed[b].token),
         LeaseRenewal("nope", "x"),
     ])
-    assert lost == ["nope"] and cancel == [b]
+    assert [lease.id for lease in lost] == ["nope"] and cancel == [b]
     task = await store.get_task(a)
     assert task is not None and task.last_heartbeat_at is not None
     await asyncio.sleep(0.3)
@@ -302,3 +316,15 @@ async def test_published_task_type_config_decides_stalls_without_the_task_module
     assert recovered.stalled == [crashed] and recovered.requeued == []  # its type's budget of 0 stalls
     tasks = await store.get_tasks([silent, crashed])
     assert all(t.dead_lettered for t in tasks) and claimed
+
+
+async def test_renew_reports_an_earlier_lease_of_a_task_claimed_again_as_lost(store: TaskStore) -> None:
+    task_id = (await store.submit(NewTask(name="t"))).id
+    first = (await store.claim("w", 0.05, 1, DEFAULT)).tasks[0]
+    await asyncio.sleep(0.1)
+    assert (await store.recover_expired_leases()).requeued == [task_id]
+    again = (await store.claim("w", 30, 1, DEFAULT)).tasks[0]
+    assert again.id == task_id and again.token != first.token
+    old, new = LeaseRenewal(task_id, first.token, queue="default"), LeaseRenewal(task_id, again.token)
+    lost, cancel = await store.renew_leases(30, [old, new])
+    assert lost == [old] and cancel == []  # the earlier run must stop; the new lease is renewed

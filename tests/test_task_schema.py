@@ -35,6 +35,7 @@ SAMPLES: dict[str, Any] = {
     "queue": "carry-queue",
     "params": {"text": "x", "n": 2**40, "nested": {"list": [1, 2]}},
     "trace": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "correlation_id": "agent-session-42",
     "max_stalls": 5,
     "max_heartbeat_interval": dt.timedelta(seconds=3),
     "dead_letter": True,

@@ -257,6 +257,8 @@ async def test_worker_scheduler_and_producer_export_the_documented_metrics_and_a
         assert a["jobbers.task.queue"] == "default" and a["jobbers.worker.id"]
         assert a["jobbers.task.name"] == ("flaky" if a["jobbers.task.id"] == flaky else "noop")
         assert span.status.code == (2 if a["jobbers.task.name"] == "flaky" else 0)  # ERROR / UNSET
+        # The correlation id is an attribute of the executions of the task that has one.
+        assert a.get("jobbers.task.correlation_id") == ("session-flaky" if a["jobbers.task.name"] == "flaky" else None)
         attempts.setdefault(a["jobbers.task.id"], []).append(a["jobbers.task.attempt"])
     assert sorted(attempts[flaky]) == [0, 1, 2] and all(attempts[n] == [0] for n in noops)
 
@@ -281,9 +283,12 @@ async def test_logs_inside_a_task_carry_its_identity_as_json_and_over_otlp(
     worker = e2e.platform.worker(
         **otel_env(receiver, OTEL_LOGS_EXPORTER="otlp", LOG_FORMAT="json", OTEL_METRICS_EXPORTER="none")
     )
-    done = await e2e.client.submit("chatty")
+    done = await e2e.client.submit("chatty", correlation_id="agent-session-1")
     await e2e.wait_terminal([done.id])
-    identity = {"task_id": done.id, "task_name": "chatty", "queue": "default", "attempt": 0}
+    identity = {
+        "task_id": done.id, "task_name": "chatty", "queue": "default", "attempt": 0,
+        "correlation_id": "agent-session-1",
+    }  # fmt: skip
 
     def json_line() -> dict[str, Any] | None:
         for line in e2e.platform.log_of(worker).splitlines():

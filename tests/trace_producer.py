@@ -19,7 +19,7 @@ async def produce() -> dict[str, object]:
     client = JobbersClient.from_settings()
     try:
         noops = [(await client.submit("noop")).id for _ in range(3)]
-        flaky = (await client.submit("flaky")).id
+        flaky = (await client.submit("flaky", correlation_id="session-flaky")).id
         later = await client.submit("nap", run_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
         await client.cancel(later.id)
     finally:

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from jobbers.json_values import MAX_PARAMS_DEPTH, find_problem
 from jobbers.models.queue_config import NAME_PATTERN, QueueConfig, RatePeriod
-from jobbers.models.task import MAX_PRIORITY, MIN_PRIORITY, ErrorRecord, Task, TaskStatus
+from jobbers.models.task import MAX_CORRELATION_ID, MAX_PRIORITY, MIN_PRIORITY, ErrorRecord, Task, TaskStatus
 
 #: A ULID in Crockford base32 (either case); the API stores and answers it upper-cased.
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
@@ -106,6 +106,12 @@ class SubmitTask(RequestBody):
         le=MAX_PRIORITY,
         description="higher is claimed first within the queue, equal priorities first-in first-out; "
         "by default the task's registered priority (0 unless @register_task(priority=...) says)",
+    )
+    correlation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CORRELATION_ID,
+        description="groups the tasks of one session or request: filter with GET /tasks?correlation_id=",
     )
 
     @model_validator(mode="after")

@@ -58,6 +58,7 @@ async def build_tasks(
                 idempotency_key=key,
                 trace=trace,
                 priority=request.priority,
+                correlation_id=request.correlation_id,
             )
         except InvalidParamsError as exc:
             errors.append(((*at, "params"), exc))

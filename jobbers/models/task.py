@@ -12,6 +12,18 @@ from jobbers.models.queue_config import DEFAULT_QUEUE
 
 #: A task's priority range: higher is claimed first within its queue (0 by default).
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
+#: The longest correlation id a task may carry (characters).
+MAX_CORRELATION_ID = 256
+
+
+def check_correlation_id(value: object) -> str | None:
+    """``value`` as a correlation id (``None``: none); raises ``ValueError`` for anything but a
+    non-empty string of at most ``MAX_CORRELATION_ID`` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CORRELATION_ID:
+        raise ValueError(f"correlation_id must be a string of 1 to {MAX_CORRELATION_ID} characters")
+    return value
 
 
 def is_priority(value: object) -> bool:
@@ -101,6 +113,8 @@ class Task(BaseModel):
     queue: str = DEFAULT_QUEUE
     params: dict[str, Any] = Field(default_factory=dict)
     priority: int = 0
+    #: Groups the tasks of one session or request (``GET /tasks?correlation_id=``).
+    correlation_id: str | None = None
     concurrency_key: str | None = None
     #: The concurrency key whose free slot this waiting task needs (None when not blocked).
     waiting_for: str | None = None

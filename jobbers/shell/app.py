@@ -95,6 +95,9 @@ SinceOption = Annotated[
         "epoch seconds"
     ),
 ]
+CorrelationOption = Annotated[
+    str | None, typer.Option("--correlation-id", "-c", help="only tasks submitted with this correlation id")
+]
 LimitOption = Annotated[int, typer.Option(min=0, help="at most this many (0: all)")]
 IdsArgument = Annotated[list[str], typer.Argument(help="task ids (a header word 'id' is skipped)")]
 ResetOption = Annotated[bool, typer.Option("--reset-retries", help="start their retry count again at 0")]
@@ -104,14 +107,16 @@ def _finish(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _filters(queue: str | None, name: str | None, since: str | None) -> TaskFilter:
+def _filters(
+    queue: str | None, name: str | None, since: str | None, correlation_id: str | None = None
+) -> TaskFilter:
     since_ms = None
     if since is not None:
         try:
             since_ms = int(rows.parse_since(since, dt.datetime.now(dt.UTC)).timestamp() * 1000)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--since") from None
-    return TaskFilter(queue, name, since_ms)
+    return TaskFilter(queue, name, since_ms, correlation_id=correlation_id)
 
 
 def _ids(words: list[str]) -> list[str]:
@@ -130,12 +135,13 @@ def tasks(
     queue: QueueOption = None,
     name: NameOption = None,
     since: SinceOption = None,
+    correlation_id: CorrelationOption = None,
     limit: LimitOption = 0,
     output: FormatOption = None,
 ) -> None:
     """Tasks, one a line: by status (in lifecycle order), each status oldest first."""
     statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
-    filters = _filters(queue, name, since)
+    filters = _filters(queue, name, since, correlation_id)
     fmt = chosen_format(output, sys.stdout)
     _finish(run_session(lambda s: listings.list_tasks(s, sys.stdout, fmt, statuses, filters, limit)))
 
@@ -146,12 +152,13 @@ def export(
     queue: QueueOption = None,
     name: NameOption = None,
     since: SinceOption = None,
+    correlation_id: CorrelationOption = None,
     limit: LimitOption = 0,
 ) -> None:
     """Every matching task record as JSON lines (as /task-status shows it), streamed page by page:
     `jobbers export --status completed > tasks.jsonl` archives before pruning."""
     statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
-    filters = _filters(queue, name, since)
+    filters = _filters(queue, name, since, correlation_id)
     _finish(run_session(lambda s: listings.list_tasks(s, sys.stdout, Format.JSONL, statuses, filters, limit)))
 
 

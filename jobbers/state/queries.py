@@ -66,16 +66,24 @@ class TaskFilter:
     since_ms: int | None = None
     #: Only tasks fired by this recurring entry.
     recurring_key: str | None = None
+    #: Only tasks submitted with this correlation id.
+    correlation_id: str | None = None
 
     @property
     def is_empty(self) -> bool:
-        return self.queue is None and self.task_name is None and self.recurring_key is None
+        return (
+            self.queue is None
+            and self.task_name is None
+            and self.recurring_key is None
+            and self.correlation_id is None
+        )
 
     def matches(self, task: Task) -> bool:
         return (
             (self.queue is None or task.queue == self.queue)
             and (self.task_name is None or task.name == self.task_name)
             and (self.recurring_key is None or task.recurring_key == self.recurring_key)
+            and (self.correlation_id is None or task.correlation_id == self.correlation_id)
         )
 
 

@@ -52,3 +52,33 @@ async def until_reachable(call: Callable[[], Awaitable[T]], log: logging.Logger,
             return await call()
         except TRANSIENT_REDIS_ERRORS as exc:
             await backoff.wait(log, what, exc)
+
+
+#: How long a long-running process waits for one Redis call before it gives up on it (dropping
+#: its connection) and treats Redis as unreachable: a black-holed connection never answers.
+CALL_SECONDS = 5.0
+#: After that, how long a call whose reply may already be waiting (an event loop that was blocked
+#: while it ran) gets to deliver it before it is abandoned.
+CALL_GRACE_SECONDS = 0.1
+
+
+async def within(call: Awaitable[T], seconds: float = CALL_SECONDS, what: str = "Redis call") -> T:
+    """Await ``call``, giving up after ``seconds``: then it is cancelled (redis-py drops the
+    connection it was using) and ``TimeoutError`` (one of ``TRANSIENT_REDIS_ERRORS``) is raised.
+
+    Unlike a plain timeout, a reply that arrived while the event loop was blocked is taken: once the
+    time is up the call gets a short grace, so a blocked loop does not discard work Redis did (a
+    claim whose reply is dropped leaves its tasks to lease recovery). Costs a timer, not a task.
+    """
+    loop = asyncio.get_running_loop()
+    scope = asyncio.timeout(None)
+    extend = loop.call_later(seconds, lambda: scope.reschedule(loop.time() + CALL_GRACE_SECONDS))
+    try:
+        async with scope:
+            return await call
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise TimeoutError(f"{what}: Redis did not answer within {seconds:g} s") from None
+    finally:
+        extend.cancel()

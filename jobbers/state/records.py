@@ -91,6 +91,8 @@ class NewTask:
     max_heartbeat_interval: dt.timedelta | None = None
     dead_letter: bool | None = None
     trace: str = ""
+    #: Groups the tasks of one session or request (at most ``models.task.MAX_CORRELATION_ID`` characters).
+    correlation_id: str | None = None
     #: -100..100; higher is claimed first within its queue, equal priorities first-in first-out.
     priority: int = 0
     #: The concurrency key (already formatted from the params; None = none): at most
@@ -142,6 +144,7 @@ class ClaimedTask(NamedTuple):
     queue: str
     params: dict[str, Any]
     trace: str
+    correlation_id: str | None
     retry_attempt: int
     stall_count: int
     submitted_at_ms: int
@@ -170,11 +173,13 @@ class StallConfig:
 
 @dataclass(frozen=True)
 class LeaseRenewal:
-    """One running task in a renewal: its lease, and whether it called ``heartbeat()`` since."""
+    """One running task in a renewal: its lease, whether it called ``heartbeat()`` since, and its
+    queue when the caller knows it (then no look-up is needed to find its key space)."""
 
     id: str
     token: str
     heartbeat: bool = False
+    queue: str = ""
 
 
 @dataclass(frozen=True)

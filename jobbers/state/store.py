@@ -339,16 +339,22 @@ class TaskStore:
 
     async def renew_leases(
         self, lease_seconds: float, leases: Sequence[LeaseRenewal]
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[LeaseRenewal], list[str]]:
         """Extend the leases of one worker's tasks; 1 round trip for all of them (one call per
-        queue, pipelined).
+        queue, pipelined; a lease that names its queue needs no look-up first).
 
-        Returns (ids whose lease is lost, ids whose cancellation was requested).
+        Returns (the leases that are lost, ids whose cancellation was requested). A lease is lost
+        when its task moved on or is held under another lease: it was recovered (and maybe claimed
+        again, by this worker or another), so the run holding it must stop.
         """
         if not leases:
             return [], []
-        groups, unknown = await self._spaces_of([lease.id for lease in leases])
-        lost = [leases[i].id for i in unknown]
+        unknown: list[int] = []
+        if all(lease.queue for lease in leases):
+            groups = _by_space((i, self.keys.space(lease.queue)) for i, lease in enumerate(leases))
+        else:
+            groups, unknown = await self._spaces_of([lease.id for lease in leases])
+        lost = [leases[i] for i in unknown]
         cancel: list[str] = []
         calls = []
         for space, positions in groups.items():
@@ -357,11 +363,12 @@ class TaskStore:
                 lease = leases[i]
                 args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
             calls.append(Call("renew", space, [space.task(leases[i].id) for i in positions], args))
+        by_token = {lease.token: lease for lease in leases}
         for space_lost, space_cancel in await self._scripts.run_all(calls) if calls else []:
-            lost += [_s(x) for x in space_lost]
+            lost += [by_token[_s(x)] for x in space_lost]
             cancel += [_s(x) for x in space_cancel]
-        for task_id in lost:
-            self._held.pop(task_id, None)
+        for lease in lost:
+            self._held.pop(lease.id, None)
         return lost, cancel
 
     async def publish_task_types(

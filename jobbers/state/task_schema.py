@@ -122,6 +122,10 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     TaskField("params", submit="params", encode=pack, claim="params", claim_decode=unpack_dict,
               show="params", show_decode=unpack_dict),
     TaskField("trace", submit="trace", optional=True, claim="trace"),
+    # Groups the tasks of one session or request (an agent's, a service's): filterable, logged.
+    TaskField("correlation_id", submit="correlation_id", encode=_optional, optional=True,
+              claim="correlation_id", claim_decode=optional_text,
+              show="correlation_id", show_decode=optional_text),
     # Higher first within a queue; part of the ready-queue score (make_ready in lua/_common.lua).
     TaskField("priority", submit="priority", encode=_priority, optional=True,
               show="priority", show_decode=integer),

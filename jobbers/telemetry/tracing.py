@@ -70,24 +70,31 @@ class TaskSpan:
 
     @classmethod
     def start(
-        cls, traceparent: str, task_id: str, name: str, queue: str, attempt: int, worker_id: str
+        cls,
+        traceparent: str,
+        task_id: str,
+        name: str,
+        queue: str,
+        attempt: int,
+        worker_id: str,
+        correlation_id: str | None = None,
     ) -> TaskSpan | None:
         if not (traceparent and tracing_enabled()):
             return None
         parent = _PROPAGATOR.extract({"traceparent": traceparent})
         if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
             return None
+        attributes: dict[str, str | int] = {
+            "jobbers.task.id": task_id,
+            "jobbers.task.name": name,
+            "jobbers.task.queue": queue,
+            "jobbers.task.attempt": attempt,
+            "jobbers.worker.id": worker_id,
+        }
+        if correlation_id:
+            attributes["jobbers.task.correlation_id"] = correlation_id
         span = _tracer.start_span(
-            "task.execute",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "jobbers.task.id": task_id,
-                "jobbers.task.name": name,
-                "jobbers.task.queue": queue,
-                "jobbers.task.attempt": attempt,
-                "jobbers.worker.id": worker_id,
-            },
+            "task.execute", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
         )
         return cls(span, otel_context.attach(trace.set_span_in_context(span)))
 

@@ -21,7 +21,7 @@ from jobbers.process import settle, stop_on_signals
 from jobbers.registry import find_task_config, registered_tasks
 from jobbers.settings import Settings
 from jobbers.state.codec import pack
-from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable
+from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, until_reachable, within
 from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker import fault_hooks
 from jobbers.worker.burst import BurstRun
@@ -75,9 +75,13 @@ class Worker:
         self.slots = settings.worker_concurrent_tasks
         self.lease_seconds = settings.worker_lease_seconds
         self.queues: list[QueueConfig] = []
+        #: Every run this worker holds, by lease token: a task recovered from this worker and
+        #: claimed by it again is held under a new lease while its earlier run is being stopped.
         self.running: dict[str, Running] = {}
+        #: The latest run of each task id (the one a cancel or a new claim of the id concerns).
+        self._run_of: dict[str, Running] = {}
         self.pending: list[tuple[Outcome, Running]] = []
-        self.unacked: dict[str, str] = {}  # id -> token of outcomes not yet written
+        self.unacked: dict[str, Running] = {}  # token -> run whose outcome is not written yet
         self.processed = 0
         self.stopping = False
         self._stop_requested = asyncio.Event()
@@ -221,7 +225,7 @@ class Worker:
                 await until_reachable(lambda: self._publish_task_types(queues), log, "publishing task types")
             else:
                 try:
-                    await self._publish_task_types(queues)
+                    await within(self._publish_task_types(queues))
                 except TRANSIENT_REDIS_ERRORS as exc:
                     log.warning("could not publish task types (%s); keeping the queues as they were", exc)
                     return
@@ -286,7 +290,7 @@ class Worker:
             "processed": self.processed,
         }
         try:
-            await self.store.report_worker(self.worker_id, ttl, info)
+            await within(self.store.report_worker(self.worker_id, ttl, info))
         except TRANSIENT_REDIS_ERRORS as exc:
             log.debug("could not report worker %s alive: %s", self.worker_id, exc)
 
@@ -322,7 +326,7 @@ class Worker:
             self._wake.clear()
             order = self._rotated_queues()
             try:
-                result = await self.store.claim(self.worker_id, self.lease_seconds, free, order)
+                result = await within(self.store.claim(self.worker_id, self.lease_seconds, free, order))
             except TRANSIENT_REDIS_ERRORS as exc:
                 await backoff.wait(log, "claim", exc)
                 continue
@@ -383,7 +387,7 @@ class Worker:
             self._wake.set()
 
     def _on_cancel(self, task_id: str) -> None:
-        entry = self.running.get(task_id)
+        entry = self._run_of.get(task_id)
         if entry is not None:
             entry.interrupt(StopReason.USER_CANCEL)
 
@@ -409,30 +413,52 @@ class Worker:
             handle=handle,
             claimed_at_ms=now_ms,
         )
-        self.running[claimed.id] = entry
+        earlier = self._run_of.get(claimed.id)
+        self.running[claimed.token] = entry
+        self._run_of[claimed.id] = entry
         self._running_changed.set()
-        entry.atask = asyncio.create_task(self._execute(entry), name=f"task:{claimed.id}")
+        if earlier is not None:
+            # Claimed again while an earlier run goes on: the task was recovered (its lease lost,
+            # say to a partition), so that run is stopped, and this one starts once it has ended.
+            log.warning(
+                "task %s claimed again while its earlier run (lease %s) goes on: that lease is lost; "
+                "stopping that run before this one starts",
+                claimed.id,
+                earlier.claim.token,
+            )
+            earlier.interrupt(StopReason.LEASE_LOST)
+        entry.atask = asyncio.create_task(self._execute(entry, earlier), name=f"task:{claimed.id}")
 
-    async def _execute(self, entry: Running) -> None:
+    async def _execute(self, entry: Running, earlier: Running | None = None) -> None:
         claim = entry.claim
         # Runs in the task's own asyncio task: the log fields and the span stay with this task.
-        bind_task(claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id)
+        bind_task(
+            claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id, claim.correlation_id
+        )
         span = (
             telemetry.TaskSpan.start(
-                claim.trace, claim.id, claim.name, claim.queue, claim.retry_attempt, self.worker_id
+                claim.trace,
+                claim.id,
+                claim.name,
+                claim.queue,
+                claim.retry_attempt,
+                self.worker_id,
+                claim.correlation_id,
             )
             if claim.trace
             else None
         )
         outcome: Outcome | None
         try:
-            outcome = await self._attempt(entry)
+            outcome = await self._attempt(entry, earlier)
         except BaseException as exc:
             log.exception("internal error running task %s", claim.id)
             outcome = self._outcome(entry, TaskStatus.FAILED, error=exc)
         finally:
             entry.finished = time.monotonic()
-            self.running.pop(claim.id, None)
+            self.running.pop(claim.token, None)
+            if self._run_of.get(claim.id) is entry:
+                del self._run_of[claim.id]
             self._running_changed.set()
             telemetry.TASKS_IN_FLIGHT.add((claim.queue, self.settings.worker_role), -1)
             self._wake.set()
@@ -443,11 +469,11 @@ class Worker:
                 span.end(outcome.status, outcome.error_type, outcome.error_message)
         if outcome is not None:
             self.pending.append((outcome, entry))
-            self.unacked[claim.id] = claim.token
+            self.unacked[claim.token] = entry
             self._outcome_ready.set()
         self.processed += 1
 
-    async def _attempt(self, entry: Running) -> Outcome | None:
+    async def _attempt(self, entry: Running, earlier: Running | None = None) -> Outcome | None:
         claim, config = entry.claim, entry.config
         if config is None:
             log.warning(
@@ -466,6 +492,9 @@ class Worker:
             )
         set_current_task(entry.handle)
         try:
+            if earlier is not None and earlier.atask is not None:
+                await asyncio.wait([earlier.atask])  # never two runs of one task at once
+                entry.started = time.monotonic()
             coro = config.function(**claim.params)
             if config.timeout is not None:
                 value = await asyncio.wait_for(coro, config.timeout)
@@ -554,7 +583,7 @@ class Worker:
         backoff = Backoff()
         while True:
             try:
-                written = await self.store.finish(outcomes)
+                written = await within(self.store.finish(outcomes))
                 break
             except TRANSIENT_REDIS_ERRORS as exc:
                 if deadline is not None and time.monotonic() > deadline:
@@ -567,7 +596,7 @@ class Worker:
                 await backoff.wait(log, "writing outcomes", exc)
         written_at = time.monotonic()
         for (outcome, entry), ok in zip(batch, written, strict=True):
-            self.unacked.pop(outcome.id, None)
+            self.unacked.pop(outcome.token, None)
             if ok:
                 self._count_outcome(outcome, entry, written_at)
             else:
@@ -611,22 +640,25 @@ class Worker:
             last_renewal = time.monotonic()
             leases = []
             for entry in self.running.values():
-                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, entry.handle.heartbeat_dirty))
+                claim = entry.claim
+                leases.append(LeaseRenewal(claim.id, claim.token, entry.handle.heartbeat_dirty, claim.queue))
                 entry.handle.heartbeat_dirty = False
-            leases += [LeaseRenewal(task_id, token) for task_id, token in self.unacked.items()]
+            for entry in self.unacked.values():
+                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, queue=entry.claim.queue))
             if not leases:
                 continue
             try:
-                lost, cancel = await self.store.renew_leases(self.lease_seconds, leases)
+                lost, cancel = await within(self.store.renew_leases(self.lease_seconds, leases), interval)
             except TRANSIENT_REDIS_ERRORS as exc:
                 log.warning("lease renewal failed: %s", exc)
                 for lease in leases:
-                    if lease.heartbeat and lease.id in self.running:
-                        self.running[lease.id].handle.heartbeat_dirty = True
+                    if lease.heartbeat and lease.token in self.running:
+                        self.running[lease.token].handle.heartbeat_dirty = True
                 continue
-            for task_id in lost:
-                if task_id in self.running:
-                    log.warning("lease of task %s lost; stopping it", task_id)
-                    self.running[task_id].interrupt(StopReason.LEASE_LOST)
+            for lease in lost:
+                lost_run = self.running.get(lease.token)
+                if lost_run is not None:
+                    log.warning("lease %s of task %s lost; stopping that run", lease.token, lease.id)
+                    lost_run.interrupt(StopReason.LEASE_LOST)
             for task_id in cancel:
                 self._on_cancel(task_id)

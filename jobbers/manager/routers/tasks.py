@@ -45,7 +45,7 @@ from jobbers.manager.schemas import (
     clamp_limit,
 )
 from jobbers.manager.submission import build_tasks, bulk_request_key
-from jobbers.models.task import LISTED_STATUSES, Task, TaskStatus
+from jobbers.models.task import LISTED_STATUSES, MAX_CORRELATION_ID, Task, TaskStatus
 from jobbers.registry import registered_tasks, task_params
 from jobbers.state.queries import TaskFilter
 from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome
@@ -204,14 +204,18 @@ async def list_tasks(
     recurring_key: Annotated[
         str | None, Query(min_length=1, max_length=200, description="only tasks this recurring entry fired")
     ] = None,
+    correlation_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_CORRELATION_ID, description="only tasks with this correlation id"),
+    ] = None,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
 ) -> Response:
-    """Tasks by status (in lifecycle order, each oldest first), optionally of one queue, task name
-    or recurring entry."""
+    """Tasks by status (in lifecycle order, each oldest first), optionally of one queue, task name,
+    recurring entry or correlation id."""
     statuses = list(dict.fromkeys(status)) if status else list(LISTED_STATUSES)
     limit = clamp_limit(limit)
-    filters = TaskFilter(queue, task_name, recurring_key=recurring_key)
+    filters = TaskFilter(queue, task_name, recurring_key=recurring_key, correlation_id=correlation_id)
     page = await services.queries.list_by_status(statuses, filters, limit, cursor)
     # Rendered task by task (one record that cannot be shown must not break the page).
     return page_response(

@@ -1,7 +1,8 @@
 -- Renew the leases of one worker's running tasks, record heartbeats, report lost/cancelled ones.
 -- KEYS: the record of each task.  ARGV[3..]: lease_ms, then per task: id, token, heartbeat
 -- ('1' = the task called heartbeat() since the last renewal)
--- Returns {lost_ids, cancel_requested_ids}
+-- Returns {lost_tokens, cancel_requested_ids}: a lease is lost when the task moved on or is held
+-- under another lease (it was recovered, and maybe claimed again).
 local lease_ms = tonumber(ARGV[3])
 local now = now_ms()
 local lost, cancel = {}, {}
@@ -15,7 +16,7 @@ for i = 1, #KEYS do
     if hb == '1' then redis.call('HSET', tk, 'last_heartbeat_at', fmt(now)) end
     if f[3] == '1' then cancel[#cancel + 1] = id end
   else
-    lost[#lost + 1] = id
+    lost[#lost + 1] = token
   end
 end
 return {lost, cancel}

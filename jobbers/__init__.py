@@ -5,10 +5,11 @@ from jobbers.context import task
 from jobbers.models.task import Task, TaskStatus
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy, ShutdownPolicy, TaskConfig
 from jobbers.recurring_entries import recurring
-from jobbers.registry import register_task
+from jobbers.registry import REQUIRED, register_external_task, register_task
 from jobbers.settings import Settings
 
 __all__ = [
+    "REQUIRED",
     "BackoffStrategy",
     "DeadLetterPolicy",
     "JobbersClient",
@@ -18,6 +19,7 @@ __all__ = [
     "TaskConfig",
     "TaskStatus",
     "recurring",
+    "register_external_task",
     "register_task",
     "task",
 ]

@@ -22,7 +22,7 @@ from jobbers.env_help import environment_help
 from jobbers.errors import ConfigurationError, JobbersError, StartupError
 from jobbers.logs import configure_logging
 from jobbers.recurring_entries import store_declared_recurring
-from jobbers.registry import load_task_module, registered_tasks
+from jobbers.registry import load_task_module, runnable_tasks
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
 from jobbers.startup import (
@@ -114,10 +114,11 @@ def _start_with_task_module(
         load_task_module(args.task_module)
     except JobbersError as exc:
         raise ConfigurationError(str(exc)) from None
-    if require_tasks and not registered_tasks():
+    if require_tasks and not runnable_tasks():
         raise ConfigurationError(
             f"task module {args.task_module!r} registers no tasks (no @register_task ran when it was "
-            "imported); a worker without tasks would drop every task it claims"
+            "imported; external tasks are run by outside processes); a worker without tasks would "
+            "drop every task it claims"
         )
     return settings
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from jobbers import telemetry
+from jobbers import external_tasks, telemetry
 from jobbers.config_store import ConfigStore, QueueDirectory
 from jobbers.errors import ConfigNotFoundError, ConfigurationError, TaskConflictError, TaskNotFoundError
 from jobbers.json_values import check_params
@@ -152,6 +152,51 @@ class JobbersClient:
         if outcome.outcome is CancelKind.CONFLICT:
             raise TaskConflictError(f"task {task_id} is {outcome.status} and cannot be cancelled")
         return outcome
+
+    # -- external tasks (register_external_task) -------------------------------------------------
+
+    async def claim_external(
+        self,
+        queue: str = DEFAULT_QUEUE,
+        names: Sequence[str] | None = None,
+        *,
+        count: int = 1,
+        lease_seconds: float = 300.0,
+        claimer: str = external_tasks.DEFAULT_CLAIMER,
+    ) -> list[external_tasks.ExternalClaim]:
+        """Claim up to ``count`` ready tasks of external types (``names``; default: every external
+        type registered here) of ``queue`` under a lease (as ``POST /tasks/claim``); each claim has
+        the ``token`` that the heartbeat, complete and fail of its task must give."""
+        return await external_tasks.claim_tasks(
+            self.store, self.config, queue, names, count, lease_seconds, claimer
+        )
+
+    async def heartbeat_external(
+        self, task_id: str, token: str, lease_seconds: float | None = None
+    ) -> external_tasks.Heartbeat:
+        """Renew the lease of a claimed external task (as ``POST /task/{id}/heartbeat``); raises
+        ``TaskConflictError`` for a stale token. ``status`` ``cancelled``: stop working on it."""
+        return await external_tasks.heartbeat_task(self.store, task_id, token, lease_seconds)
+
+    async def complete_external(self, task_id: str, result: Any = None, token: str | None = None) -> Task:
+        """End an external task ``completed`` (as ``POST /task/{id}/complete``): under its claim's
+        ``token``, or without one while it is submitted; raises ``TaskConflictError`` otherwise."""
+        return await external_tasks.complete_task(self.store, task_id, result, token=token)
+
+    async def fail_external(
+        self,
+        task_id: str,
+        error: str,
+        *,
+        retryable: bool = False,
+        error_type: str = external_tasks.DEFAULT_ERROR_TYPE,
+        token: str | None = None,
+    ) -> Task:
+        """Record a failed attempt of an external task (as ``POST /task/{id}/fail``): retried under
+        its type's retry policy when ``retryable``, else failed (dead-lettered under ``save``)."""
+        return await external_tasks.fail_task(
+            self.store, task_id, error, retryable=retryable, error_type=error_type, token=token
+        )
 
     # -- queue control ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import importlib
@@ -9,7 +10,7 @@ import importlib.util
 import inspect
 import string
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Set
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -124,6 +125,112 @@ def register_task(
         return fn
 
     return decorate
+
+
+def register_external_task(
+    name: str,
+    version: int = 1,
+    *,
+    params: Sequence[str] | Mapping[str, Any] = (),
+    any_params: bool = False,
+    max_retries: int = 3,
+    retry_delay: float = 5.0,
+    backoff_strategy: BackoffStrategy | str = BackoffStrategy.EXPONENTIAL,
+    max_retry_delay: float = 3600.0,
+    dead_letter_policy: DeadLetterPolicy | str = DeadLetterPolicy.NONE,
+    max_stalls: int = 1,
+    priority: int = 0,
+) -> TaskConfig:
+    """Declare task ``name`` at ``version`` that no Jobbers worker runs: an outside process (an
+    agent, a service in another language) claims it over HTTP and reports its outcome.
+
+    ``params`` are the parameters a submit must fit, as for a registered function: a sequence of
+    names (each required) or a mapping of name to default (``REQUIRED`` for one without);
+    ``any_params`` also accepts names not listed. The manager validates submits against them as
+    usual. Its tasks wait in their queue's *external* ready set, which no worker's claim reads.
+    ``max_retries`` and the backoff apply to a retryable ``fail``; ``max_stalls`` to an expired
+    claim; ``dead_letter_policy`` to the final failure. Returns the registered config.
+
+    Raises ``TaskRegistrationError`` when (name, version) is taken by a different declaration or
+    a task function, or for an invalid option or parameter name.
+    """
+    if max_retries < 0 or retry_delay < 0 or max_retry_delay < 0 or max_stalls < 0:
+        raise TaskRegistrationError(f"task {name!r}: retry and stall options must not be negative")
+    if not is_priority(priority):
+        raise TaskRegistrationError(
+            f"task {name!r}: priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"
+        )
+    if isinstance(params, str):
+        raise TaskRegistrationError(f"task {name!r}: params is a list of names, not one string")
+    declared = dict(params) if isinstance(params, Mapping) else dict.fromkeys(params, REQUIRED)
+    for param in declared:
+        if not isinstance(param, str) or not param.isidentifier():
+            raise TaskRegistrationError(f"task {name!r}: parameter name {param!r} is not an identifier")
+    config = TaskConfig(
+        name=name,
+        version=version,
+        function=_external_function(name, version, declared, any_params),
+        max_retries=max_retries,
+        retry_delay=retry_delay,
+        backoff_strategy=BackoffStrategy(backoff_strategy),
+        max_retry_delay=max_retry_delay,
+        dead_letter_policy=DeadLetterPolicy(dead_letter_policy),
+        max_stalls=max_stalls,
+        priority=priority,
+        external=True,
+    )
+    existing = _registry.get((name, version))
+    if existing is not None and not (existing.external and _same_declaration(existing, config)):
+        raise TaskRegistrationError(f"task {name!r} version {version} is already registered")
+    _registry[(name, version)] = config
+    return config
+
+
+class _Required:
+    """The default of an external task's parameter that has none (``REQUIRED``)."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: In ``register_external_task(params={...})``: a parameter without a default.
+REQUIRED: Any = _Required()
+
+
+def _external_function(
+    name: str, version: int, declared: Mapping[str, Any], any_params: bool
+) -> Callable[..., Awaitable[Any]]:
+    """A stand-in function with the declared keyword parameters (what submits are validated
+    against and ``/task-types`` lists); calling it raises: no worker runs an external task."""
+
+    async def external_task(**params: Any) -> Any:
+        raise TaskRegistrationError(f"task {name!r} version {version} is external: no worker runs it")
+
+    kinds = [
+        inspect.Parameter(
+            p,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if default is REQUIRED else default,
+        )
+        for p, default in declared.items()
+    ]
+    if any_params:
+        kinds.append(inspect.Parameter("params", inspect.Parameter.VAR_KEYWORD))
+    external_task.__signature__ = inspect.Signature(kinds)  # type: ignore[attr-defined]
+    external_task.__qualname__ = f"external_task[{name}:{version}]"
+    return external_task
+
+
+def _same_declaration(a: TaskConfig, b: TaskConfig) -> bool:
+    # A module imported twice declares the same thing again: equal but for the stand-in function.
+    return dataclasses.replace(a, function=b.function) == b and str(inspect.signature(a.function)) == str(
+        inspect.signature(b.function)
+    )
+
+
+def runnable_tasks() -> list[TaskConfig]:
+    """Every registered task a worker runs (those with a function: not external), sorted."""
+    return [c for c in registered_tasks() if not c.external]
 
 
 def _check_concurrency(name: str, key: str, limit: int, duration: float, on_conflict: object) -> None:

@@ -97,6 +97,7 @@ def build_new_task(
         recurring_key=recurring_key,
         recurring_at_ms=recurring_at_ms,
         correlation_id=correlation_id,
+        external=bool(config and config.external),
         **_concurrency(config, params),
     )
 

@@ -238,9 +238,26 @@ async def test_create_role_returns_201_and_lists_it(api: httpx.AsyncClient) -> N
     response = await api.post("/roles", json={"name": "heavy-workers", "queues": ["reports", "default"]})
 
     assert response.status_code == 201
-    assert response.json() == {"name": "heavy-workers", "queues": ["default", "reports"]}
+    assert response.json() == {"name": "heavy-workers", "queues": ["reports", "default"]}
     assert (await api.get("/roles/heavy-workers")).json() == response.json()
     assert [r["name"] for r in (await api.get("/roles")).json()] == ["default", "heavy-workers"]
+
+
+async def test_a_roles_queues_come_back_in_the_order_given_each_once(api: httpx.AsyncClient) -> None:
+    for name in ("urgent", "reports"):
+        await api.post("/queues", json={"name": name})
+
+    created = await api.post("/roles", json={"name": "ops", "queues": ["urgent", "default", "urgent"]})
+    replaced = await api.put("/roles/batch", json={"queues": ["reports", "urgent", "default", "reports"]})
+
+    assert created.json()["queues"] == ["urgent", "default"]  # a repeat counts once, where it first comes
+    assert replaced.json()["queues"] == ["reports", "urgent", "default"]
+    assert (await api.get("/roles")).json() == [
+        {"name": "batch", "queues": ["reports", "urgent", "default"]},
+        {"name": "default", "queues": []},
+        {"name": "ops", "queues": ["urgent", "default"]},
+    ]
+    assert (await api.get("/roles/ops")).json() == created.json()
 
 
 async def test_create_existing_role_returns_409(api: httpx.AsyncClient) -> None:

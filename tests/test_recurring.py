@@ -414,4 +414,4 @@ def test_jobbers_migrate_reports_the_revision(tmp_path: object) -> None:
     assert result.returncode == 0, result.stderr
     assert f"revision {schema.HEAD_REVISION}" in result.stdout
     assert "alembic" not in result.stderr  # one line of ours, not Alembic's set-up chatter
-    assert "SQL schema created at revision 0002" in result.stderr
+    assert f"SQL schema created at revision {schema.HEAD_REVISION}" in result.stderr

@@ -48,6 +48,8 @@ SAMPLES: dict[str, Any] = {
     "recurring_at_ms": 1_764_633_600_000,
     "workflow_id": "run-2025-12-02",
     "workflow_node": "extract",
+    # True would keep it from any worker's claim: tests/test_external_tasks.py carries that value.
+    "external": False,
 }
 #: What /task-status shows for the samples it shows in another form than submitted.
 SHOWN_AS: dict[str, Any] = {"recurring_at_ms": "2025-12-02T00:00:00Z"}

@@ -261,7 +261,13 @@ async def test_create_edit_and_delete_queues_and_roles(ui: UI) -> None:
     await ui.button("Create role").click()
     await expect(ui.row("heavy")).to_contain_text("reports")
     await ui.button("Edit role heavy").click()
-    await page.get_by_role("checkbox", name="default").check()
+    await page.get_by_role("checkbox", name="default").check()  # a newly checked queue comes last
+    await ui.button("Save changes").click()
+    await expect(ui.row("heavy")).to_contain_text("reportsdefault")
+    role = await ui.e2e.config.get_role("heavy")
+    assert role is not None and role.queues == ["reports", "default"]
+    await ui.button("Edit role heavy").click()
+    await ui.button("Move default up").click()  # the order its workers drain the queues in
     await ui.button("Save changes").click()
     await expect(ui.row("heavy")).to_contain_text("defaultreports")
     await ui.shot("roles")

@@ -21,7 +21,7 @@ from jobbers.registry import register_task
 from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
 from jobbers.state.stats import PlatformStats, WorkerRecord
-from jobbers.state.store import TaskStore
+from jobbers.state.store import NewTask, TaskStore
 from jobbers.worker import Worker
 from tests.redis_server import RedisServer
 
@@ -226,6 +226,64 @@ async def test_role_and_queue_changes_reach_an_idle_worker_without_restart(
     await config.save_role(Role(name="heavy", queues=["default", "reports"]))
     assert (await client.wait(sub.id, 5)).status is TaskStatus.COMPLETED
     assert [q.name for q in worker.queues] == ["default", "reports"]
+
+
+async def _started_queue_order(
+    run_worker: Runner, client: JobbersClient, role: str, per_queue: int = 6
+) -> list[str]:
+    """The queues of the tasks a worker of ``role`` starts (two slots), in the order it starts them,
+    after ``per_queue`` tasks were queued in each of ``urgent`` and ``bulk`` before it started."""
+    started: list[str] = []
+
+    @register_task(name="note")
+    async def note(queue: str) -> None:
+        started.append(queue)
+        await asyncio.sleep(0.01)
+
+    ids = [(await client.submit("note", {"queue": q}, queue=q)).id for q in ("bulk", "urgent") * per_queue]
+    await run_worker(worker_role=role, worker_concurrent_tasks=2)
+    for task_id in ids:
+        assert (await client.wait(task_id, 10)).status is TaskStatus.COMPLETED
+    return started
+
+
+async def test_a_role_drains_its_queues_in_its_order(
+    run_worker: Runner, client: JobbersClient, config: ConfigStore
+) -> None:
+    await config.save_queue(QueueConfig(name="urgent"))
+    await config.save_queue(QueueConfig(name="bulk"))
+    await config.save_role(Role(name="ops", queues=["urgent", "bulk"]))
+
+    started = await _started_queue_order(run_worker, client, "ops")
+
+    # Every claim went to urgent while it had ready work; bulk only got what was left after it.
+    assert started == ["urgent"] * 6 + ["bulk"] * 6
+
+
+async def test_a_worker_of_the_default_role_rotates_among_every_queue(
+    run_worker: Runner, client: JobbersClient, config: ConfigStore
+) -> None:
+    await config.save_queue(QueueConfig(name="urgent"))
+    await config.save_queue(QueueConfig(name="bulk"))
+
+    started = await _started_queue_order(run_worker, client, "default")
+
+    # No order given: the first claim is shared between the queues, so neither waits for the other.
+    assert sorted(started[:2]) == ["bulk", "urgent"] and sorted(started) == ["bulk"] * 6 + ["urgent"] * 6
+
+
+async def test_an_ordered_claim_fills_from_the_first_queue_before_the_next(store: TaskStore) -> None:
+    await store.submit_many([NewTask(name=f"{q}{i}", queue=q) for q in ("first", "second") for i in range(4)])
+    first, second = QueueConfig(name="first", max_concurrent=3), QueueConfig(name="second")
+
+    ordered = [t.name for t in (await store.claim("w", 30, 2, [first, second], in_order=True)).tasks]
+    spilled = [t.name for t in (await store.claim("w", 30, 3, [first, second], in_order=True)).tasks]
+    shared = [t.name for t in (await store.claim("w", 30, 2, [second, QueueConfig(name="first")])).tasks]
+
+    assert ordered == ["first0", "first1"]  # the batch filled from the first queue alone
+    # first may start only one more (max_concurrent=3): the rest of the batch comes from second.
+    assert spilled == ["first2", "second0", "second1"]
+    assert shared == ["second2", "first3"]  # without an order a claim shares the batch out
 
 
 async def test_worker_exits_after_worker_ttl_tasks(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobbers.config_store import schema
 from jobbers.config_store.tables import queues, recurring, role_queues, roles
@@ -168,56 +168,44 @@ class ConfigStore:
     # -- roles ------------------------------------------------------------------------------
 
     async def list_roles(self) -> list[Role]:
+        """Every stored role by name, each with its queues in the role's order."""
         async with self.engine.connect() as conn:
             names = (await conn.execute(select(roles.c.name).order_by(roles.c.name))).scalars().all()
-            links = (await conn.execute(select(role_queues))).all()
+            ordered_links = select(role_queues.c.role, role_queues.c.queue).order_by(*_ORDER)
+            links = (await conn.execute(ordered_links)).all()
         by_role: dict[str, list[str]] = {n: [] for n in names}
         for role, queue in links:
             by_role.setdefault(role, []).append(queue)
-        return [Role(name=n, queues=sorted(by_role[n])) for n in names]
+        return [Role(name=n, queues=by_role[n]) for n in names]
 
     async def get_role(self, name: str) -> Role | None:
+        """A role with its queues in the role's order (the implicit ``default`` role when not stored)."""
         async with self.engine.connect() as conn:
-            exists = await conn.scalar(select(roles.c.name).where(roles.c.name == name))
-            queue_names = (
-                (await conn.execute(select(role_queues.c.queue).where(role_queues.c.role == name)))
-                .scalars()
-                .all()
-            )
-        if exists is None:
-            # The default role exists implicitly and consumes every queue until given a list.
-            return Role(name=DEFAULT_ROLE) if name == DEFAULT_ROLE else None
-        return Role(name=name, queues=sorted(queue_names))
+            role, _ordered = await _read_role(conn, name)
+        return role
 
     async def save_role(self, role: Role) -> bool:
-        """Create or replace a role's queue list; raises ``QueueNotFoundError`` for unknown queues."""
+        """Create or replace a role's queue list, keeping its order (a repeated queue counts once,
+        where it first comes); raises ``QueueNotFoundError`` for unknown queues."""
         async with self.engine.begin() as conn:
-            known = set((await conn.execute(select(queues.c.name))).scalars().all())
-            missing = sorted(set(role.queues) - known)
-            if missing:
-                raise QueueNotFoundError(f"queues do not exist: {', '.join(missing)}")
+            await _check_queues_exist(conn, role.queues)
             exists = await conn.scalar(select(roles.c.name).where(roles.c.name == role.name))
             if exists is None:
                 await conn.execute(insert(roles).values(name=role.name))
             await conn.execute(delete(role_queues).where(role_queues.c.role == role.name))
             if role.queues:
-                await conn.execute(
-                    insert(role_queues), [{"role": role.name, "queue": q} for q in sorted(set(role.queues))]
-                )
+                await conn.execute(insert(role_queues), _role_links(role))
             return exists is None
 
     async def create_role(self, role: Role) -> bool:
-        """Create a role; returns False if it exists. Raises ``QueueNotFoundError`` for unknown queues."""
+        """Create a role (its queues in the order given); returns False if it exists. Raises
+        ``QueueNotFoundError`` for unknown queues."""
         try:
             async with self.engine.begin() as conn:
-                known = set((await conn.execute(select(queues.c.name))).scalars().all())
-                missing = sorted(set(role.queues) - known)
-                if missing:
-                    raise QueueNotFoundError(f"queues do not exist: {', '.join(missing)}")
+                await _check_queues_exist(conn, role.queues)
                 await conn.execute(insert(roles).values(name=role.name))
-                links = [{"role": role.name, "queue": q} for q in sorted(set(role.queues))]
-                if links:
-                    await conn.execute(insert(role_queues), links)
+                if role.queues:
+                    await conn.execute(insert(role_queues), _role_links(role))
         except IntegrityError:
             return False
         return True
@@ -228,12 +216,23 @@ class ConfigStore:
             result = await conn.execute(delete(roles).where(roles.c.name == name))
             return bool(result.rowcount)
 
-    async def queues_for_role(self, role_name: str) -> list[QueueConfig]:
-        """The queue configs a worker of ``role_name`` consumes (see ``models.role.queues_for_role``)."""
-        all_queues = await self.list_queues()
-        names = queues_for_role(await self.get_role(role_name), [q.name for q in all_queues])
+    async def role_queues(self, role_name: str) -> tuple[list[QueueConfig], bool]:
+        """The queue configs a worker of ``role_name`` consumes (see ``models.role.queues_for_role``),
+        and whether it drains them in that order: True for a role saved with an explicit queue list;
+        False for ``default`` with no list (every queue) and for a role saved before the order was
+        kept (revision 0003), whose workers rotate among the queues so none starves."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(queues).order_by(queues.c.name))).mappings().all()
+            role, ordered = await _read_role(conn, role_name)
+        all_queues = [_queue_from_row(r) for r in rows]
+        names = queues_for_role(role, [q.name for q in all_queues])
         by_name = {q.name: q for q in all_queues}
-        return [by_name[n] for n in names]
+        return [by_name[n] for n in names], ordered
+
+    async def queues_for_role(self, role_name: str) -> list[QueueConfig]:
+        """The queue configs a worker of ``role_name`` consumes, in the role's order."""
+        found, _in_order = await self.role_queues(role_name)
+        return found
 
     # -- recurring entries ------------------------------------------------------------------
 
@@ -296,6 +295,43 @@ class ConfigStore:
                 .where((recurring.c.last_fire_ms.is_(None)) | (recurring.c.last_fire_ms < fire_ms))
                 .values(last_fire_ms=fire_ms)
             )
+
+
+#: A role's queues in its order; links saved before the order was kept (position 0) by name.
+_ORDER = (role_queues.c.role, role_queues.c.position, role_queues.c.queue)
+
+
+async def _read_role(conn: AsyncConnection, name: str) -> tuple[Role | None, bool]:
+    """Role ``name`` with its queues in order (None when missing, but for the implicit ``default``),
+    and whether an order was recorded for them (every position from 1, see ``tables.role_queues``)."""
+    exists = await conn.scalar(select(roles.c.name).where(roles.c.name == name))
+    links = (
+        await conn.execute(
+            select(role_queues.c.queue, role_queues.c.position)
+            .where(role_queues.c.role == name)
+            .order_by(*_ORDER[1:])
+        )
+    ).all()
+    if exists is None:
+        # The default role exists implicitly and consumes every queue until given a list.
+        return (Role(name=DEFAULT_ROLE) if name == DEFAULT_ROLE else None), False
+    ordered = bool(links) and all(position > 0 for _queue, position in links)
+    return Role(name=name, queues=[queue for queue, _position in links]), ordered
+
+
+async def _check_queues_exist(conn: AsyncConnection, names: list[str]) -> None:
+    known = set((await conn.execute(select(queues.c.name))).scalars().all())
+    missing = sorted(set(names) - known)
+    if missing:
+        raise QueueNotFoundError(f"queues do not exist: {', '.join(missing)}")
+
+
+def _role_links(role: Role) -> list[dict[str, Any]]:
+    """The rows of ``role``'s queue list: each queue once, where it first comes, numbered from 1."""
+    return [
+        {"role": role.name, "queue": q, "position": i}
+        for i, q in enumerate(dict.fromkeys(role.queues), start=1)
+    ]
 
 
 def _queue_values(config: QueueConfig) -> dict[str, Any]:

@@ -27,6 +27,9 @@ role_queues = Table(
     metadata,
     Column("role", String(64), ForeignKey("jobbers_roles.name", ondelete="CASCADE"), primary_key=True),
     Column("queue", String(64), ForeignKey("jobbers_queues.name", ondelete="CASCADE"), primary_key=True),
+    # Where the queue comes in the role's order, from 1; 0 = saved before the order was kept
+    # (revision 0003): such a role has no order and its workers rotate among its queues.
+    Column("position", Integer, nullable=False, server_default="0"),
 )
 
 #: Recurring task entries (``/recurring``): a cron expression (with an optional IANA timezone) or

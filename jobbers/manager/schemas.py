@@ -359,6 +359,9 @@ class QueueState(BaseModel):
     paused: bool = Field(description="no worker starts anything from it; submits and promotions go on")
     ready: int = Field(description="tasks waiting to be claimed")
     blocked: int = Field(description="tasks waiting for a free slot of their concurrency key")
+    external: int = Field(
+        default=0, description="ready tasks of external types, waiting for POST /tasks/claim"
+    )
     scheduled: int = Field(description="tasks waiting for their run time or a retry delay")
     running: int = Field(description="tasks started and not yet ended")
     latency_ms: int = Field(description="age of the oldest ready task (0 when none is ready)")
@@ -377,17 +380,20 @@ class QueueCleared(BaseModel):
     cleared: int = Field(description="waiting tasks (ready, scheduled, blocked) that ended cancelled")
 
 
+ROLE_QUEUES_DESCRIPTION = "the queues its workers drain, first queue first (a repeat counts once)"
+
+
 class NewRole(RequestBody):
     """A role to create (the body of POST /roles)."""
 
     name: Name
-    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
+    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE, description=ROLE_QUEUES_DESCRIPTION)
 
 
 class RoleQueues(RequestBody):
     """A role's queue list (the body of PUT /roles/{name})."""
 
-    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE)
+    queues: list[Name] = Field(default_factory=list, max_length=MAX_PAGE, description=ROLE_QUEUES_DESCRIPTION)
 
 
 class TaskType(BaseModel):
@@ -401,6 +407,104 @@ class TaskType(BaseModel):
     max_retries: int
     timeout: float | None
     dead_letter_policy: str
+    external: bool = Field(default=False, description="no worker runs it: claimed over POST /tasks/claim")
+
+
+# -- external tasks -----------------------------------------------------------------------------
+
+#: Limits of a claim: tasks per call, and the lease an outside process may ask for (1 s .. 1 day).
+MAX_CLAIM = 100
+MAX_LEASE_SECONDS = 86_400.0
+LeaseSeconds = Annotated[BodyFloat, Field(ge=1, le=MAX_LEASE_SECONDS, description="lease length in seconds")]
+LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+Claimer = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$"),
+    Field(description="who claims (shown as the task's worker_id)"),
+]
+
+
+ErrorType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")]
+
+
+def _storable_result(value: Any) -> Any:
+    # A result is stored and shown again like params, so it nests no deeper than they may.
+    problem = find_problem(value, MAX_PARAMS_DEPTH)
+    if problem is not None:
+        context = {"message": problem.message, "where": problem.where("result")}
+        raise PydanticCustomError(problem.kind, "{message} (at {where})", context)
+    return value
+
+
+class ClaimTasks(RequestBody):
+    """Claim ready tasks of external types (``register_external_task``) of one queue under a lease."""
+
+    queue: Name = "default"
+    names: list[TaskName] = Field(
+        default_factory=list,
+        max_length=MAX_PAGE,
+        description="task names to claim (external types); default: every external type the manager knows",
+    )
+    count: BodyInt = Field(default=1, ge=1, le=MAX_CLAIM, description="at most this many tasks")
+    lease_seconds: LeaseSeconds = 300.0
+    claimer: Claimer = "external"
+
+
+class ClaimedTask(BaseModel):
+    """A task handed out under a lease: send ``token`` with its heartbeat, complete and fail."""
+
+    id: str
+    name: str
+    version: int
+    queue: str
+    params: dict[str, Any]
+    priority: int
+    retry_attempt: int
+    submitted_at: dt.datetime | None
+    token: str
+    lease_seconds: float
+
+
+class ClaimedTasks(BaseModel):
+    """What a claim handed out (none when nothing was ready, or the queue is paused)."""
+
+    tasks: list[ClaimedTask]
+
+
+class TaskHeartbeat(RequestBody):
+    """Renew a claim's lease and record a heartbeat."""
+
+    token: LeaseToken
+    lease_seconds: LeaseSeconds | None = Field(default=None, description="default: the claim's lease")
+
+
+class HeartbeatAnswer(BaseModel):
+    """``started`` with the renewed lease, or ``cancelled`` (its cancellation was requested: stop)."""
+
+    id: str
+    status: TaskStatus
+    cancel_requested: bool
+    lease_seconds: float
+
+
+class CompleteTask(RequestBody):
+    """End a task ``completed``: with the ``token`` of its claim, or without one while it is submitted."""
+
+    token: LeaseToken | None = None
+    result: Annotated[Any, AfterValidator(_storable_result)] = Field(
+        default=None, description="any JSON value, shown as the task's result"
+    )
+
+
+class FailTask(RequestBody):
+    """Record a failed attempt: with the ``token`` of its claim, or without one while it is submitted.
+    Retryable: retried under the task type's retry policy; otherwise (or out of retries) failed,
+    and dead-lettered under its dead letter policy."""
+
+    token: LeaseToken | None = None
+    error: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    error_type: ErrorType = "ExternalTaskError"
+    retryable: BodyBool = False
 
 
 # -- overview (admin UI) ------------------------------------------------------------------------

@@ -123,6 +123,8 @@ class Task(BaseModel):
     recurring_at: dt.datetime | None = None
     workflow_id: str | None = None
     workflow_node: str | None = None
+    #: Of a type no worker runs (``register_external_task``): outside processes claim it over HTTP.
+    external: bool = False
     status: TaskStatus = TaskStatus.UNSUBMITTED
     submitted_at: dt.datetime | None = None
     run_at: dt.datetime | None = None

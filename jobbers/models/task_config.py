@@ -70,12 +70,26 @@ class TaskConfig:
     concurrency_limit: int = 1
     concurrency_duration: float = 300.0
     on_conflict: OnConflict = OnConflict.BLOCK
+    #: Declared with ``register_external_task``: no worker runs it; outside processes claim it over
+    #: HTTP (``POST /tasks/claim``) and report its outcome (its ``function`` only carries the
+    #: declared parameters, and raises if called).
+    external: bool = False
 
     def retry_delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before retry number ``attempt`` (1 for the first retry)."""
         return compute_retry_delay(
             self.backoff_strategy, self.retry_delay, self.max_retry_delay, attempt, rng
         )
+
+    def after_failure(
+        self, retry_attempt: int, retryable: bool, rng: random.Random | None = None
+    ) -> tuple[bool, float, bool]:
+        """What follows a failed attempt (``retry_attempt`` retries made so far): ``(retry, delay
+        seconds, dead_letter)``. A retryable failure retries with backoff while retries remain;
+        anything else, or an exhausted budget, fails (into the DLQ under ``DeadLetterPolicy.SAVE``)."""
+        if retryable and retry_attempt < self.max_retries:
+            return True, self.retry_delay_for(retry_attempt + 1, rng), False
+        return False, 0.0, self.dead_letter_policy is DeadLetterPolicy.SAVE
 
     def is_expected(self, exc: BaseException) -> bool:
         """Whether ``exc`` is one the task asked to retry on."""

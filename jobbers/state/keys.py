@@ -33,6 +33,10 @@ SPACE_KEYS: dict[str, str] = {
     "conc": "conc:{}",  # zset per "<queue>:<concurrency key>": holders of its slots, score = lapse (ms)
     "blocked": "blocked:{}",  # zset per "<queue>:<concurrency key>": waiting ids, score = ready score
     "conc_due": "conc_due:{}",  # zset per queue: concurrency keys with waiters, score = earliest lapse (ms)
+    # zset per "<queue>:<task name>": ready tasks of an external type (register_external_task),
+    # scored as in the ready set; claimed over HTTP (ext_claim), never read by a worker's claim
+    "external": "external:{}",
+    "extnames": "extnames:{}",  # set per queue: the external task names that have had ready tasks
     "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
     "idem": "idem:{}",  # string: idempotency key -> "<task id> <request fingerprint>"
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
@@ -72,7 +76,7 @@ def _head(name: str) -> str:
 _TASK, _STATUS, _IDEM, _TASKTYPE, _THROUGHPUT = map(
     _head, ("task", "status", "idem", "tasktype", "throughput")
 )
-_WF = _head("wf")
+_WF, _EXTERNAL = _head("wf"), _head("external")
 _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
     _head, ("ready", "sched", "running", "rate", "paused", "conc_due")
 )
@@ -106,6 +110,10 @@ class Space:
 
     def wf(self, workflow_id: str) -> str:
         return self.prefix + _WF + workflow_id
+
+    def external(self, queue: str, name: str) -> str:
+        """The external ready set of task ``name`` in ``queue`` (this space's queue)."""
+        return self.prefix + _EXTERNAL + queue + ":" + name
 
     def throughput(self, minute: int) -> str:
         return self.prefix + _THROUGHPUT + str(minute)

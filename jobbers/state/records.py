@@ -108,6 +108,8 @@ class NewTask:
     concurrency_limit: int | None = None
     concurrency_duration: dt.timedelta | None = None
     on_conflict: str | None = None
+    #: A task of an external type (``register_external_task``): no worker claims it.
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ class QueueStats:
     failed_last_minute: int = 0
     #: Tasks waiting for a free slot of their concurrency key (not counted in ``depth``).
     blocked: int = 0
+    #: Ready tasks of external types, waiting for an outside process's claim (not in ``depth``).
+    external: int = 0
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ SCRIPT_NAMES = (
     "clear",
     "wf_submit",
     "wf_cancel",
+    "ext_claim",
+    "ext_take",
 )
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.

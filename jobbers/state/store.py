@@ -297,13 +297,21 @@ class TaskStore:
     # -- worker side ------------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, lease_seconds: float, max_count: int, queues: Sequence[QueueConfig]
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        max_count: int,
+        queues: Sequence[QueueConfig],
+        in_order: bool = False,
     ) -> ClaimResult:
-        """Claim up to ``max_count`` tasks from ``queues`` (in that order) under a lease.
+        """Claim up to ``max_count`` tasks from ``queues`` under a lease.
 
-        One claim call per queue (its own key space), pipelined: ``max_count`` is shared out over
-        the queues in order, and what a queue could not use (it ran dry, or hit a limit) goes to
-        the queues that filled their share, in another pipelined round. One queue: one call.
+        One claim call per queue (its own key space). By default the calls are pipelined:
+        ``max_count`` is shared out over the queues in order, and what a queue could not use (it
+        ran dry, or hit a limit) goes to the queues that filled their share, in another pipelined
+        round. With ``in_order`` the queues are asked one after another, each for all that is
+        still wanted, until the batch is full: a queue gets claims only when those before it had
+        no more they could start (one round trip per queue reached). One queue: one call.
         """
         lease_ms = int(lease_seconds * 1000)
         tasks: list[ClaimedTask] = []
@@ -312,9 +320,12 @@ class TaskStore:
         candidates = list(queues)
         remaining = max_count
         while remaining > 0 and candidates:
-            shares = _shares(remaining, len(candidates))
-            asked = [(q, n) for q, n in zip(candidates, shares, strict=True) if n > 0]
-            unasked = [q for q, n in zip(candidates, shares, strict=True) if n == 0]
+            if in_order:
+                asked, unasked = [(candidates[0], remaining)], candidates[1:]
+            else:
+                shares = _shares(remaining, len(candidates))
+                asked = [(q, n) for q, n in zip(candidates, shares, strict=True) if n > 0]
+                unasked = [q for q, n in zip(candidates, shares, strict=True) if n == 0]
             calls = []
             for q, n in asked:
                 k = self.keys.queue(q.name)
@@ -331,8 +342,9 @@ class TaskStore:
                     full.append(q)
             remaining = max_count - len(tasks)
             # Queues not asked this round (a share of 0) come before those that filled theirs; each
-            # round claims something or asks fewer queues, so this ends.
-            candidates = unasked + full
+            # round claims something or asks fewer queues, so this ends. In order, a queue asked
+            # for all that was wanted and giving it ends the claim, so "full" is never asked again.
+            candidates = unasked if in_order else unasked + full
         for task in tasks:
             self._held[task.id] = task.queue
         return ClaimResult(tasks=tasks, now_ms=now_ms, retry_in_ms=retry)
@@ -539,9 +551,8 @@ class TaskStore:
             # The share of the previous minute that lies inside the last 60 s.
             earlier = 1 - (now_ms % 60_000) / 60_000
             for queue, row in zip(names, rows, strict=True):
-                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1, blocked = map(
-                    int, row
-                )
+                ready, scheduled, running, paused, oldest, done, failed, done_1, failed_1 = map(int, row[:9])
+                blocked, external = int(row[9]), int(row[10])
                 found[queue] = QueueStats(
                     queue=queue,
                     depth=ready,
@@ -550,6 +561,7 @@ class TaskStore:
                     running=running,
                     paused=bool(paused),
                     blocked=blocked,
+                    external=external,
                     completed_last_minute=done + round(done_1 * earlier),
                     failed_last_minute=failed + round(failed_1 * earlier),
                 )

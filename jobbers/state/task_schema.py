@@ -78,6 +78,11 @@ def _priority(value: int) -> int | str:
     return value or ""
 
 
+def _flag(value: bool) -> str:
+    """A flag most records never carry: stored as "1" when set, not stored otherwise."""
+    return "1" if value else ""
+
+
 def _run_at(value: dt.datetime | None) -> int:
     return datetime_to_ms(value) if value else 0
 
@@ -147,6 +152,9 @@ TASK_FIELDS: tuple[TaskField, ...] = (
               show="workflow_id", show_decode=optional_text),
     TaskField("workflow_node", submit="workflow_node", encode=_optional, optional=True,
               show="workflow_node", show_decode=optional_text),
+    # A task of a type declared with register_external_task: it waits in its queue's external
+    # ready set (make_ready), claimed over HTTP by outside processes, never by a worker.
+    TaskField("external", submit="external", encode=_flag, optional=True, show="external", show_decode=flag),
     # Stall options known at submit; the config the task's workers publish wins over them.
     TaskField("max_stalls", submit="max_stalls", encode=_optional, optional=True),
     TaskField("hb_timeout", submit="max_heartbeat_interval", encode=_millis, optional=True),
@@ -170,6 +178,9 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     # The lease length (ms) the worker running it claimed it with: its lease is renewed every third
     # of this, so a lease not renewed for two thirds of it belongs to a dead worker (renew.lua).
     TaskField("lease_ms"),
+    # The lease length (ms) an outside process claimed an external task with (POST /tasks/claim):
+    # its heartbeats renew the lease for this long. Recovered only once the lease expires.
+    TaskField("ext_lease_ms"),
     TaskField("cancel_requested", show="cancel_requested", show_decode=flag),
     # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
     TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),

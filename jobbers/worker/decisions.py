@@ -6,7 +6,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from jobbers.models.task_config import DeadLetterPolicy, ShutdownPolicy, TaskConfig
+from jobbers.models.task_config import ShutdownPolicy, TaskConfig
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,8 @@ def decide_after_error(
     """Expected exceptions and timeouts retry with backoff while retries remain; anything else,
     or an exhausted budget, fails (into the DLQ under ``DeadLetterPolicy.SAVE``)."""
     retryable = isinstance(exc, TimeoutError | asyncio.TimeoutError) or config.is_expected(exc)
-    if retryable and retry_attempt < config.max_retries:
-        return AfterError(retry=True, delay=config.retry_delay_for(retry_attempt + 1, rng))
-    return AfterError(retry=False, dead_letter=config.dead_letter_policy is DeadLetterPolicy.SAVE)
+    retry, delay, dead_letter = config.after_failure(retry_attempt, retryable, rng)
+    return AfterError(retry=retry, delay=delay, dead_letter=dead_letter)
 
 
 def shutdown_action(config: TaskConfig | None) -> ShutdownPolicy:

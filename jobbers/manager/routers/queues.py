@@ -25,6 +25,7 @@ def _state(stats: QueueStats) -> dict[str, Any]:
         "paused": stats.paused,
         "ready": stats.depth,
         "blocked": stats.blocked,
+        "external": stats.external,
         "scheduled": stats.scheduled,
         "running": stats.running,
         "latency_ms": stats.oldest_age_ms,
@@ -170,9 +171,10 @@ async def delete_queue(name: NamePath, services: ServicesDep) -> None:
         )
     await _existing(name, services)
     (stats,) = await services.store.queue_stats([name])
-    if stats.depth or stats.blocked or stats.scheduled or stats.running:
+    if stats.depth or stats.blocked or stats.external or stats.scheduled or stats.running:
         raise QueueNotEmptyError(
-            f"queue {name!r} still holds {stats.depth + stats.blocked} queued, {stats.scheduled} scheduled "
+            f"queue {name!r} still holds {stats.depth + stats.blocked + stats.external} queued, "
+            f"{stats.scheduled} scheduled "
             f"(or waiting for a retry) and {stats.running} running tasks; clear it and let its running "
             "tasks end before deleting it"
         )

@@ -1,4 +1,4 @@
-"""Roles: named sets of queues; a worker consumes every queue of its role (stored in SQL)."""
+"""Roles: named, ordered lists of queues; a worker drains its role's queues in that order (stored in SQL)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ router = APIRouter(tags=["roles"], route_class=StrictJSONRoute)
 
 @router.get("/roles", responses=UNAVAILABLE)
 async def list_roles(services: ServicesDep) -> list[Role]:
-    """Every role, by name. ``default`` is always there: with no queues it consumes every queue."""
+    """Every role, by name, each with its queues in order. ``default`` is always there: with no
+    queues it consumes every queue."""
     roles = await services.config.list_roles()
     if all(r.name != DEFAULT_ROLE for r in roles):
         roles = sorted([*roles, Role(name=DEFAULT_ROLE)], key=lambda r: r.name)
@@ -39,15 +40,17 @@ async def list_roles(services: ServicesDep) -> list[Role]:
     },
 )
 async def create_role(body: NewRole, services: ServicesDep) -> Role:
-    """Create a role (409 if it exists; 422 if a queue does not exist)."""
-    if not await services.config.create_role(Role(name=body.name, queues=body.queues)):
+    """Create a role (409 if it exists; 422 if a queue does not exist). Its workers drain its queues
+    in the order given (a repeated queue counts once, where it first comes)."""
+    role = Role(name=body.name, queues=list(dict.fromkeys(body.queues)))
+    if not await services.config.create_role(role):
         raise ConfigExistsError(f"role {body.name!r} exists already; use PUT /roles/{body.name} to change it")
-    return Role(name=body.name, queues=sorted(set(body.queues)))
+    return role
 
 
 @router.get("/roles/{name}", responses={**NOT_FOUND, **UNAVAILABLE})
 async def get_role(name: NamePath, services: ServicesDep) -> Role:
-    """A role and its queues."""
+    """A role and its queues, in the order its workers drain them."""
     role = await services.config.get_role(name)
     if role is None:
         raise ConfigNotFoundError(f"no role {name!r}")
@@ -60,8 +63,9 @@ async def get_role(name: NamePath, services: ServicesDep) -> Role:
 )
 async def put_role(name: NamePath, body: RoleQueues, services: ServicesDep, response: Response) -> Role:
     """Replace a role's queue list, creating the role if needed (422 if a queue does not exist).
-    Workers of the role pick it up within ``WORKER_REFRESH_INTERVAL``."""
-    role = Role(name=name, queues=sorted(set(body.queues)))
+    Its workers drain the queues in the order given (a repeated queue counts once, where it first
+    comes), and pick the change up within ``WORKER_REFRESH_INTERVAL``."""
+    role = Role(name=name, queues=list(dict.fromkeys(body.queues)))
     if await services.config.save_role(role):
         response.status_code = 201
     return role

@@ -318,6 +318,7 @@ async def task_types() -> list[TaskType]:
                 max_retries=config.max_retries,
                 timeout=config.timeout,
                 dead_letter_policy=config.dead_letter_policy.value,
+                external=config.external,
             )
         )
     return types

@@ -132,6 +132,14 @@ local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, 
   move_status(id, old, SUBMITTED, now)
   redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
   local score = ready_score(enqueued_at, priority)
+  local ext = redis.call('HMGET', tk, 'external', 'name')
+  if ext[1] == '1' then
+    -- An external task (no concurrency key: register_external_task offers none) waits where only
+    -- ext_claim looks, and wakes no worker.
+    redis.call('ZADD', K_external(queue .. ':' .. ext[2]), score, id)
+    redis.call('SADD', K_extnames(queue), ext[2])
+    return SUBMITTED
+  end
   if ckey and ckey ~= '' then
     release_slot(id, queue, ckey, now)
     local c = redis.call('HMGET', tk, 'concurrency_limit', 'concurrency_duration', 'on_conflict')
@@ -158,6 +166,13 @@ local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, 
   redis.call('ZADD', K_ready(queue), score, id)
   WOKEN[queue] = true
   return SUBMITTED
+end
+-- The set a ready (submitted) task waits in: its queue's ready set, or, for a task of an external
+-- type, the external ready set of its name.
+local function ready_set_of(tk, queue)
+  local ext = redis.call('HMGET', tk, 'external', 'name')
+  if ext[1] == '1' then return K_external(queue .. ':' .. ext[2]) end
+  return K_ready(queue)
 end
 -- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay
 -- (which gives up its concurrency slot, if it holds one).

@@ -17,7 +17,7 @@ for i = 1, #KEYS do
     redis.call('PUBLISH', C_cancel, id)
     out[i] = {id, CANCEL_REQUESTED, status, queue, name}
   else
-    if status == SUBMITTED then redis.call('ZREM', K_ready(queue), id)
+    if status == SUBMITTED then redis.call('ZREM', ready_set_of(tk, queue), id)
     else redis.call('ZREM', K_sched(queue), id) end
     end_task(id, tk, queue, status, CANCELLED, now, false, nil, 'cancel_requested', '1')
     out[i] = {id, CANCEL_CANCELLED, CANCELLED, queue, name}

@@ -1,4 +1,5 @@
--- Clear a queue: end every task waiting in it (ready, scheduled, or blocked on a concurrency key)
+-- Clear a queue: end every task waiting in it (ready, external ready, scheduled, or blocked on a
+-- concurrency key)
 -- 'cancelled', with a cancel_reason saying so; their records stay (until pruned) so nothing
 -- disappears without a trace. Running tasks are left to finish. Works in batches: the caller
 -- repeats until a call looks at fewer entries than its batch.
@@ -14,6 +15,9 @@ for _, ckey in ipairs(redis.call('ZRANGE', KEYS[3], 0, batch - 1)) do
   sets[#sets + 1] = {K_blocked(queue .. ':' .. ckey), SUBMITTED}
 end
 sets[#sets + 1] = {KEYS[1], SUBMITTED}
+for _, name in ipairs(redis.call('SMEMBERS', K_extnames(queue))) do
+  sets[#sets + 1] = {K_external(queue .. ':' .. name), SUBMITTED}
+end
 sets[#sets + 1] = {KEYS[2], SCHEDULED}
 for _, entry in ipairs(sets) do
   local set, expected = entry[1], entry[2]

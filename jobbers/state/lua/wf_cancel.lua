@@ -22,7 +22,7 @@ for _, node in ipairs(cmsgpack.unpack(f[2])) do
       redis.call('HSET', tk, 'cancel_requested', '1', 'updated_at', ts_s(now))
       redis.call('PUBLISH', C_cancel, id)
     elseif status and CANCELLABLE[status] then
-      if status == SUBMITTED then redis.call('ZREM', K_ready(queue), id)
+      if status == SUBMITTED then redis.call('ZREM', ready_set_of(tk, queue), id)
       else redis.call('ZREM', K_sched(queue), id) end
       end_task(id, tk, queue, status, CANCELLED, now, false, nil, 'cancel_requested', '1', 'cancel_reason', reason)
     end

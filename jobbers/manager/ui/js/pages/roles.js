@@ -1,4 +1,5 @@
-// Roles: named sets of queues a worker consumes. Create, change the queue list, delete.
+// Roles: named, ordered lists of queues a worker drains (first queue first). Create, change the
+// queue list and its order, delete.
 
 import { del, get, post, put } from '../api.js';
 import { clearFormErrors, field, h, notice, showFormErrors, table } from '../dom.js';
@@ -10,6 +11,7 @@ export function mount(root) {
   let editing = null;
   let lastKey = '';
   let queueNames = [];
+  let chosen = [];  // the checked queues, in the role's order (a newly checked one comes last)
   const box = h('div', { class: 'result' });
   const list = h('div');
   const heading = h('h2', {}, 'New role');
@@ -22,13 +24,26 @@ export function mount(root) {
     h('div', { class: 'form-error' }),
     field('Name', name, 'letters, digits, _ . - (up to 64)'),
     h('fieldset', {}, h('legend', {}, 'Queues'), picks,
-      h('small', { class: 'muted' }, 'The default role with no queues consumes every queue.'),
+      h('small', { class: 'muted' }, 'Workers drain the checked queues in this order: a later queue '
+        + 'runs only what the ones before it leave. The default role with no queues consumes every '
+        + 'queue, in rotation.'),
       h('div', { class: 'field-error', 'data-error-for': 'queues', role: 'alert' })),
     h('div', { class: 'actions' }, saveBtn, cancelEdit));
 
-  function renderPicks(chosen) {
-    picks.replaceChildren(...queueNames.map((q) => h('label', { class: 'check' },
-      h('input', { type: 'checkbox', name: 'queues', value: q, checked: chosen.includes(q) }), q)));
+  function renderPicks(order) {
+    chosen = order.filter((q) => queueNames.includes(q));
+    const rest = queueNames.filter((q) => !chosen.includes(q));
+    picks.replaceChildren(...[...chosen, ...rest].map((q) => {
+      const box = h('input', { type: 'checkbox', name: 'queues', value: q, checked: chosen.includes(q) });
+      box.addEventListener('change', () => renderPicks(box.checked
+        ? [...chosen, q] : chosen.filter((c) => c !== q)));
+      const at = chosen.indexOf(q);
+      const up = at > 0 ? h('button', {
+        type: 'button', class: 'move-up', 'aria-label': `Move ${q} up`,
+        onclick: () => renderPicks([...chosen.slice(0, at - 1), q, chosen[at - 1], ...chosen.slice(at + 1)]),
+      }, '↑') : null;
+      return h('span', { class: 'check' }, h('label', {}, box, at >= 0 ? ` ${at + 1}. ${q}` : ` ${q}`), up);
+    }));
   }
 
   function edit(role) {
@@ -46,7 +61,7 @@ export function mount(root) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFormErrors(form);
-    const queues = [...picks.querySelectorAll('input:checked')].map((box) => box.value);
+    const queues = [...chosen];
     const roleName = name.value.trim();
     try {
       if (editing) await put(`/roles/${encodeURIComponent(editing.name)}`, { queues });
@@ -80,7 +95,6 @@ export function mount(root) {
     lastKey = key;
     const names = queues.map((q) => q.name);
     if (names.join() !== queueNames.join()) {
-      const chosen = [...picks.querySelectorAll('input:checked')].map((box) => box.value);
       queueNames = names;
       renderPicks(chosen);
     }

@@ -23,14 +23,12 @@ class RunningTask:
     params: dict[str, Any]
     retry_attempt: int
     #: Monotonic time of the last ``heartbeat()``; the worker writes it to Redis (with Redis
-    #: time) on its next lease renewal, so a heartbeat costs no round trip of its own.
+    #: time) on its next lease renewal once it changed, so a heartbeat costs no round trip of its own.
     last_heartbeat: float | None = field(default=None)
-    heartbeat_dirty: bool = False
 
     def heartbeat(self) -> None:
         """Tell Jobbers this task is alive: resets its ``max_heartbeat_interval`` stall clock."""
         self.last_heartbeat = time.monotonic()
-        self.heartbeat_dirty = True
 
 
 _current: ContextVar[RunningTask] = ContextVar("jobbers_current_task")

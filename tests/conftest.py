@@ -13,6 +13,7 @@ from jobbers import registry
 from jobbers.state.store import TaskStore
 from tests.e2e import E2E, make_e2e
 from tests.redis_server import RedisServer, find_redis_servers
+from tests.topology import Cluster, SentinelGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_BINARIES = find_redis_servers()
@@ -89,3 +90,21 @@ async def e2e(e2e_redis_server: RedisServer, key_prefix: str, tmp_path: Path) ->
     """A platform for real processes, with a store and client on the same Redis and SQLite."""
     async for env in make_e2e(e2e_redis_server, key_prefix, tmp_path):
         yield env
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A Redis Cluster of 3 masters, each with a replica, on loopback ports (``-m topology`` tests)."""
+    topology = Cluster()
+    topology.start()
+    yield topology
+    topology.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A Sentinel group (a master, a replica, 3 Sentinels) on loopback ports (``-m topology`` tests)."""
+    topology = SentinelGroup()
+    topology.start()
+    yield topology
+    topology.stop()

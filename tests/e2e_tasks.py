@@ -168,3 +168,19 @@ if os.environ.get("E2E_RECURRING"):
 async def recurring_tick(label: str) -> str:
     _record("recurring_tick")
     return label
+
+
+@register_task(name="blocks_loop")
+async def blocks_loop(seconds: float = 5.0) -> str:
+    """Blocks the whole event loop (no awaits) for ``seconds``, every time it runs."""
+    _record("blocks_loop")
+    time.sleep(seconds)  # noqa: ASYNC251 - the point of this task
+    return "unblocked"
+
+
+@register_task(name="hangs_the_loop", max_heartbeat_interval=1.0)
+async def hangs_the_loop(seconds: float = 6.0) -> str:
+    """Blocks the event loop far past its ``max_heartbeat_interval`` without a heartbeat: hung."""
+    _record("hangs_the_loop")
+    time.sleep(seconds)  # noqa: ASYNC251 - the point of this task
+    return "woke up"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import signal
 import subprocess
 import time
@@ -332,3 +333,44 @@ async def test_a_worker_partitioned_past_its_lease_runs_each_task_at_most_twice_
         await assert_exactly_one_terminal_state(e2e.store, ids)
     finally:
         await proxy.close()
+
+
+async def test_a_task_blocking_the_event_loop_past_the_lease_costs_its_neighbours_nothing(e2e: E2E) -> None:
+    """Issue 9 §6: one task blocks its worker's event loop for 5 s (lease 1.5 s) while 5 others
+    run beside it. Leases are renewed from the worker's own renewal thread, so no lease lapses:
+    all six complete once, none re-queued (stall count 0), and the worker names the task that
+    blocked the loop and for how long."""
+    worker = e2e.platform.worker(WORKER_CONCURRENT_TASKS="6", WORKER_LEASE_SECONDS="1.5")
+    e2e.platform.scheduler()
+    healthy = [o.id for o in await e2e.store.submit_many(
+        [e2e.client.build("nap", {"seconds": 3.0}) for _ in range(5)])]
+    await wait_until(lambda: len(e2e.platform.runs()) == len(healthy), 15)
+    blocker = (await e2e.client.submit("blocks_loop", {"seconds": 5.0})).id
+    ids = [*healthy, blocker]
+    tasks = await e2e.wait_terminal(ids, 30)
+    assert [t.status for t in tasks] == [TaskStatus.COMPLETED] * 6, [(t.status, t.errors) for t in tasks]
+    assert [t.stall_count for t in tasks] == [0] * 6
+    runs = Counter(task_id for task_id, _ in e2e.platform.runs())
+    assert runs == Counter(ids)  # each ran once
+    log = e2e.platform.log_of(worker)
+    assert f"the event loop is blocked by task {blocker} (blocks_loop v1)" in log
+    blocked = re.search(rf"task {blocker} \(blocks_loop v1\) blocked the event loop for ([\d.]+) s", log)
+    assert blocked and 4.0 <= float(blocked.group(1)) <= 6.5, log
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+
+
+async def test_a_task_hung_in_a_blocked_event_loop_is_stalled_by_its_max_heartbeat_interval(e2e: E2E) -> None:
+    """The renewal thread keeps a blocked worker's leases, not its tasks' heartbeats: a task that
+    blocks the loop past its ``max_heartbeat_interval`` (1 s) without a heartbeat is hung, and the
+    scheduler ends it ``stalled`` while it still blocks; its late result is rejected."""
+    worker = e2e.platform.worker(WORKER_LEASE_SECONDS="1.5")
+    e2e.platform.scheduler()
+    hung = (await e2e.client.submit("hangs_the_loop", {"seconds": 6.0})).id
+    (task,) = await e2e.wait_terminal([hung], 20)
+    assert task.status is TaskStatus.STALLED and task.errors[-1].exception_type == "HeartbeatTimeout"
+    assert task.stall_count == 0  # hung, not a lost lease
+    await wait_until(lambda: f"late write for task {hung} rejected" in e2e.platform.log_of(worker)
+                     or f"of task {hung} lost" in e2e.platform.log_of(worker), 15)
+    (after,) = await e2e.store.get_tasks([hung])
+    assert after.status is TaskStatus.STALLED and after.result is None
+    await assert_exactly_one_terminal_state(e2e.store, [hung])

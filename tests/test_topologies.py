@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,22 +25,6 @@ from tests.topology import Cluster, SentinelGroup, wait_for
 pytestmark = pytest.mark.topology
 
 TOPOLOGIES = ("cluster", "sentinel")
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    topology = Cluster()
-    topology.start()
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture(scope="session")
-def sentinel_group() -> Iterator[SentinelGroup]:
-    topology = SentinelGroup()
-    topology.start()
-    yield topology
-    topology.stop()
 
 
 @pytest.fixture(params=TOPOLOGIES)

@@ -26,6 +26,7 @@ from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker import fault_hooks
 from jobbers.worker.burst import BurstRun
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
+from jobbers.worker.lease_keeper import LeaseKeeper
 from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,6 @@ IDLE_ROLE_WARNING_SECONDS = 30.0
 CLAIM_STOP_GRACE_SECONDS = 0.5
 #: At shutdown, outcomes are written (retried while Redis fails) for at most this long.
 SHUTDOWN_WRITE_SECONDS = 3.0
-#: A task's ``heartbeat()`` reaches Redis within this long: the worker writes every dirty
-#: heartbeat (and renews every lease) in one round trip, ahead of the next lease renewal.
-HEARTBEAT_WRITE_SECONDS = 1.0
 #: At shutdown, removing the worker's liveness record waits at most this long.
 FORGET_SECONDS = 1.0
 
@@ -113,9 +111,10 @@ class Worker:
         if not await self._unless_stopped(self._start_up(), grace=0):
             log.info("worker %s stopped before Redis was reachable", self.worker_id)
             return
+        keeper = LeaseKeeper(self.settings, self.lease_seconds, self._held_runs, self._on_renewed)
+        keeper.start()
         background = [
             asyncio.create_task(listener.run(), name="signals"),
-            asyncio.create_task(self._renew_loop(), name="renew"),
             asyncio.create_task(self._refresh_loop(), name="refresh"),
             asyncio.create_task(self._report_running_changes(), name="report-running"),
         ]
@@ -146,6 +145,7 @@ class Worker:
                 log.error("gave up writing %d outcomes at shutdown: Redis is unreachable", len(self.pending))
             listener.stop()
             await settle([flusher, *background])
+            await keeper.stop()
             with contextlib.suppress(TimeoutError, *TRANSIENT_REDIS_ERRORS):
                 await asyncio.wait_for(self.store.forget_worker(self.worker_id), FORGET_SECONDS)
         log.info("worker %s stopped after %d tasks", self.worker_id, self.processed)
@@ -504,7 +504,9 @@ class Worker:
                 entry.started = time.monotonic()
             coro = config.function(**claim.params)
             if config.timeout is not None:
-                value = await asyncio.wait_for(coro, config.timeout)
+                # Not wait_for: on Python 3.11 it runs the task in a task of its own, unnamed.
+                async with asyncio.timeout(config.timeout):
+                    value = await coro
             else:
                 value = await coro
         except asyncio.CancelledError:
@@ -634,38 +636,18 @@ class Worker:
 
     # -- leases -----------------------------------------------------------------------------
 
-    async def _renew_loop(self) -> None:
-        interval = self.lease_seconds / 3
-        tick = min(interval, HEARTBEAT_WRITE_SECONDS)
-        last_renewal = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            # A heartbeat is written within ``tick``; leases alone wait the full interval.
-            due = time.monotonic() - last_renewal >= interval - tick / 10
-            if not due and not any(e.handle.heartbeat_dirty for e in self.running.values()):
-                continue
-            last_renewal = time.monotonic()
-            leases = []
-            for entry in self.running.values():
-                claim = entry.claim
-                leases.append(LeaseRenewal(claim.id, claim.token, entry.handle.heartbeat_dirty, claim.queue))
-                entry.handle.heartbeat_dirty = False
-            for entry in self.unacked.values():
-                leases.append(LeaseRenewal(entry.claim.id, entry.claim.token, queue=entry.claim.queue))
-            if not leases:
-                continue
-            try:
-                lost, cancel = await within(self.store.renew_leases(self.lease_seconds, leases), interval)
-            except TRANSIENT_REDIS_ERRORS as exc:
-                log.warning("lease renewal failed: %s", exc)
-                for lease in leases:
-                    if lease.heartbeat and lease.token in self.running:
-                        self.running[lease.token].handle.heartbeat_dirty = True
-                continue
-            for lease in lost:
-                lost_run = self.running.get(lease.token)
-                if lost_run is not None:
-                    log.warning("lease %s of task %s lost; stopping that run", lease.token, lease.id)
-                    lost_run.interrupt(StopReason.LEASE_LOST)
-            for task_id in cancel:
-                self._on_cancel(task_id)
+    def _held_runs(self) -> tuple[list[Running], list[Running]]:
+        """What the lease keeper renews: the runs going on, and those whose outcome is unwritten.
+        Read from the keeper's thread: each is one copy of a dict's values, which no other thread
+        can change half-way."""
+        return list(self.running.values()), list(self.unacked.values())
+
+    def _on_renewed(self, lost: list[LeaseRenewal], cancel: list[str]) -> None:
+        """A renewal's answer (on this loop): stop each run whose lease is lost; cancel as asked."""
+        for lease in lost:
+            lost_run = self.running.get(lease.token)
+            if lost_run is not None:
+                log.warning("lease %s of task %s lost; stopping that run", lease.token, lease.id)
+                lost_run.interrupt(StopReason.LEASE_LOST)
+        for task_id in cancel:
+            self._on_cancel(task_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import time
@@ -24,6 +23,7 @@ from jobbers.settings import Settings
 from jobbers.state.connection import connect
 from jobbers.state.records import new_task_id
 from jobbers.state.store import CancelOutcome, NewTask, QueueStats, SubmitOutcome, TaskStore
+from jobbers.state.waits import TaskWaits
 from jobbers.state.workflows import (
     WorkflowNode,
     WorkflowRun,
@@ -48,6 +48,7 @@ class JobbersClient:
         self.store = store
         self.config = config
         self.queues = QueueDirectory(config, queue_cache_seconds) if config is not None else None
+        self.waits = TaskWaits(store)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
@@ -57,6 +58,7 @@ class JobbersClient:
 
     async def close(self) -> None:
         """Close the Redis and SQL connections."""
+        await self.waits.close()
         await self.store.close()
         if self.config is not None:
             await self.config.close()
@@ -129,16 +131,17 @@ class JobbersClient:
             raise TaskNotFoundError(f"no task {task_id}")
         return task
 
-    async def wait(self, task_id: str, seconds: float = 30.0, interval: float = 0.05) -> Task:
-        """Poll until the task reaches a terminal status; raises ``TimeoutError`` after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while True:
-            task = await self.get(task_id)
-            if task.status.is_terminal:
-                return task
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} still {task.status.value} after {seconds}s")
-            await asyncio.sleep(interval)
+    async def wait(self, task_id: str, seconds: float = 30.0) -> Task:
+        """The task once it reaches a terminal status, woken by the transition the finishing
+        script publishes (no polling: the record is read when it changes, and re-read each second
+        in case a notification was lost). Raises ``TaskNotFoundError``, or ``TimeoutError`` after
+        ``seconds``."""
+        task = await self.waits.until_terminal(task_id, seconds)
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id}")
+        if not task.status.is_terminal:
+            raise TimeoutError(f"task {task_id} still {task.status.value} after {seconds}s")
+        return task
 
     async def cancel(self, task_id: str) -> CancelOutcome:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""

@@ -249,7 +249,8 @@ async def test_a_dead_workers_tasks_are_recovered_not_stalled_by_a_cleaner_every
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_a_worker_that_cannot_reach_redis_stops_at_once_on_a_signal(e2e: E2E, sig: int) -> None:
     worker = e2e.platform.worker(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    await asyncio.sleep(1.5)  # retrying its start-up against the closed port
+    # Retrying its start-up against the closed port (its signal handlers are in place by then).
+    await wait_until(lambda: "publishing task types failed" in e2e.platform.log_of(worker), 20)
     assert worker.poll() is None
     worker.send_signal(sig)
     assert await asyncio.to_thread(worker.wait, 5) == 0

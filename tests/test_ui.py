@@ -174,6 +174,22 @@ async def test_cancel_running_tasks_from_the_active_page_and_the_task_page(ui: U
     assert [t.status for t in tasks] == [TaskStatus.CANCELLED, TaskStatus.CANCELLED]
 
 
+async def test_the_task_page_follows_the_tasks_stream_instead_of_polling(ui: UI) -> None:
+    task = await ui.e2e.client.submit("nap", {"seconds": 5})
+    reads: list[str] = []
+    ui.page.on("request", lambda r: reads.append(r.url) if f"/task-status/{task.id}" in r.url else None)
+
+    await ui.open(f"task/{task.id}")
+    status = ui.page.locator("h1 .live-status")
+    await expect(status).to_have_text("started")
+    await expect(status).to_have_text("completed", timeout=20_000)
+
+    streams = [u for u in reads if u.endswith("/stream")]
+    plain = [u for u in reads if not u.endswith("/stream")]
+    assert len(streams) == 1  # one stream carried started and completed ...
+    assert len(plain) <= 2  # ... where the 2 s refresh would have read the task 3 times or more
+
+
 def back_in_dlq(errors: int) -> Callable[[Task], bool]:
     return lambda t: len(t.errors) == errors and t.dead_lettered and t.status.is_terminal
 

@@ -22,6 +22,7 @@ from jobbers.state.connection import connect
 from jobbers.state.queries import TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
+from jobbers.state.waits import TaskWaits
 
 #: Paths that answer without a bearer token (probes must work for orchestrators; the UI's static
 #: files hold no data, and the UI itself asks for the token when the API answers 401; ``/`` only
@@ -61,9 +62,13 @@ def create_app(
                 queries=TaskQueries(task_store),
                 queues=QueueDirectory(config_store),
                 stats=PlatformStats(task_store),
+                waits=TaskWaits(task_store),
             )
             yield
         finally:
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                await services.waits.close()
             if config is None:
                 await config_store.close()
             if store is None:

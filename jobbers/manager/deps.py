@@ -13,6 +13,7 @@ from jobbers.settings import Settings
 from jobbers.state.queries import TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
+from jobbers.state.waits import TaskWaits
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     queries: TaskQueries
     queues: QueueDirectory
     stats: PlatformStats
+    waits: TaskWaits
 
 
 async def get_services(request: Request) -> Services:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from jobbers.task_json import item_json
 
 JSON = "application/json"
+SSE = "text/event-stream"
 
 
 def item_response(item: BaseModel, status_code: int = 200) -> Response:
@@ -29,3 +30,8 @@ def page_response(items: Sequence[BaseModel], **fields: Any) -> Response:
     body = b'{"tasks":[' + b",".join(item_json(i) for i in items) + b"]"
     body += (b"," + rest[1:]) if fields else b"}"
     return Response(body, media_type=JSON)
+
+
+def sse_event(item: BaseModel, event: str = "task") -> bytes:
+    """One server-sent event carrying ``item`` as JSON (``item_json`` holds no newline)."""
+    return b"event: " + event.encode() + b"\ndata: " + item_json(item) + b"\n\n"

@@ -36,11 +36,14 @@ class Running:
     started: float = field(default_factory=time.monotonic)
     finished: float = 0.0  # monotonic, when the attempt ended
     claimed_at_ms: int = 0  # Redis time of the claim
+    began: bool = False  # the asyncio task has taken its first step
 
     def interrupt(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        if self.atask is not None and not self.atask.done():
+        # A task cancelled before its first step never runs its body (nor its finally), so one
+        # not yet begun is left to see ``stop_reason`` when it starts.
+        if self.atask is not None and self.began and not self.atask.done():
             self.atask.cancel()
 
 

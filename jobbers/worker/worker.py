@@ -184,12 +184,16 @@ class Worker:
         self._stop_requested.set()
         self._wake.set()
         for entry in list(self.running.values()):
-            policy = shutdown_action(entry.config)
-            if policy is ShutdownPolicy.STOP:
-                entry.interrupt(StopReason.SHUTDOWN_STOP)
-            elif policy is ShutdownPolicy.RESUBMIT:
-                entry.interrupt(StopReason.SHUTDOWN_RESUBMIT)
-            # CONTINUE: leave it running; _drain waits up to the grace period.
+            self._apply_shutdown_policy(entry)
+
+    @staticmethod
+    def _apply_shutdown_policy(entry: Running) -> None:
+        policy = shutdown_action(entry.config)
+        if policy is ShutdownPolicy.STOP:
+            entry.interrupt(StopReason.SHUTDOWN_STOP)
+        elif policy is ShutdownPolicy.RESUBMIT:
+            entry.interrupt(StopReason.SHUTDOWN_RESUBMIT)
+        # CONTINUE: leave it running; _drain waits up to the grace period.
 
     async def _drain(self) -> None:
         tasks = [e.atask for e in self.running.values() if e.atask is not None]
@@ -435,8 +439,12 @@ class Worker:
             )
             earlier.interrupt(StopReason.LEASE_LOST)
         entry.atask = asyncio.create_task(self._execute(entry, earlier), name=f"task:{claimed.id}")
+        if self.stopping:
+            # A claim that was in flight when shutdown began: its tasks get the policy too.
+            self._apply_shutdown_policy(entry)
 
     async def _execute(self, entry: Running, earlier: Running | None = None) -> None:
+        entry.began = True
         claim = entry.claim
         # Runs in the task's own asyncio task: the log fields and the span stay with this task.
         bind_task(
@@ -497,6 +505,8 @@ class Worker:
                     f"no task {claim.name!r} version {claim.version} on worker {self.worker_id}",
                 ),
             )
+        if entry.stop_reason is not None:  # interrupted before it began (see Running.interrupt)
+            return self._after_interrupt(entry)
         set_current_task(entry.handle)
         try:
             if earlier is not None and earlier.atask is not None:

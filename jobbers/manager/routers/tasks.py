@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from jobbers import telemetry
 from jobbers.errors import TaskConflictError, TaskNotFoundError
@@ -23,7 +25,7 @@ from jobbers.manager.params import (
     TraceParent,
     task_links,
 )
-from jobbers.manager.rendering import item_response, page_response
+from jobbers.manager.rendering import SSE, item_response, page_response, sse_event
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import (
     ActiveTask,
@@ -47,6 +49,12 @@ from jobbers.models.task import LISTED_STATUSES, MAX_CORRELATION_ID, Task, TaskS
 from jobbers.registry import registered_tasks, task_params
 from jobbers.state.queries import TaskFilter
 from jobbers.state.store import CancelOutcome, NewTask, SubmitOutcome
+
+#: Longest long poll of ``/task-status/{id}?wait=`` (seconds).
+MAX_WAIT_SECONDS = 300
+#: How long a ``/task-status/{id}/stream`` stays open by default, and at most (seconds).
+DEFAULT_STREAM_SECONDS = 300
+MAX_STREAM_SECONDS = 3600
 
 router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
 
@@ -130,12 +138,60 @@ async def submit_tasks(
 
 
 @router.get("/task-status/{task_id}", response_model=TaskView, responses={**NOT_FOUND, **UNAVAILABLE})
-async def task_status(task_id: TaskIdPath, services: ServicesDep) -> Response:
-    """Everything known about a task: status, timings, params, result, errors and their history."""
-    task = await services.store.get_task(task_id.upper())
+async def task_status(
+    task_id: TaskIdPath,
+    services: ServicesDep,
+    wait: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            description="answer once the task is terminal, or after this many seconds (as it is then)",
+        ),
+    ] = None,
+) -> Response:
+    """Everything known about a task: status, timings, params, result, errors and their history.
+    With ``wait``, a long poll: the answer comes as soon as the task ends (woken by its
+    transition, not by polling), or when ``wait`` seconds have passed."""
+    if wait is None:
+        task = await services.store.get_task(task_id.upper())
+    else:
+        task = await services.waits.until_terminal(task_id.upper(), wait)
     if task is None:
         raise TaskNotFoundError(f"no task {task_id}")
     return item_response(task)
+
+
+@router.get(
+    "/task-status/{task_id}/stream",
+    responses={
+        200: {"description": "server-sent events, one `task` event per change", "content": {SSE: {}}},
+        **NOT_FOUND,
+        **UNAVAILABLE,
+    },
+)
+async def task_stream(
+    task_id: TaskIdPath,
+    services: ServicesDep,
+    wait: Annotated[
+        float, Query(gt=0, le=MAX_STREAM_SECONDS, description="close the stream after this many seconds")
+    ] = DEFAULT_STREAM_SECONDS,
+) -> StreamingResponse:
+    """A server-sent event stream of one task: a ``task`` event with its record now, then one at
+    each status change (heartbeats and progress within about a second), closed after the
+    terminal record or after ``wait`` seconds."""
+    task_id = task_id.upper()
+    updates = services.waits.follow(task_id, wait)
+    first = await anext(updates, None)
+    if first is None:
+        raise TaskNotFoundError(f"no task {task_id}")
+
+    async def events() -> AsyncIterator[bytes]:
+        yield sse_event(first)
+        async for task in updates:
+            yield sse_event(task)
+
+    return StreamingResponse(events(), media_type=SSE, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/tasks", response_model=TaskList, responses=UNAVAILABLE)

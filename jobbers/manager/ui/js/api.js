@@ -94,3 +94,50 @@ export const get = (path, query) => request('GET', path, { query });
 export const post = (path, body) => request('POST', path, { body });
 export const put = (path, body) => request('PUT', path, { body });
 export const del = (path, query) => request('DELETE', path, { query });
+
+/**
+ * Follow a server-sent event stream: calls `onEvent(name, data)` for each event (data parsed as
+ * JSON) until the stream ends or `signal` aborts. Returns normally when the server closed the
+ * stream; throws an ApiError when it could not be opened. EventSource cannot send the bearer
+ * token, so this reads the stream over fetch.
+ */
+export async function follow(path, onEvent, signal) {
+  const token = currentToken();
+  const headers = { Accept: 'text/event-stream' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(new URL(path.replace(/^\//, ''), ROOT), { headers, signal, cache: 'no-store' });
+  } catch (err) {
+    if (signal && signal.aborted) return;
+    throw new ApiError(0, `the manager did not answer (${err.message})`);
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, data ? data.detail : null);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) name = line.slice(7);
+          else if (line.startsWith('data: ')) data.push(line.slice(6));
+        }
+        if (data.length) onEvent(name, JSON.parse(data.join('\n')));
+      }
+    }
+  } catch (err) {
+    if (signal && signal.aborted) return;
+    throw new ApiError(0, `the stream broke (${err.message})`);
+  }
+}

@@ -1,6 +1,8 @@
 // One task: every field, params and result, its error history, a live status, cancel and resubmit.
+// The page follows the task's event stream (/task-status/{id}/stream) while it is open, so a change
+// shows at once; the shell's periodic refresh only reads the task while no stream is open.
 
-import { get, post } from '../api.js';
+import { follow, get, post } from '../api.js';
 import { CANCELLABLE, DEAD_LETTER, duration, h, json, notice, statusBadge, table, TERMINAL, time } from '../dom.js';
 import { runAction } from './shared.js';
 
@@ -78,9 +80,31 @@ export function mount(root, { id }) {
     box, body,
   );
 
-  async function refresh() {
+  let streaming = false;
+  const stop = new AbortController();
+  // The shell has no unmount hook: the stream stops once the page has left the document.
+  const watchdog = setInterval(() => {
+    if (!root.isConnected) { stop.abort(); clearInterval(watchdog); }
+  }, 1000);
+
+  async function stream() {
+    if (streaming || stop.signal.aborted || (task && TERMINAL.includes(task.status))) return;
+    streaming = true;
     try {
-      task = await get(`/task-status/${encodeURIComponent(id)}`);
+      await follow(`/task-status/${encodeURIComponent(id)}/stream`, (name, data) => {
+        if (name === 'task') show(data);
+      }, stop.signal);
+    } catch {
+      // The periodic refresh reads the task meanwhile and opens the stream again.
+    } finally {
+      streaming = false;
+    }
+  }
+
+  async function refresh() {
+    if (streaming) return;
+    try {
+      show(await get(`/task-status/${encodeURIComponent(id)}`));
     } catch (err) {
       if (err.status === 404 || err.status === 422) {
         body.replaceChildren(notice('error', err.message));
@@ -90,6 +114,11 @@ export function mount(root, { id }) {
       }
       throw err;
     }
+    stream();
+  }
+
+  function show(fresh) {
+    task = fresh;
     cancelBtn.hidden = !CANCELLABLE.includes(task.status);
     cancelBtn.disabled = task.cancel_requested;
     copyBtn.hidden = false;

@@ -158,3 +158,30 @@ def test_install_mcp_write_keeps_the_other_servers_of_the_file(tmp_path: Path, c
     assert set(written["servers"]) == {"other", "jobbers"} and written["inputs"] == []
     path.write_text("[1]")
     assert main(["install-mcp", "--write", "--path", str(path)]) == 1
+
+
+async def test_http_serves_the_same_tools_over_streamable_http(e2e: E2E) -> None:
+    import asyncio
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.redis_server import free_port
+
+    port = free_port()
+    server = e2e.platform.start("jobbers_mcp", "tests.mcp_tasks", "--http", "--port", str(port))
+    for _ in range(300):  # until it listens
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            assert server.poll() is None, e2e.platform.log_of(server)
+            await asyncio.sleep(0.1)
+    url = f"http://127.0.0.1:{port}/mcp"
+    async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = {t.name for t in (await session.list_tools()).tools}
+        assert {*WRITE_TOOLS, "resume_session", "health"} <= tools
+        sub = await call(session, "enqueue_task", name="add_docstring", params={"path": "x.py"})
+        done = await call(session, "complete_task", task_id=sub["id"], result="ok")
+        assert done["status"] == "completed"

@@ -31,6 +31,8 @@ READS: dict[str, tuple[str, ...]] = {
     "jobbers_migrate": ("sql_path", *_REDIS, *_LOGS),
     # It builds the manager's app from the same settings, so the document is what it would serve.
     "jobbers_openapi": ("manager_",),
+    # An MCP server for agents; with --with-worker it also runs a worker.
+    "jobbers_mcp": (*_REDIS, "sql_path", "worker_", *_LOGS),
     "jobbers_dev": ("redis_url", "redis_cluster", "sql_path", "manager_host", "manager_port"),
     # The operator's front door: every subcommand's reads (SUBCOMMAND_READS) together.
     "jobbers": (*_REDIS, "sql_path", *_LOGS),

@@ -43,6 +43,15 @@ async def test_jobbers_dev_from_the_installed_wheel_runs_a_task(tmp_path: Path) 
                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, check=True)  # fmt: skip
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
 
+    # The MCP server and its editor entry ship too (the `mcp` SDK is a dependency).
+    mcp_help = subprocess.run([str(venv / "bin" / "jobbers_mcp"), "--help"], cwd=tmp_path, env=clean_env(),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert mcp_help.returncode == 0 and "REDIS_URL" in mcp_help.stdout, mcp_help.stdout + mcp_help.stderr
+    entry = subprocess.run([str(venv / "bin" / "jobbers"), "install-mcp"], cwd=tmp_path, env=clean_env(),
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert entry.returncode == 0, entry.stderr
+    assert '"jobbers.mcp_server"' in entry.stdout and str(venv / "bin" / "python") in entry.stdout
+
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     dev = DevProcess([str(venv / "bin" / "jobbers_dev"), "--port", str(free_port())], run_dir, clean_env())

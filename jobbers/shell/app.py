@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -33,6 +34,7 @@ PROCESS_COMMANDS = {
     "migrate": "jobbers.cli:migrate_main",
     "openapi": "jobbers.cli:openapi_main",
     "dev": "jobbers.local:main",
+    "mcp": "jobbers.mcp_server:main",
 }
 
 
@@ -264,6 +266,41 @@ def tail(
     fmt = chosen_format(output, sys.stdout)
     wanted = set(queue or ())
     _finish(run_session(lambda s: live.follow_transitions(s, sys.stdout, fmt, wanted), interrupt_ok=True))
+
+
+@app.command("install-mcp", cls=ShellCommand)
+def install_mcp(
+    full_approve: Annotated[
+        bool, typer.Option("--full-approve", help="also auto-approve enqueue_task, complete_task, fail_task")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="write it into the file instead of printing it")
+    ] = False,
+    task_module: Annotated[
+        str | None, typer.Option("--task-module", help="the server validates task names against it")
+    ] = None,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="the server also runs a worker (needs --task-module)")
+    ] = False,
+    path: Annotated[Path, typer.Option("--path", help="the file --write updates")] = Path(".vscode/mcp.json"),
+) -> None:
+    """Print (or --write) the .vscode/mcp.json entry that starts jobbers_mcp with this interpreter;
+    only the read-only tools are auto-approved unless --full-approve."""
+    from jobbers import mcp_config
+
+    if with_worker and not task_module:
+        raise typer.BadParameter("--with-worker needs --task-module", param_hint="--with-worker")
+    entry = mcp_config.server_entry(full_approve, task_module, with_worker)
+    if not write:
+        typer.echo(mcp_config.render(mcp_config.merged_config({}, entry)))
+        _finish(0)
+    try:
+        mcp_config.write_config(path, entry)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"jobbers install-mcp: {exc}", err=True)
+        _finish(1)
+    typer.echo(f"wrote the {mcp_config.SERVER_NAME!r} server to {path}")
+    _finish(0)
 
 
 def _process_command(name: str, target: str) -> None:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e import E2E
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +23,7 @@ EXAMPLES = os.environ.get("JOBBERS_SCHEMATHESIS_EXAMPLES", "50")
 SEED = os.environ.get("JOBBERS_SCHEMATHESIS_SEED", "20261202")
 
 
+@pytest.mark.timeout(900)  # ~50 operations x 50 examples: minutes on a loaded 2-core machine
 def test_schemathesis_finds_nothing_with_every_check(e2e: E2E) -> None:
     manager = e2e.platform.manager(LOG_LEVEL="WARNING")
     st = Path(sys.executable).parent / "st"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -25,15 +24,14 @@ from jobbers.state.records import new_task_id
 from jobbers.state.store import CancelOutcome, NewTask, QueueStats, SubmitOutcome, TaskStore
 from jobbers.state.waits import TaskWaits
 from jobbers.state.workflows import (
-    WorkflowNode,
     WorkflowRun,
     cancel_workflow,
-    check_graph,
     get_workflow,
     submit_workflow,
 )
 from jobbers.task_builder import build_new_task
-from jobbers.workflows import Edge, Step, Workflow
+from jobbers.workflow_nodes import WorkflowProblems, build_nodes, specs_of
+from jobbers.workflows import Workflow
 
 
 class JobbersClient:
@@ -304,34 +302,15 @@ class JobbersClient:
         ``workflow_id`` again changes nothing. Raises ``WorkflowGraphError`` naming the node at
         fault, ``InvalidParamsError``, or ``ConfigNotFoundError`` for an unknown queue."""
         workflow_id = workflow_id or new_task_id()
-        ids = run.node_ids()
-        parents: dict[Step, list[Edge]] = {s: [] for s in run.steps}
-        for edge in run.edges:
-            parents[edge.child].append(edge)
-        nodes = []
-        for step in run.steps:
-            filled: dict[str, Any] = {p: {} for p in (step.results_param, step.error_param) if p}
-            built = self.build(
-                step.name,
-                {**step.params, **filled},
-                version=step.version,
-                queue=step.queue or DEFAULT_QUEUE,
-                priority=step.priority,
+        try:
+            nodes = await build_nodes(
+                workflow_id,
+                specs_of(run),
+                require_registered=False,
+                trace=telemetry.current_traceparent() or "",
             )
-            task = dataclasses.replace(
-                built, params=dict(step.params), workflow_id=workflow_id, workflow_node=ids[step]
-            )
-            nodes.append(
-                WorkflowNode(
-                    node=ids[step],
-                    task=task,
-                    after=tuple(ids[e.parent] for e in parents[step] if not e.error),
-                    on_error_of=tuple(ids[e.parent] for e in parents[step] if e.error),
-                    results_param=step.results_param,
-                    error_param=step.error_param,
-                )
-            )
-        check_graph(nodes)
+        except WorkflowProblems as problems:
+            raise problems.problems[0].error from None
         await self._check_queue(nodes[0].task.queue)
         await submit_workflow(self.store, workflow_id, name, nodes)
         found = await get_workflow(self.store, workflow_id)

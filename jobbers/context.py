@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobbers.workflows import Workflow, merge
+
 
 @dataclass
 class RunningTask:
@@ -26,9 +28,29 @@ class RunningTask:
     #: time) on its next lease renewal once it changed, so a heartbeat costs no round trip of its own.
     last_heartbeat: float | None = field(default=None)
 
+    #: What ``fan_out`` asked for: written with this task's completion.
+    fanned_out: Workflow | None = None
+
     def heartbeat(self) -> None:
         """Tell Jobbers this task is alive: resets its ``max_heartbeat_interval`` stall clock."""
         self.last_heartbeat = time.monotonic()
+
+    def fan_out(self, children: list[Workflow], collector: Workflow) -> None:
+        """Spawn ``children`` (built with ``jobbers.workflows``: ``task.s(...)``, chains, groups)
+        after this workflow node, and ``collector`` after all of them; what came after this node
+        then waits for ``collector`` instead. Nothing is written until this task completes: the
+        new nodes join the run in the same script call that writes its completion, so a crash
+        can never leave half a fan-out, and a failed (or retried) attempt spawns nothing. Their
+        node ids are this node's id, a dot, then their own (``fetch.page``, ``fetch.page-2``);
+        they run in this node's queue. A task that is no workflow node fails with
+        ``FanOutError`` when it completes. Called again, the latest call wins."""
+        if not children:
+            raise ValueError("fan_out() needs at least one child")
+        if not all(isinstance(c, Workflow) for c in [*children, collector]):
+            raise TypeError("fan_out() takes workflows: task.s(...), chain(...), group(...)")
+        if len(collector.tails) != 1:
+            raise ValueError("fan_out()'s collector must end in one step (a task.s(), or a chain)")
+        self.fanned_out = merge(*children, into=collector)
 
 
 _current: ContextVar[RunningTask] = ContextVar("jobbers_current_task")
@@ -52,6 +74,9 @@ class _TaskProxy:
 
     def heartbeat(self) -> None:
         current_task().heartbeat()
+
+    def fan_out(self, children: list[Workflow], collector: Workflow) -> None:
+        current_task().fan_out(children, collector)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(current_task(), name)

@@ -19,6 +19,17 @@ class InvalidParamsError(JobbersError):
     """The params do not fit the registered task's signature."""
 
 
+class WorkflowGraphError(JobbersError, ValueError):
+    """A workflow graph that cannot run (a cycle, an edge from an unknown node, ...); ``node`` names
+    the node at fault and ``field`` the part of it (``id``, ``after``, ``on_error_of``, ``queue``)."""
+
+    def __init__(self, node: str, message: str, field: str = "id") -> None:
+        super().__init__(f"node {node!r}: {message}")
+        self.node = node
+        self.reason = message
+        self.field = field
+
+
 class NotFoundError(JobbersError):
     """The thing named in a request (a task, queue, role, dead letter entry) does not exist."""
 
@@ -33,6 +44,14 @@ class TaskNotFoundError(NotFoundError):
 
 class TaskConflictError(ConflictError):
     """The task is not in a state that allows the requested change."""
+
+
+class WorkflowNotFoundError(NotFoundError):
+    """No workflow run has this id."""
+
+
+class WorkflowConflictError(ConflictError):
+    """The workflow run has ended: it cannot be cancelled."""
 
 
 class IdempotencyConflictError(ConflictError):

@@ -13,6 +13,7 @@ from jobbers.context import task
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy
 from jobbers.recurring_entries import recurring
 from jobbers.registry import register_task
+from jobbers.workflows import signature
 
 #: Executions are appended here (one line per run) so tests can count them.
 RUN_LOG = os.environ.get("E2E_RUN_LOG", "")
@@ -168,6 +169,30 @@ if os.environ.get("E2E_RECURRING"):
 async def recurring_tick(label: str) -> str:
     _record("recurring_tick")
     return label
+
+
+@register_task(name="wf_step", max_stalls=1000)
+async def wf_step(node: str, parents: dict[str, object] | None = None) -> dict[str, object]:
+    """A workflow node: records its run, returns its id and the parents whose results it got."""
+    _record("wf_step")
+    return {"node": node, "parents": sorted(parents or {})}
+
+
+@register_task(name="wf_fan")
+async def wf_fan(pages: int) -> int:
+    """Spawns one wf_page per page and a wf_sum after them (written when this completes)."""
+    task.fan_out([signature("wf_page", page=i) for i in range(pages)], signature("wf_sum").results("parts"))
+    return pages
+
+
+@register_task(name="wf_page")
+async def wf_page(page: int, parents: dict[str, object] | None = None) -> int:
+    return page * 10
+
+
+@register_task(name="wf_sum")
+async def wf_sum(parts: dict[str, int]) -> int:
+    return sum(parts.values())
 
 
 @register_task(name="blocks_loop")

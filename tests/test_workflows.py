@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from jobbers.client import JobbersClient
+from jobbers.context import RunningTask
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
@@ -22,6 +23,7 @@ from jobbers.state.workflows import (
     list_workflows,
     submit_workflow,
 )
+from jobbers.worker.fan_out import complete_with_fan_out
 from jobbers.workflows import chain, group, merge, signature
 
 DEFAULT = [QueueConfig(name="default")]
@@ -92,7 +94,7 @@ async def test_a_diamond_with_results_and_a_finished_run(store: TaskStore) -> No
     assert alert is not None and "error edge was not taken" in (alert.cancel_reason or "")
     assert alert.workflow_id == wid and alert.workflow_node == "alert"
     assert by_node["d"].after == ("b", "c")
-    assert [r.id for r in await list_workflows(store)] == [wid]
+    assert [r.id for r in (await list_workflows(store)).runs] == [wid]
     assert await store.queue_depth("default") == 0
 
 
@@ -210,3 +212,152 @@ async def test_the_builder_and_the_client_run_chain_group_merge_and_error_edges(
     assert await client.cancel_workflow(submitted.id) is WorkflowStatus.COMPLETED
     with pytest.raises(WorkflowGraphError, match="node 'wf_load-2'"):
         await client.submit_workflow(group(load.s(x=1), signature("wf_load", queue="other", x=2)))  # type: ignore[attr-defined]
+
+
+async def test_a_retried_nodes_successors_wait_for_its_final_failure(store: TaskStore) -> None:
+    wid = new_task_id()
+    nodes = [_node(wid, "a"), _node(wid, "b", "a"), _node(wid, "h", on_error_of=("a",), error_param="err")]
+    await submit_workflow(store, wid, "retries", nodes)
+    for attempt in (1, 2):
+        (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+        await store.finish([Outcome(id=a.id, token=a.token, status="retry", retry_attempt=attempt)])
+        states = await _states(store, wid)
+        assert states["b"] is None and states["h"] is None  # neither edge is settled by a retry
+    (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    await store.finish(
+        [Outcome(a.id, a.token, TaskStatus.FAILED, error_type="ValueError", error_message="x")]
+    )
+    (h,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert h.params["err"]["node"] == "a" and (await _states(store, wid))["b"] is TaskStatus.CANCELLED
+
+
+async def test_a_node_resubmitted_from_the_dlq_resumes_the_run_downstream_of_it(store: TaskStore) -> None:
+    wid = new_task_id()
+    nodes = [
+        _node(wid, "a"),
+        _node(wid, "b", "a"),
+        _node(wid, "c", "b"),
+        _node(wid, "d", "b"),
+        _node(wid, "e", "c", "d", results_param="parents"),
+        _node(wid, "h", on_error_of=("b",)),
+    ]
+    await submit_workflow(store, wid, "resume", nodes)
+    await _run_ready(store, {})
+    (b,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    await store.finish(
+        [Outcome(b.id, b.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)]
+    )
+    assert await _run_ready(store, {}) == ["h"]  # the error edge ran
+    before = await get_workflow(store, wid)
+    assert before is not None and before.status is WorkflowStatus.FAILED and before.failed_node == "b"
+    old = {n.node: n.task_id for n in before.nodes}
+    assert {n.node: n.status for n in before.nodes}["e"] is TaskStatus.CANCELLED
+
+    (resubmitted,) = await store.resubmit_dead_letters([b.id], reset_retry_count=False)
+
+    assert resubmitted.outcome == "resubmitted"
+    reopened = await get_workflow(store, wid)
+    assert reopened is not None and reopened.status is WorkflowStatus.RUNNING and reopened.failed_node is None
+    states = {n.node: n.status for n in reopened.nodes}
+    assert states == {"a": TaskStatus.COMPLETED, "b": TaskStatus.SUBMITTED, "c": None, "d": None, "e": None,
+                      "h": TaskStatus.COMPLETED}  # fmt: skip
+    new = {n.node: n.task_id for n in reopened.nodes}
+    assert all(new[n] != old[n] for n in "cde") and new["b"] == old["b"] and new["h"] == old["h"]
+    assert {t.status for t in await store.get_tasks([old[n] for n in "cde"])} == {TaskStatus.CANCELLED}
+    assert await _run_ready(store, {}) == ["b"]
+    assert await _run_ready(store, {}) == ["c", "d"]
+    (e,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert e.id == new["e"] and set(e.params["parents"]) == {"c", "d"}
+    await store.finish([Outcome(e.id, e.token, TaskStatus.COMPLETED)])
+    done = await get_workflow(store, wid)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED
+    assert (await store.get_task(new["e"])) is not None  # the new tasks are found by id
+
+
+async def test_a_resubmitted_node_whose_sibling_still_failed_leaves_their_fan_in_cancelled(
+    store: TaskStore,
+) -> None:
+    wid = new_task_id()
+    nodes = [_node(wid, "a"), _node(wid, "b"), _node(wid, "j", "a", "b")]
+    await submit_workflow(store, wid, "two-failures", nodes)
+    claimed = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    await store.finish(
+        [
+            Outcome(t.id, t.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)
+            for t in claimed
+        ]
+    )
+    a = next(t for t in claimed if t.params["n"] == "a")
+
+    await store.resubmit_dead_letters([a.id], reset_retry_count=False)
+
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.RUNNING and run.failed_node == "b"
+    j = await store.get_task(next(n.task_id for n in run.nodes if n.node == "j"))
+    assert (
+        j is not None
+        and j.status is TaskStatus.CANCELLED
+        and j.cancel_reason == "workflow node b ended failed"
+    )
+    await _run_ready(store, {})
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.FAILED
+
+
+def _spawned(*children: str, collector: str = "c") -> Any:
+    handle = RunningTask(id="x", name="t", version=1, queue="default", params={}, retry_attempt=0)
+    handle.fan_out(
+        [signature(f"t_{c}", n=c) for c in children],
+        signature(f"t_{collector}", n=collector).results("parts"),
+    )
+    return handle.fanned_out
+
+
+async def test_a_fan_out_joins_the_run_with_its_nodes_completion(store: TaskStore) -> None:
+    wid = new_task_id()
+    await submit_workflow(store, wid, "fan", [_node(wid, "a"), _node(wid, "z", "a", results_param="up")])
+    (a,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+
+    late = Outcome(a.id, "not-the-token", TaskStatus.COMPLETED)
+    assert await complete_with_fan_out(store, late, _spawned("x1", "x2")) is None
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]
+    done = Outcome(a.id, a.token, TaskStatus.COMPLETED, result=pack(7))
+    assert await complete_with_fan_out(store, done, _spawned("x1", "x2")) is None
+
+    run = await get_workflow(store, wid)
+    assert run is not None and run.status is WorkflowStatus.RUNNING
+    by_node = {n.node: n for n in run.nodes}
+    assert list(by_node) == ["a", "z", "a.t_x1", "a.t_x2", "a.t_c"]
+    assert by_node["a"].status is TaskStatus.COMPLETED and by_node["a.t_x1"].after == ("a",)
+    assert by_node["a.t_c"].after == ("a.t_x1", "a.t_x2") and by_node["z"].after == ("a.t_c",)
+    assert await _run_ready(store, {}) == ["x1", "x2"]  # made ready by a's completion
+    (c,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert set(c.params["parts"]) == {"a.t_x1", "a.t_x2"}
+    await store.finish([Outcome(c.id, c.token, TaskStatus.COMPLETED, result=pack(20))])
+    (z,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    assert z.params["up"] == {"a.t_c": 20}  # z waited for the collector, not for a
+    await store.finish([Outcome(z.id, z.token, TaskStatus.COMPLETED)])
+    assert (await get_workflow(store, wid)).status is WorkflowStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_a_fan_out_from_a_plain_task_or_twice_fails_the_task(store: TaskStore) -> None:
+    plain = await store.submit(NewTask(name="t_p"))
+    (p,) = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    failed = await complete_with_fan_out(
+        store, Outcome(plain.id, p.token, TaskStatus.COMPLETED), _spawned("x")
+    )
+    assert (
+        failed is not None and failed.status is TaskStatus.FAILED and "workflow node" in failed.error_message
+    )
+
+    wid = new_task_id()
+    await submit_workflow(store, wid, "clash", [_node(wid, "a"), _node(wid, "a.t_x")])
+    claimed = (await store.claim("w1", 30, 10, DEFAULT)).tasks
+    a = next(t for t in claimed if t.params["n"] == "a")
+    clash = await complete_with_fan_out(store, Outcome(a.id, a.token, TaskStatus.COMPLETED), _spawned("x"))
+    assert (
+        clash is not None
+        and clash.error_type == "FanOutError"
+        and "in the run already" in clash.error_message
+    )
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from jobbers.manager.deps import Services
 from jobbers.manager.docs_page import install_docs
 from jobbers.manager.errors import MethodsByPath, install_error_handlers
 from jobbers.manager.middleware import BearerAuth, BodySizeLimit, SecurityHeaders
-from jobbers.manager.routers import dlq, external, health, queues, recurring, roles, stats, tasks
+from jobbers.manager.routers import dlq, external, health, queues, recurring, roles, stats, tasks, workflows
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
@@ -90,7 +90,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    routers = (tasks, external, dlq, queues, roles, recurring, stats, health)
+    routers = (tasks, external, dlq, queues, roles, recurring, workflows, stats, health)
     for module in routers:
         app.include_router(module.router)
     install_ui(app)

@@ -32,6 +32,7 @@ from jobbers.errors import (
     NotFoundError,
     QueueNotFoundError,
     UnknownTaskError,
+    WorkflowGraphError,
 )
 from jobbers.manager.middleware import security_headers
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
@@ -47,6 +48,7 @@ STATUS_BY_ERROR: tuple[tuple[type[JobbersError], int], ...] = (
     (InvalidParamsError, 422),
     (QueueNotFoundError, 422),
     (InvalidCursorError, 422),
+    (WorkflowGraphError, 422),
 )
 
 Loc = tuple[str | int, ...]

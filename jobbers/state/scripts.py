@@ -59,6 +59,7 @@ SCRIPT_NAMES = (
     "clear",
     "wf_submit",
     "wf_cancel",
+    "wf_fan_out",
     "ext_claim",
     "ext_take",
 )

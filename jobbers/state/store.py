@@ -38,6 +38,7 @@ from jobbers.state.records import (
 )
 from jobbers.state.scripts import SCRIPT_NAMES, Call, Scripts
 from jobbers.state.task_schema import decode_claim, decode_task, finish_row, submit_row
+from jobbers.state.workflows import fresh_ids_for_resubmit
 
 log = logging.getLogger(__name__)
 
@@ -720,11 +721,15 @@ class TaskStore:
     async def resubmit_dead_letters(
         self, task_ids: Sequence[str], reset_retry_count: bool
     ) -> list[ResubmitOutcome]:
-        """Move dead-lettered tasks back to their queues (guarded on DLQ membership and status)."""
+        """Move dead-lettered tasks back to their queues (guarded on DLQ membership and status); a
+        workflow node among them resumes its run downstream of it (``fresh_ids_for_resubmit``)."""
         if not task_ids:
             return []
         flag = "1" if reset_retry_count else "0"
-        rows = await self._per_space("dlq_resubmit", task_ids, lambda _space, ids: [flag, *ids])
+        fresh = await fresh_ids_for_resubmit(self, task_ids)
+        rows = await self._per_space(
+            "dlq_resubmit", task_ids, lambda space, ids: [flag, pack_for_lua(fresh.get(space, [])), *ids]
+        )
         return [
             ResubmitOutcome(id=_s(r[0]), outcome=ResubmitKind(_s(r[1])), status=_s(r[2]))
             if r is not None

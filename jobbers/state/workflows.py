@@ -15,29 +15,23 @@ A run's nodes share one queue (one key space), so every step stays one atomic sc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from jobbers.errors import WorkflowGraphError
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.state.codec import ms_to_datetime, pack_for_lua, unpack
-from jobbers.state.records import NewTask
-from jobbers.state.task_schema import SUBMIT_ROW, submit_row
+from jobbers.state.cursors import Position
+from jobbers.state.keys import Space
+from jobbers.state.records import NewTask, Outcome, new_task_id
+from jobbers.state.task_schema import SUBMIT_ROW, finish_row, submit_row
 
 if TYPE_CHECKING:
     from jobbers.state.store import TaskStore
-
-
-class WorkflowGraphError(ValueError):
-    """A graph that cannot run; ``node`` names the node at fault."""
-
-    def __init__(self, node: str, message: str) -> None:
-        super().__init__(f"node {node!r}: {message}")
-        self.node = node
-        self.reason = message
 
 
 @dataclass(frozen=True)
@@ -84,9 +78,10 @@ class WorkflowRun:
     nodes: list[NodeState] = field(default_factory=list)
 
 
-def check_graph(nodes: Sequence[WorkflowNode]) -> None:
-    """Raise ``WorkflowGraphError`` naming the node when the graph cannot run: a duplicate or
-    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle."""
+def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) -> None:
+    """Raise ``WorkflowGraphError`` naming the node (and its field) when the graph cannot run: a duplicate or
+    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle.
+    ``outside``: nodes already in the run (a fan-out's parent) that edges may come from."""
     if not nodes:
         raise WorkflowGraphError("", "a workflow needs at least one node")
     by_id: dict[str, WorkflowNode] = {}
@@ -100,22 +95,30 @@ def check_graph(nodes: Sequence[WorkflowNode]) -> None:
     for n in nodes:
         if n.task.queue != queue:
             raise WorkflowGraphError(
-                n.node, f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue"
+                n.node,
+                f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue",
+                "queue",
             )
-        for kind, parents in (("success", n.after), ("error", n.on_error_of)):
+        for kind, field_name, parents in (
+            ("success", "after", n.after),
+            ("error", "on_error_of", n.on_error_of),
+        ):
             for p in parents:
-                if p not in by_id:
-                    raise WorkflowGraphError(n.node, f"its {kind} edge comes from unknown node {p!r}")
+                if p not in by_id and p not in outside:
+                    raise WorkflowGraphError(
+                        n.node, f"its {kind} edge comes from unknown node {p!r}", field_name
+                    )
                 if p == n.node:
-                    raise WorkflowGraphError(n.node, "an edge from a node to itself is a cycle")
+                    raise WorkflowGraphError(n.node, "an edge from a node to itself is a cycle", field_name)
         if len(set(n.after) | set(n.on_error_of)) != len(n.after) + len(n.on_error_of):
-            raise WorkflowGraphError(n.node, "it has two edges from the same node")
+            raise WorkflowGraphError(n.node, "it has two edges from the same node", "after")
     # Kahn's algorithm: whatever is left unordered lies on a cycle.
-    waiting = {n.node: len(n.after) + len(n.on_error_of) for n in nodes}
+    waiting = {n.node: sum(1 for p in (*n.after, *n.on_error_of) if p in by_id) for n in nodes}
     children: dict[str, list[str]] = {n.node: [] for n in nodes}
     for n in nodes:
         for p in (*n.after, *n.on_error_of):
-            children[p].append(n.node)
+            if p in by_id:
+                children[p].append(n.node)
     ready = [k for k, v in waiting.items() if v == 0]
     seen = 0
     while ready:
@@ -127,11 +130,37 @@ def check_graph(nodes: Sequence[WorkflowNode]) -> None:
                 ready.append(c)
     if seen < len(nodes):
         stuck = next(n.node for n in nodes if waiting[n.node] > 0)
-        raise WorkflowGraphError(stuck, "it lies on a cycle")
+        raise WorkflowGraphError(stuck, "it lies on a cycle", "after")
 
 
 def _s(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _rows(nodes: Sequence[WorkflowNode], outside: dict[str, str]) -> list[list[Any]]:
+    """The script rows of ``nodes`` (see wf_submit.lua); ``outside``: the task id of each node
+    outside ``nodes`` that an edge comes from."""
+    succ: dict[str, list[str]] = {n.node: [] for n in nodes}
+    err: dict[str, list[str]] = {n.node: [] for n in nodes}
+    ids = {**outside, **{n.node: n.task.id for n in nodes}}
+    for n in nodes:
+        for p in n.after:
+            succ.setdefault(p, []).append(n.node)
+        for p in n.on_error_of:
+            err.setdefault(p, []).append(n.node)
+    return [
+        [
+            n.node,
+            pack_for_lua(submit_row(n.task)),
+            pack_for_lua(succ[n.node]),
+            pack_for_lua(err[n.node]),
+            pack_for_lua([[p, ids[p]] for p in (*n.after, *n.on_error_of)]),
+            len(n.after) + len(n.on_error_of),
+            n.results_param or "",
+            n.error_param or "",
+        ]
+        for n in nodes
+    ]
 
 
 async def submit_workflow(
@@ -142,29 +171,7 @@ async def submit_workflow(
     check_graph(nodes)
     queue = nodes[0].task.queue
     q = store.keys.queue(queue)
-    succ: dict[str, list[str]] = {n.node: [] for n in nodes}
-    err: dict[str, list[str]] = {n.node: [] for n in nodes}
-    ids = {n.node: n.task.id for n in nodes}
-    for n in nodes:
-        for p in n.after:
-            succ[p].append(n.node)
-        for p in n.on_error_of:
-            err[p].append(n.node)
-    rows = []
-    for n in nodes:
-        row = submit_row(n.task)
-        rows.append(
-            [
-                n.node,
-                pack_for_lua(row),
-                pack_for_lua(succ[n.node]),
-                pack_for_lua(err[n.node]),
-                pack_for_lua([[p, ids[p]] for p in (*n.after, *n.on_error_of)]),
-                len(n.after) + len(n.on_error_of),
-                n.results_param or "",
-                n.error_param or "",
-            ]
-        )
+    rows = _rows(nodes, {})
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
     pipe = store.redis.pipeline(transaction=False)
@@ -231,38 +238,74 @@ async def get_workflow(store: TaskStore, workflow_id: str) -> WorkflowRun | None
     )
 
 
-async def list_workflows(store: TaskStore, limit: int = 100) -> list[WorkflowRun]:
-    """The newest ``limit`` runs of every queue (merged by creation time), without their nodes."""
-    queues = await store.known_queues()
-    pipe = store.redis.pipeline(transaction=False)
-    for queue in queues:
-        pipe.zrevrange(store.keys.space(queue).wfs, 0, limit - 1, withscores=True)
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of runs, newest first; ``next_cursor`` is ``None`` once the walk reached the end."""
+
+    runs: list[WorkflowRun]
+    next_cursor: str | None
+
+
+async def list_workflows(
+    store: TaskStore, limit: int = 100, cursor: str | None = None, queue: str | None = None
+) -> WorkflowPage:
+    """Runs of every queue (or of ``queue``), newest first, without their nodes.
+
+    Each queue's index is merged in (created, id) order, newest first; a cursor (the last run's
+    created time and id) resumes every index after it, so a page never skips or repeats a run.
+    Raises ``InvalidCursorError`` for a cursor this listing did not hand out."""
+    queues = [queue] if queue is not None else await store.known_queues()
+    keys = [store.keys.space(q).wfs for q in queues]
+    after = Position.decode(cursor) if cursor else None
     found: list[tuple[float, str, str]] = []
-    for queue, rows in zip(queues, await pipe.execute(), strict=True):
-        found += [(score, _s(wid), queue) for wid, score in rows]
+    if after is None:
+        pipe = store.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrevrange(key, 0, limit, withscores=True)
+        answers = await pipe.execute()
+    else:
+        # Runs created in the cursor's millisecond are fetched too, then those not after it dropped.
+        pipe = store.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(key, after.score, after.score)
+        ties = await pipe.execute()
+        pipe = store.redis.pipeline(transaction=False)
+        for key, tied in zip(keys, ties, strict=True):
+            pipe.zrevrangebyscore(
+                key, after.score, "-inf", start=0, num=limit + 1 + int(tied), withscores=True
+            )
+        answers = await pipe.execute()
+    for q, rows in zip(queues, answers, strict=True):
+        for wid, score in rows:
+            run_id = _s(wid)
+            if after is not None and (int(score), run_id) >= (after.score, after.member):
+                continue
+            found.append((score, run_id, q))
     found.sort(reverse=True)
+    more = len(found) > limit
     found = found[:limit]
     pipe = store.redis.pipeline(transaction=False)
-    for _, wid, queue in found:
+    for _, wid, q in found:
         pipe.hmget(
-            store.keys.space(queue).wf(wid), ["status", "name", "created_at", "completed_at", "failed_node"]
+            store.keys.space(q).wf(wid), ["status", "name", "created_at", "completed_at", "failed_node"]
         )
     runs = []
-    for (_, wid, queue), f in zip(found, await pipe.execute(), strict=True):
+    for (_, wid, q), f in zip(found, await pipe.execute(), strict=True):
         if f[0] is None:
             continue
         runs.append(
             WorkflowRun(
                 id=wid,
                 name=_s(f[1] or b""),
-                queue=queue,
+                queue=q,
                 status=WorkflowStatus(_s(f[0])),
                 created_at=ms_to_datetime(f[2]),
                 completed_at=ms_to_datetime(f[3]),
                 failed_node=_s(f[4]) if f[4] is not None else None,
             )
         )
-    return runs
+    next_cursor = Position(0, int(found[-1][0]), found[-1][1]).encode() if more and found else None
+    return WorkflowPage(runs, next_cursor)
 
 
 async def cancel_workflow(
@@ -276,3 +319,91 @@ async def cancel_workflow(
     space = store.keys.space(queue)
     before = await store._scripts.run("wf_cancel", space, [space.wf(workflow_id)], [reason])
     return WorkflowStatus(_s(before)) if before else None
+
+
+async def fresh_ids_for_resubmit(store: TaskStore, task_ids: Sequence[str]) -> dict[Space, list[str]]:
+    """Fresh task ids, by key space, for the nodes a DLQ resubmit of ``task_ids`` may make anew.
+
+    A workflow node resubmitted from the DLQ resumes its run: the nodes after it that its failure
+    cancelled get new tasks (their old ones stay cancelled), under ids chosen here and written to
+    the task locator first, as a submit does (an id never used finds nothing). One id per
+    cancelled node downstream of each resubmitted node; none when no resubmitted task is a node.
+    """
+    groups, _unknown = await store._spaces_of(task_ids)
+    pipe = store.redis.pipeline(transaction=False)
+    order: list[Space] = []
+    for space, positions in groups.items():
+        for i in positions:
+            pipe.hmget(space.task(task_ids[i]), ["workflow_id", "workflow_node"])
+            order.append(space)
+    by_run: dict[str, set[str]] = {}
+    for f in await pipe.execute():
+        if f[0]:
+            by_run.setdefault(_s(f[0]), set()).add(_s(f[1]))
+    fresh: dict[Space, list[str]] = {}
+    locator: dict[str, str] = {}
+    for workflow_id, starts in by_run.items():
+        run = await get_workflow(store, workflow_id)
+        if run is None:
+            continue
+        children: dict[str, list[str]] = {n.node: [] for n in run.nodes}
+        for n in run.nodes:
+            for p in (*n.after, *n.on_error_of):
+                children[p].append(n.node)
+        status = {n.node: n.status for n in run.nodes}
+        seen, walk = set(starts), list(starts)
+        while walk:
+            for c in children.get(walk.pop(), []):
+                if c not in seen:
+                    seen.add(c)
+                    walk.append(c)
+        count = sum(1 for n in seen - starts if status.get(n) is TaskStatus.CANCELLED)
+        ids = [new_task_id() for _ in range(count)]
+        fresh.setdefault(store.keys.space(run.queue), []).extend(ids)
+        locator.update(dict.fromkeys(ids, run.queue))
+    if locator:
+        await store.redis.hset(store.keys.locator, mapping=locator)  # type: ignore[arg-type,misc,unused-ignore]
+    return fresh
+
+
+@dataclass(frozen=True)
+class NodeOf:
+    """Which run and node a task is (see ``node_of``)."""
+
+    workflow_id: str
+    node: str
+    queue: str
+
+
+async def node_of(store: TaskStore, task_id: str) -> NodeOf | None:
+    """The run and node task ``task_id`` is, ``None`` when it is no workflow node (or unknown)."""
+    queue = (await store.locate([task_id])).get(task_id)
+    if queue is None:
+        return None
+    f = await store.redis.hmget(store.keys.space(queue).task(task_id), ["workflow_id", "workflow_node"])  # type: ignore[misc,unused-ignore]
+    if not f[0]:
+        return None
+    return NodeOf(_s(f[0]), _s(f[1] or b""), queue)
+
+
+async def finish_with_fan_out(
+    store: TaskStore, outcome: Outcome, parent: NodeOf, nodes: Sequence[WorkflowNode], collector: str
+) -> int:
+    """Write ``outcome`` (completed, under its lease token) of node ``parent`` and add ``nodes``
+    after it, in one script call: the nodes without other parents in ``nodes`` follow ``parent``,
+    and ``collector`` (one of ``nodes``) takes over ``parent``'s own outgoing edges, so what came
+    after ``parent`` now waits for ``collector``. Returns 1 (written), 0 (rejected: a late
+    writer, or the node ended already), -1 (a node id is in the run already: nothing written).
+    In a run being cancelled, the outcome alone is written."""
+    space = store.keys.space(parent.queue)
+    locator = {n.task.id: parent.queue for n in nodes}
+    await store.redis.hset(store.keys.locator, mapping=locator)  # type: ignore[arg-type,misc,unused-ignore]
+    rows = _rows(nodes, {parent.node: outcome.id})
+    collector_id = next(n.task.id for n in nodes if n.node == collector)
+    written = await store._scripts.run(
+        "wf_fan_out",
+        space,
+        [space.task(outcome.id), space.wf(parent.workflow_id)],
+        [pack_for_lua(finish_row(outcome)), pack_for_lua(rows), parent.node, collector, collector_id],
+    )
+    return int(written)

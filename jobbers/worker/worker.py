@@ -26,6 +26,7 @@ from jobbers.state.store import ClaimedTask, LeaseRenewal, Outcome, TaskStore
 from jobbers.worker import fault_hooks
 from jobbers.worker.burst import BurstRun
 from jobbers.worker.decisions import decide_after_error, describe_exception, shutdown_action
+from jobbers.worker.fan_out import complete_with_fan_out
 from jobbers.worker.lease_keeper import LeaseKeeper
 from jobbers.worker.running import Running, StopReason, make_worker_id, stall_config
 
@@ -344,6 +345,8 @@ class Worker:
             backoff.succeeded()
             if result.tasks and fault_hooks.EXIT_AFTER_CLAIM:
                 fault_hooks.exit_inside_claim_window()
+            if result.tasks and fault_hooks.KILL_AT_STEP:
+                fault_hooks.step_taken()
             for claimed in result.tasks:
                 self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
@@ -482,6 +485,10 @@ class Worker:
                 span.end("lease_lost")
             else:
                 span.end(outcome.status, outcome.error_type, outcome.error_message)
+        spawned = entry.handle.fanned_out
+        if outcome is not None and spawned is not None and outcome.status is TaskStatus.COMPLETED:
+            # Written alone, in the script that adds the new nodes (the batch has no room for them).
+            outcome = await complete_with_fan_out(self.store, outcome, spawned)
         if outcome is not None:
             self.pending.append((outcome, entry))
             self.unacked[claim.token] = entry
@@ -600,6 +607,8 @@ class Worker:
         batch, self.pending = self.pending, []
         outcomes = [outcome for outcome, _ in batch]
         backoff = Backoff()
+        if fault_hooks.KILL_AT_STEP:
+            fault_hooks.step_taken()
         while True:
             try:
                 written = await within(self.store.finish(outcomes))
@@ -613,6 +622,8 @@ class Worker:
                     )
                     return
                 await backoff.wait(log, "writing outcomes", exc)
+        if fault_hooks.KILL_AT_STEP:
+            fault_hooks.step_taken()
         written_at = time.monotonic()
         for (outcome, entry), ok in zip(batch, written, strict=True):
             self.unacked.pop(outcome.token, None)

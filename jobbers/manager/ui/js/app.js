@@ -16,6 +16,8 @@ import * as scheduled from './pages/scheduled.js';
 import * as submit from './pages/submit.js';
 import * as task from './pages/task.js';
 import * as tasks from './pages/tasks.js';
+import * as workflow from './pages/workflow.js';
+import * as workflows from './pages/workflows.js';
 
 const POLL_MS = 2000;
 
@@ -29,6 +31,8 @@ const ROUTES = [
   { path: 'queues', page: queues, nav: 'Queues' },
   { path: 'roles', page: roles, nav: 'Roles' },
   { path: 'recurring', page: recurring, nav: 'Recurring' },
+  { path: 'workflows', page: workflows, nav: 'Workflows' },
+  { path: 'workflow/:id', page: workflow },
   { path: 'submit', page: submit, nav: 'Submit' },
 ];
 

@@ -26,8 +26,9 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from jobbers import external_tasks
 from jobbers.client import JobbersClient
@@ -288,7 +289,21 @@ def build_server(tools: JobbersTools, worker_settings: Settings | None = None) -
     for name in READ_ONLY_TOOLS:
         if hasattr(tools, name):
             server.add_tool(getattr(tools, name), name=name, annotations=_READ)
+    for tool in server._tool_manager.list_tools():
+        _refuse_unknown_arguments(tool)
     return server
+
+
+def _refuse_unknown_arguments(tool: Tool) -> None:
+    """Make ``tool`` refuse an argument it does not take (the SDK drops it silently): a misspelt
+    ``correlation_id`` must be an error, not a task outside its session. The input schema says so
+    (``additionalProperties: false``)."""
+    base = tool.fn_metadata.arg_model
+    strict = type(
+        base.__name__, (base,), {"model_config": ConfigDict(**{**base.model_config, "extra": "forbid"})}
+    )
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = {**tool.parameters, "additionalProperties": False}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,11 @@ async def test_tools_have_schemas_and_read_only_hints(e2e: E2E) -> None:
         assert unknown.is_error and "no task 'nope'" in unknown.content[0].text
         bad = await session.call_tool("enqueue_task", {"name": "add_docstring", "params": {"x": 1}})
         assert bad.is_error and "params do not fit" in bad.content[0].text
+        misspelt = {"name": "add_docstring", "params": {"path": "a.py"}, "correlaton_id": "s"}
+        refused = await session.call_tool("enqueue_task", misspelt)  # never a task outside its session
+        assert refused.is_error and "correlaton_id" in refused.content[0].text
+        assert all(t.input_schema["additionalProperties"] is False for t in tools.values())
+        assert (await call(session, "health"))["statuses"].get("submitted", 0) == 0
 
 
 async def test_a_new_server_resumes_the_session_where_the_killed_one_stopped(e2e: E2E) -> None:

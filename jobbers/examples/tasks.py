@@ -9,7 +9,12 @@ import datetime as dt
 
 from jobbers.context import task
 from jobbers.models.task_config import BackoffStrategy, DeadLetterPolicy
-from jobbers.registry import register_task
+from jobbers.registry import REQUIRED, register_external_task, register_task
+
+# An external type: no worker runs it. An agent or another service claims it (POST /tasks/claim)
+# or completes it directly (POST /task/{id}/complete, or the MCP server's complete_task).
+register_external_task("review_file", version=1, params={"path": REQUIRED, "instructions": ""}, max_retries=2,
+                       retry_delay=1.0)  # fmt: skip
 
 
 @register_task(name="add", version=1)

@@ -44,6 +44,7 @@ SPACE_KEYS: dict[str, str] = {
     # hash per workflow run: its graph (each node's submit row and edges, stored once), countdowns, status
     "wf": "wf:{}",
     "wfs": "wfs",  # zset: the workflow runs of the space, score = created (ms)
+    "wf_recurring": "wf_recurring",  # hash: recurring entry key -> the last workflow run it fired here
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
@@ -88,7 +89,7 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue", "wfs")
+    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue", "wf_recurring", "wfs")
 
     def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
@@ -98,6 +99,7 @@ class Space:
         self.dlq = prefix + SPACE_KEYS["dlq"]
         self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
         self.wfs = prefix + SPACE_KEYS["wfs"]
+        self.wf_recurring = prefix + SPACE_KEYS["wf_recurring"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + _TASK + task_id

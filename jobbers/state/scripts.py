@@ -19,7 +19,8 @@ Out of memory (``maxmemory`` reached, ``noeviction``), Redis refuses a script's 
 may grow memory and lets any write after it through (it cannot stop a script half-done), so
 without a rule of its own whether a script runs depends on which write it happens to make first.
 ``OOM_RULES`` gives the scripts that matter one: ``allow`` runs them regardless (renewal keeps the
-leases of running tasks; pruning frees memory; neither grows it), ``deny`` refuses them whole
+leases of running tasks, a worker's report keeps it listed alive, pruning frees memory: none
+grows it beyond a few fields), ``deny`` refuses them whole
 before they change anything (a claim, and the recovery of leases and hung tasks: nothing may be
 taken back from a worker that Redis would not let renew). On Redis 7 and later the rule is the
 script's flags (``#!lua flags=allow-oom`` or ``#!lua``, which Redis refuses whole when out of
@@ -92,6 +93,7 @@ OOM_RULES: dict[str, OomRule] = {
     "prune_dlq": OomRule.ALLOW,
     "prune_rate": OomRule.ALLOW,
     "dlq_remove": OomRule.ALLOW,
+    "worker_seen": OomRule.ALLOW,  # a live worker's report rewrites its own fields
     "claim": OomRule.DENY,
     "ext_claim": OomRule.DENY,
     "recover": OomRule.DENY,

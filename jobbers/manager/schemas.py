@@ -561,7 +561,8 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``ready`` when Redis and SQL both answer; otherwise the failing side says why."""
+    """``ready`` when Redis and SQL both answer and Redis is not out of memory; otherwise the
+    failing side says why (``error: ...``)."""
 
     status: str
     redis: str

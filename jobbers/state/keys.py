@@ -48,6 +48,9 @@ SPACE_KEYS: dict[str, str] = {
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
+    # never written: the write that changes nothing with which a script states its rule for an
+    # out-of-memory Redis before Redis 7 (state/scripts.py, OOM_RULES)
+    "oom_guard": "oom_guard",
 }
 #: Keys outside every space: what no single queue owns.
 GLOBAL_KEYS: dict[str, str] = {

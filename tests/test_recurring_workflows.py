@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -130,7 +131,9 @@ async def test_neither_a_task_nor_a_workflow_or_skip_if_running_on_a_task_is_a_4
                             "skip_if_running": True},
     )  # fmt: skip
 
-    assert neither.status_code == 422 and ["body", "task_name"] in [e["loc"] for e in neither.json()["detail"]]
+    assert neither.status_code == 422 and ["body", "task_name"] in [
+        e["loc"] for e in neither.json()["detail"]
+    ]
     assert task_skip.status_code == 422
     assert ["body", "skip_if_running"] in [e["loc"] for e in task_skip.json()["detail"]]
 
@@ -161,7 +164,9 @@ async def sql(sqlite_url: str) -> AsyncIterator[ConfigStore]:
     await config.close()
 
 
-async def test_two_firers_submit_one_run_per_fire_time_with_derived_ids(store: TaskStore, sql: ConfigStore) -> None:
+async def test_two_firers_submit_one_run_per_fire_time_with_derived_ids(
+    store: TaskStore, sql: ConfigStore
+) -> None:
     now = await store.redis_time_ms()
     await sql.save_recurring(_workflow_entry("etl", 10, now - 55_000))
     firers = [RecurringFirer(store, sql, refresh=0), RecurringFirer(store, sql, refresh=0)]
@@ -189,7 +194,9 @@ async def _finish_all(store: TaskStore) -> None:
         await store.finish([Outcome(t.id, t.token, TaskStatus.COMPLETED) for t in claimed])
 
 
-async def test_skip_if_running_skips_fire_times_while_the_last_run_runs(store: TaskStore, sql: ConfigStore) -> None:
+async def test_skip_if_running_skips_fire_times_while_the_last_run_runs(
+    store: TaskStore, sql: ConfigStore
+) -> None:
     now = await store.redis_time_ms()
     await sql.save_recurring(_workflow_entry("skips", 1, now - 1_500, skip_if_running=True))
     await sql.save_recurring(_workflow_entry("overlaps", 1, now - 1_500))
@@ -254,10 +261,10 @@ async def test_real_scheduler_and_worker_fire_runs_that_never_overlap_with_skip_
     serial = sorted(await runs("serial"), key=lambda r: r.created_at)
     parallel = sorted(await runs("parallel"), key=lambda r: r.created_at)
     assert all(r.status is WorkflowStatus.COMPLETED for r in serial + parallel)
-    for earlier, later in zip(serial, serial[1:], strict=False):
+    for earlier, later in itertools.pairwise(serial):
         assert later.created_at >= earlier.completed_at, (earlier, later)  # never side by side
     assert any(
-        later.created_at < earlier.completed_at for earlier, later in zip(parallel, parallel[1:], strict=False)
+        later.created_at < earlier.completed_at for earlier, later in itertools.pairwise(parallel)
     )  # without skip_if_running they overlap
     assert len(parallel) > len(serial)
     for r in serial + parallel:
@@ -276,16 +283,20 @@ async def all_ended(e2e: E2E) -> bool:
 # -- the migration ------------------------------------------------------------------------------
 
 
-async def test_a_database_of_revision_0003_gets_workflow_entries_and_keeps_its_entries(config_url: str) -> None:
+async def test_a_database_of_revision_0003_gets_workflow_entries_and_keeps_its_entries(
+    config_url: str,
+) -> None:
     engine = create_async_engine(config_url)
     async with engine.begin() as conn:
         await conn.run_sync(lambda c: schema.upgrade(c, "0003"))
-        await conn.execute(text("INSERT INTO jobbers_queues (name, rate_denominator, rate_period) "
-                                "VALUES ('default', 1, 'second')"))  # fmt: skip
+        await conn.execute(text("INSERT INTO jobbers_queues (name, rate_denominator, rate_period)"
+                                " VALUES ('default', 1, 'second')"))  # fmt: skip
         await conn.execute(text(
-            "INSERT INTO jobbers_recurring (key, task_name, task_version, params, queue, priority, description,"
-            " cron, timezone, every_seconds, catch_up, paused, static, created_at_ms, last_fire_ms) VALUES"
-            " ('old', 'add', 1, '{\"a\": 1}', 'default', 3, '', NULL, NULL, 60, false, true, false, 1000, 2000)"
+            "INSERT INTO jobbers_recurring (key, task_name, task_version, params, queue, priority,"
+            " description, cron, timezone, every_seconds, catch_up, paused, static, created_at_ms,"
+            " last_fire_ms) VALUES"
+            " ('old', 'add', 1, '{\"a\": 1}', 'default', 3, '', NULL, NULL, 60, false, true, false,"
+            " 1000, 2000)"
         ))  # fmt: skip
     await engine.dispose()
 

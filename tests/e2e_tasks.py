@@ -172,10 +172,35 @@ async def recurring_tick(label: str) -> str:
 
 
 @register_task(name="wf_step", max_stalls=1000)
-async def wf_step(node: str, parents: dict[str, object] | None = None) -> dict[str, object]:
-    """A workflow node: records its run, returns its id and the parents whose results it got."""
+async def wf_step(
+    node: str, parents: dict[str, object] | None = None, err: dict[str, object] | None = None
+) -> dict[str, object]:
+    """A workflow node: records its run, returns its id and the parents whose results it got (and
+    the failed parent's node, on an error edge)."""
     _record("wf_step")
-    return {"node": node, "parents": sorted(parents or {})}
+    out: dict[str, object] = {"node": node, "parents": sorted(parents or {})}
+    if err is not None:
+        out["failed"] = err["node"]
+    return out
+
+
+@register_task(name="wf_flaky", max_retries=3, retry_delay=0.3, backoff_strategy=BackoffStrategy.CONSTANT,
+               expected_exceptions=(ConnectionError,), dead_letter_policy=DeadLetterPolicy.SAVE)
+async def wf_flaky(fail_times: int) -> int:
+    """Fails (to be retried) its first ``fail_times`` attempts, then completes with its attempt."""
+    _record("wf_flaky")
+    if task.retry_attempt < fail_times:
+        raise ConnectionError(f"attempt {task.retry_attempt} failed")
+    return task.retry_attempt
+
+
+@register_task(name="wf_until_fixed", max_retries=0, dead_letter_policy=DeadLetterPolicy.SAVE)
+async def wf_until_fixed(marker: str) -> str:
+    """Fails (dead-lettered) until file ``marker`` exists."""
+    _record("wf_until_fixed")
+    if not Path(marker).exists():
+        raise ValueError(f"{marker} is missing")
+    return "fixed"
 
 
 @register_task(name="wf_fan")

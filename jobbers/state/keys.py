@@ -46,6 +46,7 @@ SPACE_KEYS: dict[str, str] = {
     # hash per workflow run: its graph (each node's submit row and edges, stored once), countdowns, status
     "wf": "wf:{}",
     "wfs": "wfs",  # zset: the workflow runs of the space, score = created (ms)
+    "wf_recurring": "wf_recurring",  # hash: recurring entry key -> the last workflow run it fired here
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
@@ -53,6 +54,9 @@ SPACE_KEYS: dict[str, str] = {
     # age by the cleaner); fields t (task id), y (type), a (attempt), w (worker), n (task name),
     # c (correlation id), d (detail)
     "audit": "audit",
+    # never written: the write that changes nothing with which a script states its rule for an
+    # out-of-memory Redis before Redis 7 (state/scripts.py, OOM_RULES)
+    "oom_guard": "oom_guard",
 }
 #: Keys outside every space: what no single queue owns.
 GLOBAL_KEYS: dict[str, str] = {
@@ -91,7 +95,7 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("audit", "dlq", "inflight", "lease_counter", "prefix", "queue", "wfs")
+    __slots__ = ("audit", "dlq", "inflight", "lease_counter", "prefix", "queue", "wf_recurring", "wfs")
 
     def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
@@ -102,6 +106,7 @@ class Space:
         self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
         self.wfs = prefix + SPACE_KEYS["wfs"]
         self.audit = prefix + SPACE_KEYS["audit"]
+        self.wf_recurring = prefix + SPACE_KEYS["wf_recurring"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + _TASK + task_id

@@ -720,6 +720,23 @@ class TaskStore:
         """Whether Redis answers; raises the client's connection error when it does not."""
         return bool(await self.redis.ping())  # type: ignore[misc,unused-ignore]
 
+    async def out_of_memory(self) -> str | None:
+        """Why Redis refuses writes for memory (``INFO memory``: ``used_memory``, less what Redis
+        does not count against the limit, over ``maxmemory``), on any master of a cluster; None when
+        it does not. Redis then refuses new work, while leases are still renewed (``OOM_RULES``)."""
+        if self.cluster:
+            per_node = await self.redis.info("memory", target_nodes="primaries")
+            infos: list[tuple[str, Mapping[str, Any]]] = list(per_node.items())
+        else:
+            infos = [("", await self.redis.info("memory"))]
+        for node, info in infos:
+            used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+            if limit and used - int(info.get("mem_not_counted_for_evict", 0)) > limit:
+                where = f" on {node}" if node else ""
+                return (f"out of memory{where}: used_memory {used} > maxmemory {limit} "
+                        f"(maxmemory-policy {info.get('maxmemory_policy', '?')}); writes are refused")
+        return None
+
     # -- dead letter queue (manager side) ---------------------------------------------------
 
     async def resubmit_dead_letters(

@@ -22,14 +22,14 @@ may grow memory and lets any write after it through (it cannot stop a script hal
 without a rule of its own whether a script runs depends on which write it happens to make first.
 ``OOM_RULES`` gives the scripts that matter one: ``allow`` runs them regardless (renewal keeps the
 leases of running tasks, a worker's report keeps it listed alive, pruning frees memory: none
-grows it beyond a few fields), ``deny`` refuses them whole
-before they change anything (a claim, and the recovery of leases and hung tasks: nothing may be
-taken back from a worker that Redis would not let renew). On Redis 7 and later the rule is the
-script's flags (``#!lua flags=allow-oom`` or ``#!lua``, which Redis refuses whole when out of
-memory); Redis 6 has no flags, so the script opens with a write that changes nothing (to a key
-that never exists, ``K_oom_guard``): a ``DEL``, which never needs memory (``allow``: every write
-after it goes through), or a ``SET ... XX``, which may (``deny``: refused before anything else).
-A client learns which it has when it first loads a script with a rule.
+grows it beyond a few fields), ``deny`` refuses them whole before they change anything (a claim,
+and the recovery of leases and hung tasks: nothing may be taken back from a worker while Redis
+is out of memory). On Redis 7 and later the rule is the script's flags (``#!lua flags=allow-oom``
+or ``#!lua``, which Redis refuses whole when out of memory); Redis 6 has no flags, so the script
+opens with a write that changes nothing (to a key that never exists, ``K_oom_guard``): a ``DEL``,
+which never needs memory (``allow``: every write after it goes through), or a ``SET ... XX``,
+which may (``deny``: refused before anything else). A client learns which it has when it first
+loads a script with a rule.
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ SCRIPT_NAMES = (
     "ext_take",
     "audit_summary",
 )
-
 
 
 class OomRule(StrEnum):

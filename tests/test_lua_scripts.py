@@ -93,6 +93,7 @@ def test_the_ui_status_lists_are_the_models_lists() -> None:
     assert set(js_list("TERMINAL")) == {s.value for s in TERMINAL_STATUSES}
     assert set(js_list("CANCELLABLE")) == {s.value for s in CANCELLABLE_STATUSES}
     assert set(js_list("DEAD_LETTER")) == {s.value for s in DEAD_LETTER_STATUSES}
+    assert js_list("EVENT_TYPES") == [k.value for k in EventKind]
     pages = (ROOT / "jobbers" / "manager" / "ui" / "js" / "pages").glob("*.js")
     for page in pages:  # the pages use the lists above instead of spelling statuses in arrays
         assert not re.search(r"\[\s*'(" + "|".join(s.value for s in LISTED_STATUSES) + r")'", page.read_text()), page

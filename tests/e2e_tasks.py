@@ -237,3 +237,11 @@ async def hangs_the_loop(seconds: float = 6.0) -> str:
     _record("hangs_the_loop")
     time.sleep(seconds)  # noqa: ASYNC251 - the point of this task
     return "woke up"
+
+
+@register_task(name="progress_steps")
+async def progress_steps(steps: int = 3, pause: float = 0.4) -> int:
+    for i in range(steps):
+        task.progress(i + 1, steps, f"step {i + 1}")
+        await asyncio.sleep(pause)
+    return steps

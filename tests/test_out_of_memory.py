@@ -108,6 +108,15 @@ async def test_leases_are_renewed_and_heartbeats_written_while_out_of_memory(
     assert oom_store._scripts.flags_supported == (await major_version(oom_redis) >= 7)
 
 
+async def test_a_live_worker_still_reports_itself_while_out_of_memory(
+    oom_redis: Redis, oom_store: TaskStore
+) -> None:
+    await oom_store.report_worker("w1", 5, {"role": "default", "running": 0})
+    await push_out_of_memory(oom_redis)
+    await oom_store.report_worker("w1", 5, {"role": "default", "running": 3})
+    assert await oom_redis.hget(oom_store.keys.worker("w1"), "running") == b"3"
+
+
 async def test_expired_leases_are_not_recovered_while_out_of_memory(
     oom_redis: Redis, oom_store: TaskStore
 ) -> None:

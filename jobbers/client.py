@@ -51,7 +51,11 @@ class JobbersClient:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
         settings = settings or Settings()
-        store = TaskStore(connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix)
+        store = TaskStore(
+            connect(settings.redis_url, settings.redis_cluster),
+            settings.redis_key_prefix,
+            settings.audit_max_events,
+        )
         return cls(store, ConfigStore(settings.sql_path))
 
     async def close(self) -> None:
@@ -143,7 +147,7 @@ class JobbersClient:
 
     async def cancel(self, task_id: str) -> CancelOutcome:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
-        (outcome,) = await self.store.cancel([task_id])
+        (outcome,) = await self.store.cancel([task_id], by="the Python client")
         telemetry.record_cancellations([outcome])
         if outcome.outcome is CancelKind.NOT_FOUND:
             raise TaskNotFoundError(f"no task {task_id}")

@@ -1,4 +1,4 @@
-"""One cleaner pass: recover dead workers' tasks, stall silent tasks, prune by age.
+"""One cleaner pass: recover dead workers' tasks, stall silent tasks, prune by age (the audit log too).
 
 Recovery runs first and the stale-heartbeat rule spares a task whose worker stopped renewing its
 lease: a dead worker's task is re-queued (within its ``max_stalls``), never stalled as hung."""
@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from jobbers.cleaner.decisions import CleanerOptions, CleanerReport, cutoffs, submission_bounds
 from jobbers.models.task import TERMINAL_STATUSES
 from jobbers.recovery import DEATH_HORIZON_SECONDS, record_recovered
+from jobbers.state.events import EventLog
 from jobbers.state.reconnect import is_out_of_memory
 from jobbers.state.store import TaskStore
 
@@ -41,6 +42,11 @@ async def run_cleaner(store: TaskStore, options: CleanerOptions) -> CleanerRepor
         report.pruned_dead_letters = await store.prune_dead_letters(cut.dead_letters_before_ms)
     if cut.rate_entries_before_ms is not None:
         report.pruned_rate_limit_entries = await store.prune_rate_limits(cut.rate_entries_before_ms)
+    if cut.audit_events_before_ms is not None:
+        report.pruned_audit_events = await EventLog(store).trim(cut.audit_events_before_ms)
+        if report.pruned_audit_events:
+            age, pruned = options.audit_age, report.pruned_audit_events
+            log.info("pruned audit log events older than %.0f s: %d", age, pruned)
     for label, ids in (
         ("re-queued after lease expiry", report.requeued),
         ("marked stalled", report.stalled),

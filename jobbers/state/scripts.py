@@ -7,7 +7,9 @@ Python, so nothing the scripts share is spelled twice:
   that ``KEYS[1]`` lies in ``S``, and the key helpers ``K_*`` / channels ``C_*`` (``keys.py``);
 - every status (``SUBMITTED`` ...), the sets ``TERMINAL``, ``CANCELLABLE``, ``DEAD_LETTER`` and the
   transition table ``ALLOWED`` (``models.task``); the outcome names (``CANCEL_*``, ``RESUBMIT_*``,
-  ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``);
+  ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``); the event kinds
+  (``EV_*``, ``models.event``);
+- the event log's limits (``AUDIT_MAXLEN`` ...: ``lua_audit_constants``);
 - the rows' helpers (``task_schema.lua_row_helpers``); row positions (``SUBMIT.queue``) are
   written into the script bodies as numbers (``task_schema.lua_row_positions``).
 
@@ -42,6 +44,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
+from jobbers.models.event import EventKind
 from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
 from jobbers.models.task import (
     ALLOWED_TRANSITIONS,
@@ -76,6 +79,7 @@ SCRIPT_NAMES = (
     "wf_fan_out",
     "ext_claim",
     "ext_take",
+    "audit_summary",
 )
 
 
@@ -115,7 +119,16 @@ LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
     ("CANCEL_", CancelKind),
     ("RESUBMIT_", ResubmitKind),
     ("WF_", WorkflowStatus),
+    ("EV_", EventKind),
 )
+
+#: How many events each queue's audit log keeps (about: trimmed with ``MAXLEN ~``) unless
+#: ``AUDIT_MAX_EVENTS`` says otherwise.
+DEFAULT_AUDIT_MAX_EVENTS = 100_000
+#: Longest event detail kept (bytes; an error message is cut there).
+MAX_EVENT_DETAIL = 1000
+#: A running task's progress reports become a ``progress`` event at most this often (ms).
+PROGRESS_EVENT_MS = 5000
 
 
 def _lua_set(name: str, members: Sequence[str]) -> str:
@@ -148,9 +161,24 @@ end
 """
 
 
-def lua_preamble() -> str:
+def lua_audit_constants(audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
+    """The event log's limits: written into the source, so they cost a script nothing to read."""
+    return (
+        f"local AUDIT_MAXLEN = '{int(audit_max_events)}'\n"
+        f"local MAX_EVENT_DETAIL = {MAX_EVENT_DETAIL}\n"
+        f"local PROGRESS_EVENT_MS = {PROGRESS_EVENT_MS}\n"
+    )
+
+
+def lua_preamble(audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     """Everything generated that a script may use (each script gets the part it uses)."""
-    return _HEAD + lua_key_helpers() + lua_model_constants() + lua_row_helpers()
+    return (
+        _HEAD
+        + lua_key_helpers()
+        + lua_model_constants()
+        + lua_audit_constants(audit_max_events)
+        + lua_row_helpers()
+    )
 
 
 _ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH)\.\w+")
@@ -211,14 +239,17 @@ def _used_by(code: str, definitions: list[tuple[set[str], str]]) -> str:
     return "".join(reversed(kept))
 
 
-def script_source(name: str, flags: bool = True) -> str:
+def script_source(name: str, flags: bool = True, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     """The source of script ``name``: the check of its key space, the generated names and shared
     helpers it uses, its body, and the flush of the effects it collected. A script with an
     ``OOM_RULES`` entry states it by its flags, or (``flags=False``, for Redis before 7) by its
     first write."""
     lua = resources.files("jobbers.state") / "lua"
     common = _with_row_positions((lua / "_common.lua").read_text())
-    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + common
+    shared = (
+        lua_key_helpers() + lua_model_constants() + lua_audit_constants(audit_max_events) + lua_row_helpers()
+        + common
+    )
     rule = OOM_RULES.get(name)
     guard = _GUARD[rule] if rule is not None and not flags else ""
     body = (
@@ -248,15 +279,19 @@ class Call(NamedTuple):
 class Scripts:
     """The scripts of one client, registered once and called by EVALSHA."""
 
-    def __init__(self, redis: Redis, global_prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, global_prefix: str, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS
+    ) -> None:
         self._redis = redis
         self._global = global_prefix
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+            name: redis.register_script(script_source(name, audit_max_events=audit_max_events))
+            for name in SCRIPT_NAMES
         }
         #: The scripts with an OOM rule, stated without flags, for a Redis before 7.
         self._unflagged: dict[str, AsyncScript] = {
-            name: redis.register_script(script_source(name, flags=False)) for name in OOM_RULES
+            name: redis.register_script(script_source(name, flags=False, audit_max_events=audit_max_events))
+            for name in OOM_RULES
         }
         #: Whether Redis takes script flags: assumed until it fails to compile a flagged script.
         self.flags_supported = True

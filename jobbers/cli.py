@@ -220,6 +220,7 @@ def _cleaner(argv: list[str] | None) -> int:
         ("--rate-limit-age", "prune rate-limit entries older than this"),
         ("--min-queue-age", "only consider tasks submitted at or after this epoch time"),
         ("--max-queue-age", "only consider tasks submitted at or before this epoch time"),
+        ("--audit-age", "remove audit log events older than this (default: AUDIT_MAX_AGE_SECONDS)"),
     ):
         parser.add_argument(flag, type=float, metavar="SECONDS", default=None, help=text)
     args = parser.parse_args(argv)
@@ -228,6 +229,8 @@ def _cleaner(argv: list[str] | None) -> int:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
     settings = load_settings()
     _setup_logging(settings)
+    if args.audit_age is None:
+        args.audit_age = settings.audit_max_age_seconds
     options = CleanerOptions(**vars(args))
     telemetry = setup_telemetry("jobbers-cleaner")
 

@@ -51,7 +51,11 @@ class JobbersClient:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> JobbersClient:
         settings = settings or Settings()
-        store = TaskStore(connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix)
+        store = TaskStore(
+            connect(settings.redis_url, settings.redis_cluster),
+            settings.redis_key_prefix,
+            settings.audit_max_events,
+        )
         return cls(store, ConfigStore(settings.sql_path))
 
     async def close(self) -> None:
@@ -143,7 +147,7 @@ class JobbersClient:
 
     async def cancel(self, task_id: str) -> CancelOutcome:
         """Cancel a task; raises ``TaskNotFoundError`` or ``TaskConflictError`` (not cancellable)."""
-        (outcome,) = await self.store.cancel([task_id])
+        (outcome,) = await self.store.cancel([task_id], by="the Python client")
         telemetry.record_cancellations([outcome])
         if outcome.outcome is CancelKind.NOT_FOUND:
             raise TaskNotFoundError(f"no task {task_id}")
@@ -233,8 +237,11 @@ class JobbersClient:
     async def set_recurring(
         self,
         key: str,
-        task: str,
+        task: str | None = None,
         *,
+        workflow: Workflow | None = None,
+        skip_if_running: bool = False,
+        workflow_name: str | None = None,
         cron: str | None = None,
         every: float | None = None,
         timezone: str | None = None,
@@ -246,17 +253,26 @@ class JobbersClient:
         catch_up: bool = False,
         paused: bool = False,
     ) -> RecurringEntry:
-        """Create or replace recurring entry ``key`` (as ``PUT /recurring/{key}``): submit ``task``
-        on the ``cron`` schedule (read in ``timezone``) or ``every`` seconds. Raises ``ValueError``
-        for an invalid schedule, ``InvalidParamsError`` for params a task registered here does not
-        take, and ``QueueNotFoundError`` for a missing queue."""
+        """Create or replace recurring entry ``key`` (as ``PUT /recurring/{key}``): submit ``task``,
+        or a run of ``workflow`` (``skip_if_running``: not while its previous run is running), on
+        the ``cron`` schedule (read in ``timezone``) or ``every`` seconds. Raises ``ValueError``
+        for an invalid schedule or combination, ``InvalidParamsError`` for params a task registered
+        here does not take, ``WorkflowGraphError`` for a workflow that cannot run, and
+        ``QueueNotFoundError`` for a missing queue."""
         entry = make_entry(
-            key, task, cron=cron, every=every, timezone=timezone, params=params, version=version,
-            queue=queue, priority=priority, description=description, catch_up=catch_up,
+            key, task, workflow=workflow, cron=cron, every=every, timezone=timezone, params=params,
+            version=version, queue=queue, priority=priority, description=description, catch_up=catch_up,
+            skip_if_running=skip_if_running, workflow_name=workflow_name,
         )  # fmt: skip
-        known = find_task_config(task, version)
-        if known is not None:
-            validate_params(known, entry.params)
+        if workflow is not None:
+            try:
+                await build_nodes("checked", specs_of(workflow, queue), require_registered=False)
+            except WorkflowProblems as problems:
+                raise problems.problems[0].error from None
+        else:
+            known = find_task_config(entry.task_name, version)
+            if known is not None:
+                validate_params(known, entry.params)
         store = self._config_store()
         existing = await store.get_recurring(key)
         entry = entry.with_changes(

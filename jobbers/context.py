@@ -1,11 +1,13 @@
 """The running task's own handle: ``from jobbers.context import task`` then ``task.heartbeat()``.
 
 Inside a task function, ``task`` refers to the task being executed in the current asyncio
-context, so concurrent tasks in one worker each see their own record.
+context, so concurrent tasks in one worker each see their own record. ``task.progress(3, 10,
+"pages")`` reports how far it got (shown by ``/task-status`` and the admin UI).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,10 +32,21 @@ class RunningTask:
 
     #: What ``fan_out`` asked for: written with this task's completion.
     fanned_out: Workflow | None = None
+    #: The latest ``progress()`` report (current, total, message): the worker writes it with its
+    #: next lease renewal (within about a second) once it changed, so a report costs no round trip.
+    last_progress: tuple[float, float | None, str | None] | None = None
 
     def heartbeat(self) -> None:
         """Tell Jobbers this task is alive: resets its ``max_heartbeat_interval`` stall clock."""
         self.last_heartbeat = time.monotonic()
+
+    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far this task got: ``current`` of ``total`` (when known), and a short
+        ``message``. Cheap: nothing is sent now; the latest report reaches ``/task-status``
+        within about a second, and the event log gets a ``progress`` event at most every 5 seconds
+        per task. A report is also a heartbeat."""
+        self.last_progress = check_progress(current, total, message)
+        self.heartbeat()
 
     def fan_out(self, children: list[Workflow], collector: Workflow) -> None:
         """Spawn ``children`` (built with ``jobbers.workflows``: ``task.s(...)``, chains, groups)
@@ -51,6 +64,35 @@ class RunningTask:
         if len(collector.tails) != 1:
             raise ValueError("fan_out()'s collector must end in one step (a task.s(), or a chain)")
         self.fanned_out = merge(*children, into=collector)
+
+
+#: The longest ``progress()`` message (characters).
+MAX_PROGRESS_MESSAGE = 500
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"progress() {name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"progress() {name} must be a finite number of at least 0, not {value!r}")
+    return value
+
+
+def check_progress(
+    current: object, total: object = None, message: object = None
+) -> tuple[float, float | None, str | None]:
+    """A ``progress()`` report, checked: numbers at least 0 (``total`` above 0), a message of at
+    most ``MAX_PROGRESS_MESSAGE`` characters."""
+    value = _number("current", current)
+    whole = None if total is None else _number("total", total)
+    if whole is not None and whole <= 0:
+        raise ValueError(f"progress() total must be above 0, not {total!r}")
+    if message is not None:
+        if not isinstance(message, str):
+            raise TypeError(f"progress() message must be a string, not {type(message).__name__}")
+        if len(message) > MAX_PROGRESS_MESSAGE:
+            raise ValueError(f"progress() message must be at most {MAX_PROGRESS_MESSAGE} characters")
+    return value, whole, message
 
 
 _current: ContextVar[RunningTask] = ContextVar("jobbers_current_task")
@@ -77,6 +119,9 @@ class _TaskProxy:
 
     def fan_out(self, children: list[Workflow], collector: Workflow) -> None:
         current_task().fan_out(children, collector)
+
+    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+        current_task().progress(current, total, message)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(current_task(), name)

@@ -18,8 +18,8 @@ from pydantic_core import PydanticUndefined
 
 from jobbers.settings import Settings
 
-#: Read by every process that talks to Redis.
-_REDIS = ("redis_url", "redis_cluster", "redis_key_prefix")
+#: Read by every process that talks to Redis (each caps the audit log it writes to).
+_REDIS = ("redis_url", "redis_cluster", "redis_key_prefix", "audit_max_events")
 _LOGS = ("log_level", "log_format")
 
 #: Command -> the settings it reads (field names, or prefixes ending in ``_``).
@@ -27,7 +27,7 @@ READS: dict[str, tuple[str, ...]] = {
     "jobbers_manager": (*_REDIS, "sql_path", "manager_", *_LOGS),
     "jobbers_worker": (*_REDIS, "sql_path", "worker_", *_LOGS),
     "jobbers_scheduler": (*_REDIS, "sql_path", "scheduler_", *_LOGS),
-    "jobbers_cleaner": (*_REDIS, *_LOGS),
+    "jobbers_cleaner": (*_REDIS, "audit_max_age_seconds", *_LOGS),
     "jobbers_migrate": ("sql_path", *_REDIS, *_LOGS),
     # It builds the manager's app from the same settings, so the document is what it would serve.
     "jobbers_openapi": ("manager_",),

@@ -36,12 +36,14 @@ from jobbers.config_store import ConfigStore
 from jobbers.env_help import environment_help
 from jobbers.errors import ConfigurationError, JobbersError
 from jobbers.logs import configure_logging
+from jobbers.models.event import EventKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import LISTED_STATUSES, MAX_PRIORITY, MIN_PRIORITY, Task, TaskStatus
 from jobbers.registry import find_task_config, load_task_module, registered_tasks, runnable_tasks
 from jobbers.sessions import incomplete_tasks
 from jobbers.settings import Settings
 from jobbers.startup import load_settings, open_store, prepare_sql, run_command
+from jobbers.state.events import AuditQuery, EventLog
 from jobbers.state.queries import TaskFilter, TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.task_json import item_json
@@ -53,6 +55,8 @@ READ_ONLY_TOOLS = ("health", "resume_session", "check_task", "list_tasks", "audi
 #: The tools that change state (approved one call at a time by default).
 WRITE_TOOLS = ("enqueue_task", "complete_task", "fail_task")
 SERVER_NAME = "jobbers"
+#: How many of a task's latest events ``check_task`` shows.
+CHECK_TASK_EVENTS = 20
 _READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 _WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
@@ -69,6 +73,16 @@ def _shown(task: Task) -> dict[str, Any]:
     """A task as ``/task-status`` shows it (JSON-safe, whatever it holds)."""
     shown: dict[str, Any] = json.loads(item_json(task))
     return shown
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
 
 
 def _summary(task: Task) -> dict[str, Any]:
@@ -195,12 +209,14 @@ class JobbersTools:
         return {"correlation_id": correlation_id, "count": len(tasks), "tasks": [_summary(t) for t in tasks]}
 
     async def check_task(self, task_id: TaskId) -> dict[str, Any]:
-        """A task's status, attempts, duration, result or error, and its whole record."""
+        """A task's status, attempts, duration, progress, result or error, its last events, and its
+        whole record."""
         task = await self.client.store.get_task(task_id.upper())
         if task is None:
             raise ToolError(f"no task {task_id}")
         end = task.completed_at or (dt.datetime.now(dt.UTC) if task.started_at else None)
         duration = (end - task.started_at).total_seconds() if task.started_at and end else None
+        events = await EventLog(self.client.store).task_events(task.id) or []
         return {
             **_summary(task),
             "attempts": task.retry_attempt + (1 if task.started_at else 0),
@@ -208,6 +224,9 @@ class JobbersTools:
             "started_at": task.started_at.isoformat() if task.started_at else None,
             "completed_at": task.completed_at.isoformat() if task.completed_at else None,
             "last_heartbeat_at": task.last_heartbeat_at.isoformat() if task.last_heartbeat_at else None,
+            "progress": task.progress.model_dump() if task.progress else None,
+            "progress_at": task.progress_at.isoformat() if task.progress_at else None,
+            "last_events": [e.model_dump(mode="json") for e in events[-CHECK_TASK_EVENTS:]],
             "task": _shown(task),
         }
 
@@ -230,6 +249,48 @@ class JobbersTools:
         except JobbersError as exc:
             raise ToolError(str(exc)) from None
         return {"tasks": [_summary(i.task) for i in page.items], "next_cursor": page.next_cursor}
+
+    async def audit_log(
+        self,
+        correlation_id: CorrelationId | None = None,
+        task_name: Annotated[str | None, Field(min_length=1, max_length=200)] = None,
+        queue: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] = None,
+        type: Annotated[  # the name the REST API uses
+            list[EventKind] | None, Field(description="event types; default: every type")
+        ] = None,
+        since: Annotated[dt.datetime | None, Field(description="ISO 8601 (UTC if no offset)")] = None,
+        until: Annotated[dt.datetime | None, Field(description="ISO 8601, excluded")] = None,
+        summary: Annotated[bool, Field(description="counts by type and task name instead of events")] = False,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Field(max_length=512)] = None,
+    ) -> dict[str, Any]:
+        """What happened: the events of every transition (submitted, started, retried, failed,
+        completed, progress ...), oldest first, filtered by correlation id, task name, queue,
+        type and time window; pass next_cursor back as cursor. With summary, the counts by type
+        and task name in the window instead (the day before until, unless since is given)."""
+        since, until = _utc(since), _utc(until)
+        if since is not None and until is not None and until <= since:
+            raise ToolError("until must be after since")
+        log = EventLog(self.client.store)
+        if summary:
+            now_ms = await self.client.store.redis_time_ms()
+            until = until or dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
+            since = since or until - dt.timedelta(days=1)
+        query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
+        if summary:
+            counts = await log.summary(query)
+            return {
+                "since": since.isoformat() if since else None,
+                "until": until.isoformat() if until else None,
+                "total": counts.total,
+                "by_type": counts.by_type,
+                "by_task_name": counts.by_task_name,
+            }
+        try:
+            page = await log.page(query, limit, cursor)
+        except JobbersError as exc:
+            raise ToolError(str(exc)) from None
+        return {"events": [e.model_dump(mode="json") for e in page.events], "next_cursor": page.next_cursor}
 
     async def health(self) -> dict[str, Any]:
         """Queue depth by status, per queue, and the workers alive."""

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     scheduler_role: str = DEFAULT_ROLE
     """Limits the scheduler to this role's queues."""
 
+    audit_max_events: int = Field(default=100_000, ge=100)
+    """Events each queue's audit log keeps (GET /audit-log): older ones are trimmed as new ones come,
+    in whole blocks, so a little more may be kept. Set it the same on every process."""
+    audit_max_age_seconds: float = Field(default=7 * 86400, gt=0)
+    """The cleaner removes audit log events older than this (also `jobbers_cleaner --audit-age`);
+    a task's own events (GET /tasks/{id}/events) live as long as the task."""
+
     manager_host: str = "0.0.0.0"
     """Address the REST API listens on."""
     manager_port: int = Field(default=8000, ge=1, le=65535)

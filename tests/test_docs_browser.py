@@ -40,7 +40,7 @@ async def test_docs_render_offline_with_no_csp_violation(e2e: E2E) -> None:
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{manager.url}/docs")
-        await page.locator(".opblock-summary-path", has_text="/task-status/{task_id}").wait_for(timeout=20_000)
+        await page.locator('.opblock-summary-path[data-path="/task-status/{task_id}"]').wait_for(timeout=20_000)
         title = await page.locator(".title").first.inner_text()
         await browser.close()
 

@@ -70,7 +70,7 @@ async def test_fresh_install_has_the_default_queue(api: httpx.AsyncClient) -> No
 
     assert response.status_code == 200
     config = {"name": "default", "max_concurrent": None, "rate_numerator": None, "rate_denominator": 1, "rate_period": "second"}
-    empty = {"paused": False, "ready": 0, "blocked": 0, "scheduled": 0, "running": 0, "latency_ms": 0}
+    empty = {"paused": False, "ready": 0, "blocked": 0, "external": 0, "scheduled": 0, "running": 0, "latency_ms": 0}
     assert response.json() == [{**config, **empty, "completed_last_minute": 0, "failed_last_minute": 0}]
 
 

@@ -69,7 +69,7 @@ async def call(session: ClientSession, tool: str, **arguments: Any) -> Any:
 async def test_tools_have_schemas_and_read_only_hints(e2e: E2E) -> None:
     async with mcp_session(e2e, "tests.mcp_tasks") as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) >= {*WRITE_TOOLS, *(t for t in READ_ONLY_TOOLS if t != "audit_log")}
+        assert set(tools) >= {*WRITE_TOOLS, *READ_ONLY_TOOLS}
         for name, tool in tools.items():
             assert tool.input_schema["type"] == "object", name
             assert tool.annotations is not None
@@ -121,6 +121,36 @@ async def test_a_new_server_resumes_the_session_where_the_killed_one_stopped(e2e
         health = await call(session, "health")
         assert health["statuses"]["completed"] == 7 and health["statuses"]["submitted"] == 5
         assert {q["queue"]: q["external"] for q in health["queues"]}["default"] == 5
+
+
+async def test_the_audit_log_and_check_task_say_what_happened(e2e: E2E) -> None:
+    async with mcp_session(e2e, "tests.mcp_tasks") as session:
+        done = await call(session, "enqueue_task", name="add_docstring", params={"path": "a.py"}, correlation_id=SESSION)
+        other = await call(session, "enqueue_task", name="add_docstring", params={"path": "b.py"}, correlation_id=SESSION)
+        await call(session, "complete_task", task_id=done["id"], result="ok")
+        await call(session, "fail_task", task_id=other["id"], error="no such file", retryable=False)
+        log = await call(session, "audit_log", correlation_id=SESSION)
+        assert [(e["task_id"], e["type"]) for e in log["events"]] == [
+            (done["id"], "submitted"),
+            (other["id"], "submitted"),
+            (done["id"], "started"),
+            (done["id"], "completed"),
+            (other["id"], "started"),
+            (other["id"], "failed"),
+        ]
+        assert log["next_cursor"] is None and log["events"][-1]["detail"].endswith("no such file")
+        failed = await call(session, "audit_log", correlation_id=SESSION, type=["failed"])
+        assert [e["task_id"] for e in failed["events"]] == [other["id"]]
+        counts = await call(session, "audit_log", summary=True)
+        assert counts["total"] == 6 and counts["by_type"]["submitted"] == 2
+        assert counts["by_task_name"] == {"add_docstring": {"submitted": 2, "started": 2, "completed": 1, "failed": 1}}
+        checked = await call(session, "check_task", task_id=done["id"])
+        assert [e["type"] for e in checked["last_events"]] == ["submitted", "started", "completed"]
+        assert checked["progress"] is None
+        bad = await session.call_tool("audit_log", {"type": ["exploded"]})
+        assert bad.is_error
+        misspelt = await session.call_tool("audit_log", {"corelation_id": SESSION})
+        assert misspelt.is_error and "corelation_id" in misspelt.content[0].text
 
 
 async def test_with_worker_runs_task_functions_in_the_server(e2e: E2E) -> None:

@@ -150,6 +150,8 @@ async def _write_old_layout(redis: Redis, prefix: str) -> dict[str, list[str]]:
         [Outcome(held.id, held.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)]
     )
     await redis.delete(old.keys.locator)  # the old layout had none
+    # nor an event log (it came with the per-queue spaces)
+    await redis.delete(old.keys.space("a").audit)
     return {"ready": ready, "running": running, "failed": [failed]}
 
 

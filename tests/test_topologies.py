@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.state.keys import Keys
+from jobbers.state.reconnect import is_out_of_memory
+from jobbers.state.records import LeaseRenewal
 from jobbers.state.store import NewTask
 from tests import test_faults, test_http_story
 from tests.e2e import E2E, make_e2e
@@ -104,6 +107,36 @@ async def test_the_keys_of_six_queues_land_on_all_three_masters(
     assert len(holders) == 3 and all(len(h) >= 2 for h in holders.values()), holders
     assert set().union(*holders.values()) == set(queues)  # every queue's keys, each on exactly one master
     assert sum(len(h) for h in holders.values()) == len(queues)
+
+
+
+@pytest.mark.parametrize("topology", ["cluster"], indirect=True)
+async def test_a_cluster_master_out_of_memory_is_named_and_its_leases_are_still_renewed(
+    e2e: E2E, cluster: Cluster, key_prefix: str
+) -> None:
+    """Issue 9 §4 on a cluster: the master holding ``default`` goes past its ``maxmemory``. The
+    readiness check names that master; a lease of ``default`` is still renewed there, while a
+    claim and lease recovery are refused."""
+    default = [QueueConfig(name="default")]
+    ids = [o.id for o in await e2e.store.submit_many([NewTask(name="noop"), NewTask(name="noop")])]
+    (claimed,) = (await e2e.store.claim("w", 30, 1, default)).tasks
+    node = cluster.master_of(Keys(key_prefix).queue("default").ready)
+    master = node.client()
+    used = int(master.info("memory")["used_memory"])
+    master.config_set("maxmemory", str(used - 256_000))  # noeviction: over the limit at once
+    try:
+        reason = await e2e.store.out_of_memory()
+        assert reason is not None and reason.startswith(f"out of memory on 127.0.0.1:{node.port}: "), reason
+        lost, _ = await e2e.store.renew_leases(30, [LeaseRenewal(claimed.id, claimed.token)])
+        assert lost == []
+        for refused in (e2e.store.claim("w", 30, 1, default), e2e.store.recover_expired_leases()):
+            with pytest.raises(RedisError) as error:
+                await refused
+            assert is_out_of_memory(error.value), error.value
+    finally:
+        master.config_set("maxmemory", "0")
+    assert await e2e.store.out_of_memory() is None
+    assert [t.status for t in await e2e.store.get_tasks(ids)] == [TaskStatus.STARTED, TaskStatus.SUBMITTED]
 
 
 def _safely(check: object) -> bool:

@@ -387,7 +387,7 @@ async def test_the_workers_table_shows_running_tasks_without_waiting_for_a_refre
         await expect(worker).to_have_count(1)
 
 
-PHONE_ROUTES = ["", "tasks", "active", "scheduled", "dlq", "queues", "roles", "recurring", "workflows", "submit"]
+PHONE_ROUTES = ["", "tasks", "active", "scheduled", "dlq", "queues", "roles", "recurring", "workflows", "audit", "submit"]
 
 
 async def test_every_page_fits_a_phone_screen(ui: UI) -> None:

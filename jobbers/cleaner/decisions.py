@@ -18,6 +18,8 @@ class CleanerOptions:
     rate_limit_age: float | None = None
     min_queue_age: float | None = None
     max_queue_age: float | None = None
+    #: Audit log events older than this are removed (``AUDIT_MAX_AGE_SECONDS`` unless given).
+    audit_age: float | None = None
 
 
 @dataclass
@@ -30,6 +32,7 @@ class CleanerReport:
     pruned_tasks: list[str] = field(default_factory=list)
     pruned_dead_letters: list[str] = field(default_factory=list)
     pruned_rate_limit_entries: int = 0
+    pruned_audit_events: int = 0
 
     def counts(self) -> dict[str, int]:
         """How many of each (what ``jobbers_cleaner`` prints)."""
@@ -40,6 +43,7 @@ class CleanerReport:
             "pruned_tasks": len(self.pruned_tasks),
             "pruned_dead_letters": len(self.pruned_dead_letters),
             "pruned_rate_limit_entries": self.pruned_rate_limit_entries,
+            "pruned_audit_events": self.pruned_audit_events,
         }
 
 
@@ -50,6 +54,7 @@ class Cutoffs:
     terminal_before_ms: int | None
     dead_letters_before_ms: int | None
     rate_entries_before_ms: int | None
+    audit_events_before_ms: int | None
 
 
 def _before(now_ms: int, age: float | None) -> int | None:
@@ -62,6 +67,7 @@ def cutoffs(options: CleanerOptions, now_ms: int) -> Cutoffs:
         terminal_before_ms=_before(now_ms, options.completed_task_age),
         dead_letters_before_ms=_before(now_ms, options.dlq_age),
         rate_entries_before_ms=_before(now_ms, options.rate_limit_age),
+        audit_events_before_ms=_before(now_ms, options.audit_age),
     )
 
 

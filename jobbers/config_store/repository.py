@@ -369,6 +369,8 @@ def _recurring_values(entry: RecurringEntry) -> dict[str, Any]:
         "static": entry.static,
         "created_at_ms": entry.created_at_ms,
         "last_fire_ms": entry.last_fire_ms,
+        "workflow": json.dumps(entry.workflow, separators=(",", ":")) if entry.workflow is not None else None,
+        "skip_if_running": entry.skip_if_running,
     }
 
 
@@ -389,4 +391,6 @@ def _recurring_from_row(row: Any) -> RecurringEntry:
         static=bool(row["static"]),
         created_at_ms=row["created_at_ms"],
         last_fire_ms=row["last_fire_ms"],
+        workflow=json.loads(row["workflow"]) if row["workflow"] is not None else None,
+        skip_if_running=bool(row["skip_if_running"]),
     )

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 metadata = MetaData()
 
@@ -32,8 +44,9 @@ role_queues = Table(
     Column("position", Integer, nullable=False, server_default="0"),
 )
 
-#: Recurring task entries (``/recurring``): a cron expression (with an optional IANA timezone) or
-#: an interval in seconds; ``last_fire_ms`` is the latest fire time already enqueued.
+#: Recurring entries (``/recurring``): a cron expression (with an optional IANA timezone) or
+#: an interval in seconds; ``last_fire_ms`` is the latest fire time already enqueued. An entry that
+#: fires a workflow run has its graph in ``workflow`` (JSON; revision 0004) and ``task_name`` "".
 recurring = Table(
     "jobbers_recurring",
     metadata,
@@ -52,4 +65,6 @@ recurring = Table(
     Column("static", Boolean, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("last_fire_ms", BigInteger, nullable=True),
+    Column("workflow", Text, nullable=True),
+    Column("skip_if_running", Boolean, nullable=False, server_default=false()),
 )

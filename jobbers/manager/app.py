@@ -15,10 +15,22 @@ from jobbers.manager.deps import Services
 from jobbers.manager.docs_page import install_docs
 from jobbers.manager.errors import MethodsByPath, install_error_handlers
 from jobbers.manager.middleware import BearerAuth, BodySizeLimit, SecurityHeaders
-from jobbers.manager.routers import dlq, external, health, queues, recurring, roles, stats, tasks, workflows
+from jobbers.manager.routers import (
+    audit,
+    dlq,
+    external,
+    health,
+    queues,
+    recurring,
+    roles,
+    stats,
+    tasks,
+    workflows,
+)
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
 from jobbers.state.connection import connect
+from jobbers.state.events import EventLog
 from jobbers.state.queries import TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
@@ -50,7 +62,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task_store = store or TaskStore(
-            connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix
+            connect(settings.redis_url, settings.redis_cluster),
+            settings.redis_key_prefix,
+            settings.audit_max_events,
         )
         config_store = config or ConfigStore(settings.sql_path)
         try:
@@ -63,6 +77,7 @@ def create_app(
                 queues=QueueDirectory(config_store),
                 stats=PlatformStats(task_store),
                 waits=TaskWaits(task_store),
+                events=EventLog(task_store),
             )
             yield
         finally:
@@ -90,7 +105,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    routers = (tasks, external, dlq, queues, roles, recurring, workflows, stats, health)
+    routers = (tasks, audit, external, dlq, queues, roles, recurring, workflows, stats, health)
     for module in routers:
         app.include_router(module.router)
     install_ui(app)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from jobbers.config_store import ConfigStore
 from jobbers.manager.submission import QueueDirectory
 from jobbers.settings import Settings
+from jobbers.state.events import EventLog
 from jobbers.state.queries import TaskQueries
 from jobbers.state.stats import PlatformStats
 from jobbers.state.store import TaskStore
@@ -27,6 +28,7 @@ class Services:
     queues: QueueDirectory
     stats: PlatformStats
     waits: TaskWaits
+    events: EventLog
 
 
 async def get_services(request: Request) -> Services:

@@ -561,61 +561,9 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``ready`` when Redis and SQL both answer; otherwise the failing side says why."""
+    """``ready`` when Redis and SQL both answer and Redis is not out of memory; otherwise the
+    failing side says why (``error: ...``)."""
 
     status: str
     redis: str
     sql: str
-
-
-# -- recurring entries ------------------------------------------------------------------------
-
-RecurringKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")]
-
-
-class RecurringSpec(RequestBody):
-    """What a recurring entry submits, and when (the body of PUT /recurring/{key}). Give ``cron``
-    (5 fields, or 6 with seconds first; read in ``timezone``, UTC by default) or ``every``
-    (seconds, counted from the entry's creation)."""
-
-    task_name: TaskName
-    task_version: BodyInt = Field(default=1, ge=1, le=2**31 - 1)
-    params: Params = Field(default_factory=dict)
-    queue: Name = "default"
-    priority: BodyInt = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY)
-    description: str = Field(default="", max_length=2000)
-    cron: str | None = Field(default=None, max_length=200, examples=["*/5 * * * *"])
-    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Paris"])
-    every: BodyFloat | None = Field(default=None, ge=1, le=366 * 86400, description="seconds between runs")
-    catch_up: BodyBool = Field(
-        default=False,
-        description="after downtime, enqueue every missed fire time (at most 1,000), not only the latest",
-    )
-    paused: BodyBool = False
-
-
-class NewRecurring(RecurringSpec):
-    """A recurring entry to create (the body of POST /recurring)."""
-
-    key: RecurringKey
-
-
-class RecurringInfo(BaseModel):
-    """A recurring entry with its next fire times."""
-
-    key: str
-    task_name: str
-    task_version: int
-    params: dict[str, Any]
-    queue: str
-    priority: int
-    description: str
-    cron: str | None
-    timezone: str | None
-    every: float | None
-    catch_up: bool
-    paused: bool
-    static: bool = Field(description="declared in a task module (recurring(...)) rather than over the API")
-    created_at: dt.datetime
-    last_fired_at: dt.datetime | None = Field(description="the latest fire time already enqueued")
-    next_runs: list[dt.datetime] = Field(description="the next five fire times (none while paused)")

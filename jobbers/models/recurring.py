@@ -1,4 +1,4 @@
-"""Recurring task entries and their schedules.
+"""Recurring entries (a task, or a workflow run, submitted on a schedule) and their schedules.
 
 A schedule is a cron expression (5 fields, or 6 with seconds as the first field, as in BullMQ
 and Quartz; parsed by ``croniter``) read in an IANA timezone (UTC by default), or a plain
@@ -38,9 +38,10 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class RecurringEntry:
-    """One recurring entry: what to submit, and when."""
+    """One recurring entry: what to submit (a task, or a workflow run when ``workflow`` is set), and when."""
 
     key: str
+    #: The task it submits ("" for an entry that fires a workflow).
     task_name: str
     task_version: int = 1
     params: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +59,12 @@ class RecurringEntry:
     created_at_ms: int = 0
     #: The latest fire time already enqueued (None: never fired).
     last_fire_ms: int | None = None
+    #: The workflow run it fires instead of a task: ``{"name": ..., "nodes": [...]}``, each node as
+    #: ``POST /workflows`` takes it (see ``jobbers.workflow_nodes.node_spec``), all in ``queue``.
+    workflow: dict[str, Any] | None = None
+    #: A workflow entry only: a fire time that finds the entry's previous run still running is
+    #: skipped (recorded as fired, no run submitted).
+    skip_if_running: bool = False
 
     def with_changes(self, **changes: Any) -> RecurringEntry:
         return replace(self, **changes)

@@ -104,6 +104,15 @@ class ErrorRecord(BaseModel):
     attempt: int
 
 
+class TaskProgress(BaseModel):
+    """The latest ``task.progress()`` report of a task (``attempt``: the attempt that made it)."""
+
+    current: float
+    total: float | None = None
+    message: str | None = None
+    attempt: int = 0
+
+
 class Task(BaseModel):
     """A task as stored in Redis and shown by the API."""
 
@@ -140,3 +149,6 @@ class Task(BaseModel):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     dead_lettered: bool = False
+    #: The latest ``task.progress()`` report, and when it reached Redis.
+    progress: TaskProgress | None = None
+    progress_at: dt.datetime | None = None

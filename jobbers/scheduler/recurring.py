@@ -5,6 +5,13 @@ The task a fire time submits has an id derived from the entry's key and the fire
 several schedulers firing the same entry, or one restarted after being killed between the submit
 and recording the fire time, submit it once. After downtime a missed schedule fires once (its
 latest fire time), or every missed time (at most 1,000) when the entry asks for ``catch_up``.
+
+An entry with a workflow fires one run per fire time, its id (and its nodes' task ids) derived the
+same way, so it too is submitted once. With ``skip_if_running``, a fire time that finds the entry's
+previous run still running submits nothing and is recorded as fired (see
+``jobbers.state.workflows.submit_recurring_workflow``: the check and the submit are one script).
+A workflow that can no longer be built (a node's queue was deleted, its params no longer fit)
+is logged and its fire time recorded, so it is not retried every pass.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ import time
 
 from jobbers.config_store import SQL_UNAVAILABLE_ERRORS, ConfigStore
 from jobbers.models.recurring import RecurringEntry, due_fire_times, next_fire_times
-from jobbers.recurring_entries import recurring_task_id
+from jobbers.recurring_entries import recurring_node_task_id, recurring_task_id
 from jobbers.state.store import TaskStore
+from jobbers.state.workflows import submit_recurring_workflow
 from jobbers.task_builder import build_new_task
 from jobbers.worker import fault_hooks
+from jobbers.workflow_nodes import WorkflowProblems, build_nodes, node_spec
 
 log = logging.getLogger("jobbers.scheduler")
 
@@ -53,6 +62,12 @@ class RecurringFirer:
         return max(until_next, 0.0)
 
     async def _fire(self, entry: RecurringEntry, fire_times: list[int]) -> None:
+        if entry.workflow is not None:
+            created = 0
+            for at in fire_times:
+                created += await self._fire_workflow(entry, at)
+            await self._record(entry, fire_times, created)
+            return
         tasks = [
             build_new_task(
                 None,
@@ -69,6 +84,34 @@ class RecurringFirer:
         ]
         outcomes = await self.store.submit_many(tasks)
         created = sum(1 for o in outcomes if o.created)
+        await self._record(entry, fire_times, created)
+
+    async def _fire_workflow(self, entry: RecurringEntry, at: int) -> int:
+        """Submit the run of ``entry`` for fire time ``at``; 1 when it was created, else 0."""
+        assert entry.workflow is not None
+        workflow_id = recurring_task_id(entry.key, at)
+        specs = [node_spec({**n, "queue": entry.queue}) for n in entry.workflow.get("nodes", [])]
+        try:
+            nodes = await build_nodes(
+                workflow_id,
+                specs,
+                require_registered=False,
+                recurring_key=entry.key,
+                recurring_at_ms=at,
+                task_id_of=lambda node: recurring_node_task_id(entry.key, at, node),
+            )
+        except WorkflowProblems as exc:
+            log.error("recurring %s: its workflow cannot run (%s); fire time skipped", entry.key, exc)
+            return 0
+        name = str(entry.workflow.get("name") or entry.key)
+        fired = await submit_recurring_workflow(
+            self.store, workflow_id, name, nodes, entry.key, entry.skip_if_running
+        )
+        if fired.skipped:
+            log.info("recurring %s: skipped, its run %s is still running", entry.key, fired.running)
+        return int(fired.created)
+
+    async def _record(self, entry: RecurringEntry, fire_times: list[int], created: int) -> None:
         if fault_hooks.EXIT_AFTER_RECURRING_SUBMIT and created:
             fault_hooks.exit_abruptly()
         try:
@@ -78,10 +121,10 @@ class RecurringFirer:
             log.warning("recurring %s: could not record its fire time (%s)", entry.key, exc)
         if created:
             log.info(
-                "recurring %s: submitted %d %s task(s) to queue %s",
+                "recurring %s: submitted %d %s to queue %s",
                 entry.key,
                 created,
-                entry.task_name,
+                "workflow run(s)" if entry.workflow is not None else f"{entry.task_name} task(s)",
                 entry.queue,
             )
 

@@ -14,8 +14,8 @@ from jobbers.recovery import DEATH_HORIZON_SECONDS, record_recovered
 from jobbers.scheduler.decisions import seconds_until_next_pass
 from jobbers.scheduler.recurring import RecurringFirer
 from jobbers.settings import Settings
-from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff
-from jobbers.state.store import TaskStore
+from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, is_out_of_memory
+from jobbers.state.store import RecoverResult, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Scheduler:
         self._queues_cache: tuple[float, list[str]] | None = None
         self.recurring = RecurringFirer(store, config)
         self._last_sweep = 0.0
+        self._out_of_memory = False
 
     def request_shutdown(self) -> None:
         """Stop after the current pass."""
@@ -92,15 +93,7 @@ class Scheduler:
             if promotion.promoted:
                 telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
                 telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))
-        sweep = time.monotonic() - self._last_sweep >= SWEEP_INTERVAL
-        horizon = DEATH_HORIZON_SECONDS if sweep else 0.0
-        recovered = await self.store.recover_expired_leases(horizon_seconds=horizon)
-        hung: list[str] = []
-        if sweep:
-            self._last_sweep = time.monotonic()
-            hung = await self.store.stall_silent_tasks(None)
-            if hung:
-                log.warning("stalled %d tasks silent past their max_heartbeat_interval: %s", len(hung), hung)
+        recovered, hung = await self._take_back()
         for label, ids in (
             ("re-queued", recovered.requeued),
             ("stalled", recovered.stalled),
@@ -116,6 +109,35 @@ class Scheduler:
                 self.settings.scheduler_poll_interval, self.settings.scheduler_batch_size, promotions
             ),
         )
+
+    async def _take_back(self) -> tuple[RecoverResult, list[str]]:
+        """Recover expired leases (and, at most once a second, dead workers' leases and hung tasks).
+
+        While Redis is out of memory it refuses these scripts whole (``OOM_RULES``): workers'
+        renewals still go through then, and a task re-queued could not be claimed anyway, so
+        nothing is taken back until Redis has memory again. Logged once per episode.
+        """
+        sweep = time.monotonic() - self._last_sweep >= SWEEP_INTERVAL
+        horizon = DEATH_HORIZON_SECONDS if sweep else 0.0
+        try:
+            recovered = await self.store.recover_expired_leases(horizon_seconds=horizon)
+            hung: list[str] = []
+            if sweep:
+                self._last_sweep = time.monotonic()
+                hung = await self.store.stall_silent_tasks(None)
+        except TRANSIENT_REDIS_ERRORS as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if not self._out_of_memory:
+                log.warning("Redis is out of memory (%s): lease recovery waits until it is not", exc)
+            self._out_of_memory = True
+            return RecoverResult([], [], []), []
+        if self._out_of_memory:
+            log.warning("Redis has memory again: lease recovery goes on")
+            self._out_of_memory = False
+        if hung:
+            log.warning("stalled %d tasks silent past their max_heartbeat_interval: %s", len(hung), hung)
+        return recovered, hung
 
     async def _report_queue_stats(self, interval: float) -> None:
         """Refresh the queue depth and oldest-age gauges every ``interval`` seconds."""

@@ -36,7 +36,7 @@ async def cancel_tasks(session: Session, out: TextIO, fmt: Format, task_ids: Seq
     writer = RowWriter(out, fmt, rows.OUTCOME_COLUMNS)
     refused = 0
     for chunk in _chunks(task_ids):
-        outcomes = await session.store.cancel(chunk)
+        outcomes = await session.store.cancel(chunk, by="jobbers shell")
         telemetry.record_cancellations(outcomes)
         for o in outcomes:
             writer.write(rows.outcome_row(o.id, o.outcome.value, o.status))

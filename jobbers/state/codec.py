@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-from jobbers.models.task import ErrorRecord
+from jobbers.models.task import ErrorRecord, TaskProgress
 
 
 def pack(value: Any) -> bytes:
@@ -25,6 +25,20 @@ def unpack(raw: bytes | None) -> Any:
     if raw is None or raw == b"":
         return None
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def pack_progress(current: float, total: float | None, message: str | None, attempt: int) -> bytes:
+    """A progress report as the record keeps it (``decode_progress`` reads it)."""
+    return pack_for_lua([current, total, message, attempt])
+
+
+def decode_progress(raw: bytes | None) -> TaskProgress | None:
+    """The progress report a record holds (None when it has none, or an unreadable one)."""
+    value = unpack(raw)
+    if not isinstance(value, list) or len(value) != 4:
+        return None
+    current, total, message, attempt = value
+    return TaskProgress(current=current, total=total, message=message, attempt=attempt)
 
 
 def unpack_dict(raw: bytes | None) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 A *key space* is the prefix that every key of one queue starts with: its ready and schedule sets,
 running set, rate window and pause flag, its concurrency keys' slots and waiters, the records of its
-tasks and their indexes (status, in-flight, dead letters), idempotency records, throughput counts,
-lease counter and the task-type stall config its workers published. Each queue's space is its own
+tasks (each with its own events) and their indexes (status, in-flight, dead letters), the queue's
+audit log, idempotency records, throughput counts, lease counter and the task-type stall config its
+workers published. Each queue's space is its own
 Redis Cluster hash tag, made from the global prefix and the queue name (``{jobbers:emails}:`` for
 queue ``emails`` under the default prefix ``{jobbers}:``), so on a cluster different queues spread
 over the shards while every key a script touches lies in one slot; on one Redis the same names
@@ -24,7 +25,8 @@ DEFAULT_PREFIX = "{jobbers}:"
 
 #: Keys inside a key space: name -> template after the space's prefix ("{}" = the varying part).
 SPACE_KEYS: dict[str, str] = {
-    "task": "task:{}",  # hash: one task record (payload fields are msgpack)
+    # hash: one task record (payload fields are msgpack; its events in 'ev:<n>', lua/_common.lua)
+    "task": "task:{}",
     "ready": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)
     "running": "running:{}",  # set: ids of a queue currently started (max_concurrent)
@@ -44,9 +46,17 @@ SPACE_KEYS: dict[str, str] = {
     # hash per workflow run: its graph (each node's submit row and edges, stored once), countdowns, status
     "wf": "wf:{}",
     "wfs": "wfs",  # zset: the workflow runs of the space, score = created (ms)
+    "wf_recurring": "wf_recurring",  # hash: recurring entry key -> the last workflow run it fired here
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
     "lease_counter": "lease_counter",  # string counter making lease tokens unique
+    # stream: the space's audit log, one entry per event (capped at AUDIT_MAX_EVENTS, trimmed by
+    # age by the cleaner); fields t (task id), y (type), a (attempt), w (worker), n (task name),
+    # c (correlation id), d (detail)
+    "audit": "audit",
+    # never written: the write that changes nothing with which a script states its rule for an
+    # out-of-memory Redis before Redis 7 (state/scripts.py, OOM_RULES)
+    "oom_guard": "oom_guard",
 }
 #: Keys outside every space: what no single queue owns.
 GLOBAL_KEYS: dict[str, str] = {
@@ -85,7 +95,7 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("dlq", "inflight", "lease_counter", "prefix", "queue", "wfs")
+    __slots__ = ("audit", "dlq", "inflight", "lease_counter", "prefix", "queue", "wf_recurring", "wfs")
 
     def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
@@ -95,6 +105,8 @@ class Space:
         self.dlq = prefix + SPACE_KEYS["dlq"]
         self.lease_counter = prefix + SPACE_KEYS["lease_counter"]
         self.wfs = prefix + SPACE_KEYS["wfs"]
+        self.audit = prefix + SPACE_KEYS["audit"]
+        self.wf_recurring = prefix + SPACE_KEYS["wf_recurring"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + _TASK + task_id

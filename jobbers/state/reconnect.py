@@ -7,12 +7,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 T = TypeVar("T")
 
 #: Errors that mean "Redis is unreachable or not ready right now"; callers back off and retry.
 TRANSIENT_REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing a write because it is out of memory (``maxmemory``
+    reached under ``noeviction``): a command's ``OOM`` error, or a script's (Redis 6 wraps it)."""
+    return isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, RedisError) and "OOM command not allowed" in str(exc)
+    )
+
 
 #: The first delay after a failure, and the longest (it doubles in between).
 FIRST_DELAY = 0.05

@@ -182,6 +182,10 @@ class LeaseRenewal:
     token: str
     heartbeat: bool = False
     queue: str = ""
+    #: A new progress report to write: msgpack [current, total, message, attempt] (b"" = none),
+    #: and its text for the event log.
+    progress: bytes = b""
+    progress_text: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,29 @@ Python, so nothing the scripts share is spelled twice:
   that ``KEYS[1]`` lies in ``S``, and the key helpers ``K_*`` / channels ``C_*`` (``keys.py``);
 - every status (``SUBMITTED`` ...), the sets ``TERMINAL``, ``CANCELLABLE``, ``DEAD_LETTER`` and the
   transition table ``ALLOWED`` (``models.task``); the outcome names (``CANCEL_*``, ``RESUBMIT_*``,
-  ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``);
+  ``SUBMIT_*``) and retry kinds (``RETRY``, ``REQUEUE``) (``models.outcomes``); the event kinds
+  (``EV_*``, ``models.event``);
+- the event log's limits (``AUDIT_MAXLEN`` ...: ``lua_audit_constants``);
 - the rows' helpers (``task_schema.lua_row_helpers``); row positions (``SUBMIT.queue``) are
   written into the script bodies as numbers (``task_schema.lua_row_positions``).
 
 The script body runs inside a function, and the effects it collected (wake-ups, the schedule
 signal, throughput counts; see ``_common.lua``) are flushed after it returns, so no script can
 forget to publish what it made ready.
+
+Out of memory (``maxmemory`` reached, ``noeviction``), Redis refuses a script's first write that
+may grow memory and lets any write after it through (it cannot stop a script half-done), so
+without a rule of its own whether a script runs depends on which write it happens to make first.
+``OOM_RULES`` gives the scripts that matter one: ``allow`` runs them regardless (renewal keeps the
+leases of running tasks, a worker's report keeps it listed alive, pruning frees memory: none
+grows it beyond a few fields), ``deny`` refuses them whole before they change anything (a claim,
+and the recovery of leases and hung tasks: nothing may be taken back from a worker while Redis
+is out of memory). On Redis 7 and later the rule is the script's flags (``#!lua flags=allow-oom``
+or ``#!lua``, which Redis refuses whole when out of memory); Redis 6 has no flags, so the script
+opens with a write that changes nothing (to a key that never exists, ``K_oom_guard``): a ``DEL``,
+which never needs memory (``allow``: every write after it goes through), or a ``SET ... XX``,
+which may (``deny``: refused before anything else). A client learns which it has when it first
+loads a script with a rule.
 """
 
 from __future__ import annotations
@@ -26,8 +42,9 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
+from jobbers.models.event import EventKind
 from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind, SubmitKind
 from jobbers.models.task import (
     ALLOWED_TRANSITIONS,
@@ -62,7 +79,37 @@ SCRIPT_NAMES = (
     "wf_fan_out",
     "ext_claim",
     "ext_take",
+    "audit_summary",
 )
+
+
+class OomRule(StrEnum):
+    """What a script does while Redis is out of memory (see the module's doc)."""
+
+    ALLOW = "allow"  # runs: it only rewrites what is there or deletes, so it grows no memory
+    DENY = "deny"  # refused whole, before it changes anything
+
+
+OOM_RULES: dict[str, OomRule] = {
+    "renew": OomRule.ALLOW,
+    "prune": OomRule.ALLOW,
+    "prune_dlq": OomRule.ALLOW,
+    "prune_rate": OomRule.ALLOW,
+    "dlq_remove": OomRule.ALLOW,
+    "worker_seen": OomRule.ALLOW,  # a live worker's report rewrites its own fields
+    "claim": OomRule.DENY,
+    "ext_claim": OomRule.DENY,
+    "recover": OomRule.DENY,
+    "stall_silent": OomRule.DENY,
+}
+
+#: The first line of a script under each rule, on Redis 7 and later.
+_SHEBANG = {OomRule.ALLOW: "#!lua flags=allow-oom\n", OomRule.DENY: "#!lua\n"}
+#: The first write of a script under each rule, on Redis before 7: to a key that never exists.
+_GUARD = {
+    OomRule.ALLOW: "redis.call('DEL', K_oom_guard)  -- never needs memory: no later write is refused\n",
+    OomRule.DENY: "redis.call('SET', K_oom_guard, '1', 'XX')  -- may need memory: refused if out of it\n",
+}
 
 #: Enums whose values the scripts use, and the prefix of their generated Lua names.
 LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
@@ -72,7 +119,16 @@ LUA_ENUMS: tuple[tuple[str, type[StrEnum]], ...] = (
     ("CANCEL_", CancelKind),
     ("RESUBMIT_", ResubmitKind),
     ("WF_", WorkflowStatus),
+    ("EV_", EventKind),
 )
+
+#: How many events each queue's audit log keeps (about: trimmed with ``MAXLEN ~``) unless
+#: ``AUDIT_MAX_EVENTS`` says otherwise.
+DEFAULT_AUDIT_MAX_EVENTS = 100_000
+#: Longest event detail kept (bytes; an error message is cut there).
+MAX_EVENT_DETAIL = 1000
+#: A running task's progress reports become a ``progress`` event at most this often (ms).
+PROGRESS_EVENT_MS = 5000
 
 
 def _lua_set(name: str, members: Sequence[str]) -> str:
@@ -105,9 +161,24 @@ end
 """
 
 
-def lua_preamble() -> str:
+def lua_audit_constants(audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
+    """The event log's limits: written into the source, so they cost a script nothing to read."""
+    return (
+        f"local AUDIT_MAXLEN = '{int(audit_max_events)}'\n"
+        f"local MAX_EVENT_DETAIL = {MAX_EVENT_DETAIL}\n"
+        f"local PROGRESS_EVENT_MS = {PROGRESS_EVENT_MS}\n"
+    )
+
+
+def lua_preamble(audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     """Everything generated that a script may use (each script gets the part it uses)."""
-    return _HEAD + lua_key_helpers() + lua_model_constants() + lua_row_helpers()
+    return (
+        _HEAD
+        + lua_key_helpers()
+        + lua_model_constants()
+        + lua_audit_constants(audit_max_events)
+        + lua_row_helpers()
+    )
 
 
 _ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH)\.\w+")
@@ -168,18 +239,32 @@ def _used_by(code: str, definitions: list[tuple[set[str], str]]) -> str:
     return "".join(reversed(kept))
 
 
-def script_source(name: str) -> str:
+def script_source(name: str, flags: bool = True, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     """The source of script ``name``: the check of its key space, the generated names and shared
-    helpers it uses, its body, and the flush of the effects it collected."""
+    helpers it uses, its body, and the flush of the effects it collected. A script with an
+    ``OOM_RULES`` entry states it by its flags, or (``flags=False``, for Redis before 7) by its
+    first write."""
     lua = resources.files("jobbers.state") / "lua"
     common = _with_row_positions((lua / "_common.lua").read_text())
-    shared = lua_key_helpers() + lua_model_constants() + lua_row_helpers() + common
+    shared = (
+        lua_key_helpers() + lua_model_constants() + lua_audit_constants(audit_max_events) + lua_row_helpers()
+        + common
+    )
+    rule = OOM_RULES.get(name)
+    guard = _GUARD[rule] if rule is not None and not flags else ""
     body = (
         "local function body()\n"
         + _with_row_positions((lua / f"{name}.lua").read_text())
-        + "\nend\nlocal result = body()\nflush_effects()\nreturn result\n"
+        + "\nend\n" + guard + "local result = body()\nflush_effects()\nreturn result\n"
     )
-    return _HEAD + _used_by(body, _definitions(shared)) + body
+    shebang = _SHEBANG[rule] if rule is not None and flags else ""
+    return shebang + _HEAD + _used_by(body, _definitions(shared)) + body
+
+
+def _flags_unknown(exc: ResponseError) -> bool:
+    """Whether ``exc`` is a Redis before 7 failing to compile a script's flags line (``#!lua``)."""
+    message = str(exc)
+    return "Error compiling script" in message and "near '#'" in message
 
 
 class Call(NamedTuple):
@@ -194,16 +279,40 @@ class Call(NamedTuple):
 class Scripts:
     """The scripts of one client, registered once and called by EVALSHA."""
 
-    def __init__(self, redis: Redis, global_prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, global_prefix: str, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS
+    ) -> None:
         self._redis = redis
         self._global = global_prefix
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+            name: redis.register_script(script_source(name, audit_max_events=audit_max_events))
+            for name in SCRIPT_NAMES
         }
+        #: The scripts with an OOM rule, stated without flags, for a Redis before 7.
+        self._unflagged: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name, flags=False, audit_max_events=audit_max_events))
+            for name in OOM_RULES
+        }
+        #: Whether Redis takes script flags: assumed until it fails to compile a flagged script.
+        self.flags_supported = True
+
+    def _script(self, name: str) -> AsyncScript:
+        if not self.flags_supported and name in self._unflagged:
+            return self._unflagged[name]
+        return self._scripts[name]
 
     async def run(self, name: str, space: Space, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run script ``name`` in ``space``; ``keys`` are the keys it is given (KEYS[1] in ``space``)."""
-        return await self._scripts[name](keys=keys, args=[space.prefix, self._global, *args])
+        return await self._call(name, keys, [space.prefix, self._global, *args])
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._script(name)(keys=keys, args=args)
+        except ResponseError as exc:
+            if not (self.flags_supported and name in self._unflagged and _flags_unknown(exc)):
+                raise
+        self.flags_supported = False  # Redis before 7: its scripts state their OOM rule by a write
+        return await self._unflagged[name](keys=keys, args=args)
 
     async def run_all(self, calls: Sequence[Call], before: Callable[[Any], int] | None = None) -> list[Any]:
         """Run ``calls`` in one pipeline (on a cluster, one batch per node, sent at once), after the
@@ -218,7 +327,7 @@ class Scripts:
         pipe = self._redis.pipeline(transaction=False)
         plain = before(pipe) if before else 0
         for call in calls:
-            script = self._scripts[call.name]
+            script = self._script(call.name)
             # EVALSHA by name: a cluster pipeline refuses its evalsha() method, not the command itself.
             pipe.execute_command(
                 "EVALSHA", script.sha, len(call.keys), *call.keys, call.space.prefix, self._global, *call.args
@@ -234,4 +343,4 @@ class Scripts:
 
     async def run_global(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script that touches only global keys (``keys``, under the global prefix)."""
-        return await self._scripts[name](keys=keys, args=[self._global, self._global, *args])
+        return await self._call(name, keys, [self._global, self._global, *args])

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from jobbers.errors import IdempotencyConflictError
 from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
@@ -36,7 +37,7 @@ from jobbers.state.records import (
     is_valid_task_id,
     new_task_id,
 )
-from jobbers.state.scripts import SCRIPT_NAMES, Call, Scripts
+from jobbers.state.scripts import DEFAULT_AUDIT_MAX_EVENTS, SCRIPT_NAMES, Call, Scripts
 from jobbers.state.task_schema import decode_claim, decode_task, finish_row, submit_row
 from jobbers.state.workflows import fresh_ids_for_resubmit
 
@@ -86,10 +87,12 @@ class TaskStore:
     A task known only by id is found through the locator (task id -> queue): one HMGET first.
     """
 
-    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = DEFAULT_PREFIX, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS
+    ) -> None:
         self.redis = redis
         self.keys = Keys(prefix)
-        self._scripts = Scripts(redis, prefix)
+        self._scripts = Scripts(redis, prefix, audit_max_events)
         #: On a cluster a script touches one slot; on one node the submit call also writes the
         #: locator (one call, atomic with the task), so single-Redis users pay no extra command.
         self.cluster = is_cluster(redis)
@@ -374,7 +377,8 @@ class TaskStore:
             args: list[Any] = [int(lease_seconds * 1000)]
             for i in positions:
                 lease = leases[i]
-                args += [lease.id, lease.token, "1" if lease.heartbeat else "0"]
+                beat = "1" if lease.heartbeat else "0"
+                args += [lease.id, lease.token, beat, lease.progress, lease.progress_text]
             calls.append(Call("renew", space, [space.task(leases[i].id) for i in positions], args))
         by_token = {lease.token: lease for lease in leases}
         for space_lost, space_cancel in await self._scripts.run_all(calls) if calls else []:
@@ -448,11 +452,12 @@ class TaskStore:
 
     # -- producer / manager side ------------------------------------------------------------
 
-    async def cancel(self, task_ids: Sequence[str]) -> list[CancelOutcome]:
-        """Cancel tasks; durable for running ones (flag first, then pub/sub)."""
+    async def cancel(self, task_ids: Sequence[str], by: str = "api") -> list[CancelOutcome]:
+        """Cancel tasks; durable for running ones (flag first, then pub/sub). ``by`` says who asks
+        (the event log's ``cancelled`` / ``cancel_requested`` events name it)."""
         if not task_ids:
             return []
-        rows = await self._per_space("cancel", task_ids, lambda _space, ids: ids)
+        rows = await self._per_space("cancel", task_ids, lambda _space, ids: [by, *ids])
         return [
             CancelOutcome(
                 id=_s(r[0]), outcome=CancelKind(_s(r[1])), status=_s(r[2]), queue=_s(r[3]), name=_s(r[4])
@@ -715,6 +720,28 @@ class TaskStore:
     async def ping(self) -> bool:
         """Whether Redis answers; raises the client's connection error when it does not."""
         return bool(await self.redis.ping())  # type: ignore[misc,unused-ignore]
+
+    async def out_of_memory(self) -> str | None:
+        """Why Redis refuses writes for memory (``INFO memory``: ``used_memory``, less what Redis
+        does not count against the limit, over ``maxmemory``), on any master of a cluster; None when
+        it does not, or when Redis will not say (``INFO`` renamed away, or not in the ACL user's
+        commands). Redis then refuses new work, while leases are still renewed (``OOM_RULES``)."""
+        try:
+            if self.cluster:
+                per_node = await self.redis.info("memory", target_nodes="primaries")
+                infos: list[tuple[str, Mapping[str, Any]]] = list(per_node.items())
+            else:
+                infos = [("", await self.redis.info("memory"))]
+        except ResponseError as exc:
+            log.debug("cannot read INFO memory: %s", exc)
+            return None
+        for node, info in infos:
+            used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+            if limit and used - int(info.get("mem_not_counted_for_evict", 0)) > limit:
+                where = f" on {node}" if node else ""
+                return (f"out of memory{where}: used_memory {used} > maxmemory {limit} "
+                        f"(maxmemory-policy {info.get('maxmemory_policy', '?')}); writes are refused")
+        return None
 
     # -- dead letter queue (manager side) ---------------------------------------------------
 

@@ -31,6 +31,7 @@ from jobbers.models.task import Task, TaskStatus
 from jobbers.state.codec import (
     datetime_to_ms,
     decode_errors,
+    decode_progress,
     flag,
     integer,
     ms_to_datetime,
@@ -185,6 +186,15 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
     TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),
     TaskField("dead_lettered", show="dead_lettered", show_decode=flag),
+    # The task's events (GET /tasks/{id}/events): how many, each in 'ev:<n>' (msgpack), and the
+    # number of the last progress event (flush_events in lua/_common.lua; read by state/events.py).
+    TaskField("ev"),
+    TaskField("evp"),
+    # The latest task.progress() report (msgpack [current, total, message, attempt]), when it was
+    # written, and when the last progress event was logged (renew.lua).
+    TaskField("progress", show="progress", show_decode=decode_progress),
+    TaskField("progress_at", show="progress_at", show_decode=ms_to_datetime),
+    TaskField("progress_event_at"),
 )
 # fmt: on
 

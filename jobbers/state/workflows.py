@@ -168,9 +168,54 @@ async def submit_workflow(
 ) -> tuple[bool, WorkflowStatus]:
     """Write run ``workflow_id`` (checked by ``check_graph`` first) and make its first nodes ready,
     in one script call; the same id again changes nothing. Returns (created, status)."""
+    fired = await _submit(store, workflow_id, name, nodes, "", False)
+    return fired.created, fired.status
+
+
+@dataclass(frozen=True)
+class FiredRun:
+    """What submitting a recurring entry's run did: ``created`` it, found it existing already, or
+    ``skipped`` it because the entry's previous run ``running`` had not ended."""
+
+    created: bool
+    status: WorkflowStatus
+    skipped: bool = False
+    running: str | None = None
+
+
+async def submit_recurring_workflow(
+    store: TaskStore,
+    workflow_id: str,
+    name: str,
+    nodes: Sequence[WorkflowNode],
+    entry_key: str,
+    skip_if_running: bool,
+) -> FiredRun:
+    """Submit run ``workflow_id`` for recurring entry ``entry_key`` as ``submit_workflow`` does, and
+    record it as the entry's last run, in the same script call. With ``skip_if_running``, nothing is
+    written while the entry's last run (in the same queue) is still running: the check and the
+    write are one atomic step, so two schedulers firing at once cannot both start a run."""
+    return await _submit(store, workflow_id, name, nodes, entry_key, skip_if_running)
+
+
+async def _submit(
+    store: TaskStore,
+    workflow_id: str,
+    name: str,
+    nodes: Sequence[WorkflowNode],
+    entry_key: str,
+    skip_if_running: bool,
+) -> FiredRun:
     check_graph(nodes)
     queue = nodes[0].task.queue
     q = store.keys.queue(queue)
+    if skip_if_running:
+        # Read first, so a skipped fire writes nothing at all (the script checks again, atomically).
+        last = await store.redis.hget(q.space.wf_recurring, entry_key)  # type: ignore[misc,unused-ignore]
+        if last is not None and _s(last) != workflow_id:
+            status = await store.redis.hget(q.space.wf(_s(last)), "status")  # type: ignore[misc,unused-ignore]
+            if status is not None and _s(status) == WorkflowStatus.RUNNING.value:
+                return FiredRun(False, WorkflowStatus.RUNNING, skipped=True, running=_s(last))
     rows = _rows(nodes, {})
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
@@ -182,10 +227,16 @@ async def submit_workflow(
         part = dict(list(locator.items())[i : i + 5000])
         pipe.hset(store.keys.locator, mapping=part)  # type: ignore[arg-type]
     await pipe.execute()
-    created, status = await store._scripts.run(
-        "wf_submit", q.space, [q.space.wf(workflow_id)], [workflow_id, pack_for_lua(rows), name]
+    answer = await store._scripts.run(
+        "wf_submit",
+        q.space,
+        [q.space.wf(workflow_id)],
+        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0"],
     )
-    return bool(created), WorkflowStatus(_s(status))
+    created, status = int(answer[0]), WorkflowStatus(_s(answer[1]))
+    if created == 2:
+        return FiredRun(False, status, skipped=True, running=_s(answer[2]))
+    return FiredRun(bool(created), status)
 
 
 async def _queue_of(store: TaskStore, workflow_id: str) -> str | None:

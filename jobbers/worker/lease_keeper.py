@@ -10,8 +10,9 @@ learns (leases lost, cancellations requested) it hands to the worker's loop with
 again, once it lets go, for how long it held the loop.
 
 Renewing a lease proves the worker alive, not the task: a heartbeat is written only when the task
-itself called ``heartbeat()``. So ``max_heartbeat_interval`` still ends a task that is truly hung
-(the scheduler marks it ``stalled``), and its lease, lost from then on, is no longer renewed.
+itself called ``heartbeat()`` (or reported progress with ``task.progress()``, written the same
+way). So ``max_heartbeat_interval`` still ends a task that is truly hung (the scheduler marks it
+``stalled``), and its lease, lost from then on, is no longer renewed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from jobbers.settings import Settings
+from jobbers.state.codec import pack_progress
 from jobbers.state.connection import connect
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, within
 from jobbers.state.store import LeaseRenewal, TaskStore
@@ -40,6 +42,26 @@ PROBE_SECONDS = 0.25
 BLOCKED_LOOP_SECONDS = 1.0
 #: At shutdown, how long the worker waits for the keeper's thread to end.
 STOP_SECONDS = 5.0
+
+#: A ``task.progress()`` report: (current, total, message).
+Progress = tuple[float, float | None, str | None]
+
+
+def progress_text(current: float, total: float | None, message: str | None) -> str:
+    """A progress report as the event log says it: ``3/10 (30%) pages``."""
+    text = f"{current:g}"
+    if total is not None:
+        text += f"/{total:g} ({current / total:.0%})"
+    return f"{text} {message}" if message else text
+
+
+def _progress(run: Running, written: Progress | None) -> tuple[bytes, str]:
+    """What a renewal writes of ``run``'s progress: its new report, packed, and its text."""
+    report = run.handle.last_progress
+    if report is None or report == written:
+        return b"", ""
+    return pack_progress(*report, run.claim.retry_attempt), progress_text(*report)
+
 
 #: What the keeper reads from the worker: (running runs, runs whose outcome is not written yet).
 HeldRuns = Callable[[], tuple[list[Running], list[Running]]]
@@ -62,6 +84,8 @@ class LeaseKeeper:
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         #: token -> the heartbeat (monotonic) last written for that run
         self._written: dict[str, float | None] = {}
+        #: token -> the progress report last written for that run
+        self._progress_written: dict[str, Progress | None] = {}
         #: The loop watch (shared by this thread and the worker's loop): when the unanswered probe
         #: was sent, and the task blocking the loop once it is named.
         self._watch = threading.Lock()
@@ -85,7 +109,8 @@ class LeaseKeeper:
 
     async def _renew_until_stopped(self) -> None:
         settings = self._settings
-        store = TaskStore(connect(settings.redis_url, settings.redis_cluster), settings.redis_key_prefix)
+        redis = connect(settings.redis_url, settings.redis_cluster)
+        store = TaskStore(redis, settings.redis_key_prefix, settings.audit_max_events)
         interval = self._lease_seconds / 3
         heartbeat_every = min(interval, HEARTBEAT_WRITE_SECONDS)
         last = time.monotonic()
@@ -96,7 +121,9 @@ class LeaseKeeper:
                 running, unwritten = self._held()
                 since = time.monotonic() - last
                 beat = since >= heartbeat_every and any(
-                    r.handle.last_heartbeat != self._written.get(r.claim.token) for r in running
+                    r.handle.last_heartbeat != self._written.get(r.claim.token)
+                    or r.handle.last_progress != self._progress_written.get(r.claim.token)
+                    for r in running
                 )
                 if since < interval and not beat:
                     continue
@@ -110,9 +137,10 @@ class LeaseKeeper:
         self, store: TaskStore, running: list[Running], unwritten: list[Running], interval: float
     ) -> None:
         beats = {r.claim.token: r.handle.last_heartbeat for r in running}
+        reports = {r.claim.token: r.handle.last_progress for r in running}
         leases = [
             LeaseRenewal(r.claim.id, r.claim.token, beats[r.claim.token] != self._written.get(r.claim.token),
-                         r.claim.queue)
+                         r.claim.queue, *_progress(r, self._progress_written.get(r.claim.token)))
             for r in running
         ]
         leases += [LeaseRenewal(r.claim.id, r.claim.token, queue=r.claim.queue) for r in unwritten]
@@ -125,6 +153,7 @@ class LeaseKeeper:
             log.warning("lease renewal failed: %s", exc)
             return
         self._written = beats
+        self._progress_written = reports
         if lost or cancel:
             self._to_worker(self._answer, lost, cancel)
 

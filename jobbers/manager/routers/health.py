@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 from jobbers.manager.deps import ServicesDep
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import Health, Readiness
+from jobbers.state.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,14 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": Readiness, "description": "Redis or SQL unreachable"}})
+@router.get("/readyz", responses={
+    503: {"model": Readiness, "description": "Redis or SQL unreachable, or Redis out of memory"}
+})
 async def readyz(services: ServicesDep, response: Response) -> Readiness:
-    """Redis and the SQL database both answer (503 names the one that does not, and why)."""
+    """Redis and the SQL database both answer, and Redis is not out of memory (503 names the one
+    that is not ready, and why)."""
     redis_state, sql_state = await asyncio.gather(
-        _probe(services.store.ping()), _probe(services.config.ping())
+        _probe(_redis_ready(services.store)), _probe(services.config.ping())
     )
     readiness = Readiness(
         status="ready" if redis_state == sql_state == "ok" else "unavailable",
@@ -41,6 +45,17 @@ async def readyz(services: ServicesDep, response: Response) -> Readiness:
         log.warning("not ready: redis=%s sql=%s", redis_state, sql_state)
         response.status_code = 503
     return readiness
+
+
+class RedisOutOfMemory(Exception):
+    """Redis answers but refuses writes: ``maxmemory`` is reached."""
+
+
+async def _redis_ready(store: TaskStore) -> None:
+    await store.ping()
+    reason = await store.out_of_memory()
+    if reason is not None:
+        raise RedisOutOfMemory(reason)
 
 
 async def _probe(check: Awaitable[object]) -> str:

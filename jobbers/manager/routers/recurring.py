@@ -1,4 +1,5 @@
-"""Recurring entries: tasks the scheduler submits on a cron schedule or an interval (stored in SQL)."""
+"""Recurring entries: tasks (or workflow runs) the scheduler submits on a cron schedule or an
+interval (stored in SQL)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from jobbers.errors import ConfigExistsError, ConfigNotFoundError, InvalidParams
 from jobbers.manager.deps import ServicesDep
 from jobbers.manager.errors import Loc, RequestErrors
 from jobbers.manager.params import CONFLICT, NOT_FOUND, UNAVAILABLE
+from jobbers.manager.recurring_schemas import NewRecurring, RecurringInfo, RecurringKey, RecurringSpec
 from jobbers.manager.request_bodies import StrictJSONRoute
-from jobbers.manager.schemas import NewRecurring, RecurringInfo, RecurringKey, RecurringSpec
 from jobbers.models.recurring import (
     RecurringEntry,
     ScheduleError,
@@ -20,8 +21,9 @@ from jobbers.models.recurring import (
     ms_datetime,
     next_fire_times,
 )
-from jobbers.recurring_entries import set_recurring_paused
+from jobbers.recurring_entries import check_entry, set_recurring_paused
 from jobbers.registry import get_task_config, validate_params
+from jobbers.workflow_nodes import WorkflowProblems, build_nodes, node_spec
 
 router = APIRouter(tags=["recurring"], route_class=StrictJSONRoute)
 
@@ -33,9 +35,11 @@ def info(entry: RecurringEntry, now_ms: int | None = None) -> RecurringInfo:
     last = ms_datetime(entry.last_fire_ms) if entry.last_fire_ms is not None else None
     return RecurringInfo(
         key=entry.key,
-        task_name=entry.task_name,
+        task_name=entry.task_name or None,
         task_version=entry.task_version,
         params=entry.params,
+        workflow=entry.workflow,
+        skip_if_running=entry.skip_if_running,
         queue=entry.queue,
         priority=entry.priority,
         description=entry.description,
@@ -54,28 +58,50 @@ def info(entry: RecurringEntry, now_ms: int | None = None) -> RecurringInfo:
 async def _checked(
     key: str, spec: RecurringSpec, services: ServicesDep, created_at_ms: int
 ) -> RecurringEntry:
-    """The entry ``spec`` describes, or a 422 naming every field that is wrong."""
+    """The entry ``spec`` describes, or a 422 naming every field that is wrong (for a workflow,
+    each node at fault, as ``POST /workflows`` does)."""
     errors: list[tuple[Loc, Exception]] = []
-    try:
-        config = get_task_config(spec.task_name, spec.task_version)
-    except UnknownTaskError as exc:
-        errors.append((("body", "task_name"), exc))
-    else:
+    workflow = None
+    if spec.workflow is None and spec.task_name is not None:
         try:
-            validate_params(config, spec.params)
-        except InvalidParamsError as exc:
-            errors.append((("body", "params"), exc))
+            config = get_task_config(spec.task_name, spec.task_version)
+        except UnknownTaskError as exc:
+            errors.append((("body", "task_name"), exc))
+        else:
+            try:
+                validate_params(config, spec.params)
+            except InvalidParamsError as exc:
+                errors.append((("body", "params"), exc))
+    elif spec.workflow is not None:
+        nodes = []
+        for i, n in enumerate(spec.workflow.nodes):
+            node = n.model_dump()
+            if "queue" not in n.model_fields_set:
+                node["queue"] = spec.queue
+            elif n.queue != spec.queue:
+                errors.append((("body", "workflow", "nodes", i, "queue"), InvalidParamsError(
+                    f"node {n.id!r}: a recurring workflow's nodes run in the entry's queue {spec.queue!r}"
+                )))  # fmt: skip
+            nodes.append(node)
+        workflow = {"name": spec.workflow.name, "nodes": nodes}
+        try:
+            await build_nodes(
+                "checked",
+                [node_spec(n) for n in nodes],
+                require_registered=True,
+                queue_exists=services.queues.exists,
+            )
+        except WorkflowProblems as problems:
+            errors += [(("body", "workflow", "nodes", p.index, p.field), p.error) for p in problems.problems]
     try:
         check_schedule(spec.cron, spec.timezone, spec.every)
     except ScheduleError as exc:
         errors.append((("body", exc.field_name), InvalidParamsError(str(exc))))
     if not await services.queues.exists(spec.queue):
         errors.append((("body", "queue"), queue_not_found(spec.queue)))
-    if errors:
-        raise RequestErrors(errors)  # type: ignore[arg-type]
-    return RecurringEntry(
+    entry = RecurringEntry(
         key=key,
-        task_name=spec.task_name,
+        task_name=spec.task_name or "",
         task_version=spec.task_version,
         params=spec.params,
         queue=spec.queue,
@@ -87,7 +113,18 @@ async def _checked(
         catch_up=spec.catch_up,
         paused=spec.paused,
         created_at_ms=created_at_ms,
+        workflow=workflow,
+        skip_if_running=spec.skip_if_running,
     )
+    try:
+        check_entry(entry)
+    except ScheduleError as exc:
+        loc = "workflow" if exc.field_name == "task_name" and spec.workflow is not None else exc.field_name
+        if not (exc.field_name == "queue" and errors):  # a node's queue is named above already
+            errors.append((("body", loc), InvalidParamsError(str(exc))))
+    if errors:
+        raise RequestErrors(errors)  # type: ignore[arg-type]
+    return entry
 
 
 @router.get("/recurring", responses=UNAVAILABLE)
@@ -100,7 +137,9 @@ async def list_recurring(services: ServicesDep) -> list[RecurringInfo]:
 @router.post("/recurring", status_code=201, responses={**CONFLICT, **UNAVAILABLE})
 async def create_recurring(body: NewRecurring, services: ServicesDep) -> RecurringInfo:
     """Create a recurring entry (409 if the key exists; 422 for an unknown task, params the task
-    does not take, an invalid cron expression or timezone, or a missing queue)."""
+    does not take, an invalid cron expression or timezone, a missing queue, a workflow that
+    ``POST /workflows`` would refuse (naming the node), both a task and a workflow or neither,
+    or ``skip_if_running`` on a task entry or with ``catch_up``)."""
     if await services.config.get_recurring(body.key) is not None:
         raise ConfigExistsError(
             f"recurring entry {body.key!r} exists already; PUT /recurring/{body.key} changes it"

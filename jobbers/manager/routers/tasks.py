@@ -285,7 +285,7 @@ def _cancel_result(outcome: CancelOutcome) -> CancelResult:
 @router.post("/task/{task_id}/cancel", responses={**NOT_FOUND, **CONFLICT, **UNAVAILABLE})
 async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResult:
     """Cancel a task: queued or scheduled ones at once; a running one is stopped by its worker."""
-    (outcome,) = await services.store.cancel([task_id.upper()])
+    (outcome,) = await services.store.cancel([task_id.upper()], by="POST /task/{id}/cancel")
     telemetry.record_cancellations([outcome])
     if outcome.outcome == "not_found":
         raise TaskNotFoundError(f"no task {task_id}")
@@ -297,7 +297,7 @@ async def cancel_task(task_id: TaskIdPath, services: ServicesDep) -> CancelResul
 @router.post("/tasks/cancel", responses=UNAVAILABLE)
 async def cancel_tasks(body: CancelTasks, services: ServicesDep) -> CancelResults:
     """Cancel many tasks; each gets its own outcome (``not_found`` and ``conflict`` included)."""
-    outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)))
+    outcomes = await services.store.cancel(list(dict.fromkeys(body.task_ids)), by="POST /tasks/cancel")
     telemetry.record_cancellations(outcomes)
     return CancelResults(results=[_cancel_result(o) for o in outcomes])
 

@@ -23,6 +23,35 @@ local TRANSITIONS = {}       -- id, old, new of each status change, flat: publis
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
 local WF_ENDED = {}          -- {workflow id, node id, status} of each workflow node that ended
 
+-- The event log. Every status change (move_status) records one event, and so do a cancel request
+-- and a progress report (add_event); flush_events writes them as the script ends, each to the
+-- task's record ('ev:<n>') and to its space's capped audit stream (K_audit), with the task's
+-- attempt, worker, name and correlation id as the record then holds them. So the log is written
+-- in the same atomic call as the state it describes. What a move was, when the statuses alone do
+-- not say (a retry, a recovery, why a cancel), its caller says with note() just before it.
+local EVENTS = {}            -- flat, 6 per event: id, type, detail, ts, with worker, attempt ('' = the record's)
+local NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = false, '', ''
+local function note(etype, detail, attempt)
+  NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = etype, detail or '', attempt or ''
+end
+local function add_event(id, etype, detail, ts, with_worker, attempt)
+  local n = #EVENTS
+  EVENTS[n + 1], EVENTS[n + 2], EVENTS[n + 3] = id, etype, detail
+  EVENTS[n + 4], EVENTS[n + 5], EVENTS[n + 6] = ts, with_worker, attempt
+end
+-- The event of a move old -> new that no note() named (a terminal status is its own event).
+local function default_event(old, new)
+  if new == STARTED then return EV_STARTED end
+  if TERMINAL[new] then return new end
+  if old == UNSUBMITTED then
+    if new == SCHEDULED then return EV_SCHEDULED end
+    return EV_SUBMITTED
+  end
+  if old == SCHEDULED then return EV_PROMOTED end
+  if old == STARTED then return EV_RETRIED end
+  return EV_RESUBMITTED
+end
+
 local function move_status(id, old, new, ts)
   local moves = ALLOWED[old]
   if not (moves and moves[new]) then
@@ -33,6 +62,9 @@ local function move_status(id, old, new, ts)
   local n = #TRANSITIONS
   TRANSITIONS[n + 1], TRANSITIONS[n + 2], TRANSITIONS[n + 3] = id, old, new
   TRANSITIONS_AT = ts
+  local etype, detail, attempt = NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT
+  if etype then NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = false, '', '' else etype = default_event(old, new) end
+  add_event(id, etype, detail, ts, old == STARTED or new == STARTED, attempt)
 end
 
 -- A ready-queue score: enqueued_at (ms) less priority steps, so a higher priority is claimed
@@ -150,6 +182,7 @@ local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, 
     if redis.call('ZCARD', ck) >= limit or redis.call('ZCARD', K_blocked(name)) > 0 then
       if old == UNSUBMITTED and c[3] == 'discard' then
         local reason = 'concurrency key ' .. ckey .. ' is at its limit (' .. fmt(limit) .. ')'
+        note(EV_CANCELLED, reason)
         end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, ckey, 'cancel_reason', reason)
         return CANCELLED, reason
       end
@@ -236,16 +269,20 @@ local function recover_task(id, tk, now)
   local queue = f[2]
   release(id, queue)
   if f[4] == '1' then
+    note(EV_CANCELLED, 'cancel requested; its worker died before ending it')
     end_task(id, tk, queue, STARTED, CANCELLED, now, false, f[8])
     return 3
   end
   local stalls = tonumber(f[3] or '0') + 1
   append_error(tk, 'LeaseExpired', 'worker lease expired (worker died or froze)', now, tonumber(f[6] or '0'))
   local _, max_stalls, dlq = stall_config(tk)
+  local budget = ' (stall ' .. fmt(stalls) .. ', max_stalls ' .. fmt(max_stalls) .. ')'
   if stalls > max_stalls then
+    note(EV_STALLED, 'worker lease expired; stall budget spent' .. budget)
     end_task(id, tk, queue, STARTED, STALLED, now, dlq == 'save', f[8], 'stall_count', stalls)
     return 2
   end
+  note(EV_RECOVERED, 'worker lease expired; re-queued' .. budget)
   make_ready(id, tk, queue, STARTED, tonumber(f[5]), f[7], now, f[8], 'stall_count', stalls)
   return 1
 end
@@ -285,6 +322,7 @@ local function wf_make(wk, node, now, reason)
   if reason then
     move_status(id, UNSUBMITTED, SUBMITTED, now)
     redis.call('HSET', tk, submitted_fields(row, ts_s(now)))
+    note(EV_CANCELLED, reason)
     end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, false, 'cancel_reason', reason)
   else
     wf_results(wk, node, row)
@@ -328,9 +366,43 @@ local function wf_advance(now)
   end
   WF_ENDED = {}
 end
--- Publish what the script made ready or scheduled, and write its throughput counts.
+-- Write the events the script recorded (see note above move_status). A task's own events live in
+-- its record, so they cost no key of their own and go when it is pruned: 'ev' counts them and
+-- 'ev:<n>' holds the n-th, msgpack {ms, type, attempt, worker, detail}, where worker is the
+-- claimer on a start, 1 for "the worker of this attempt" (the last start's) and '' for none.
+-- A progress event right after another replaces it there ('evp': the number of the last
+-- progress event), so a long run keeps its latest progress, not every report; the audit stream
+-- (K_audit, capped at AUDIT_MAXLEN) keeps them all.
+local function flush_events()
+  for i = 1, #EVENTS, 6 do
+    local id, etype, detail, attempt = EVENTS[i], EVENTS[i + 1], EVENTS[i + 2], EVENTS[i + 5]
+    local tk = K_task(id)
+    local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id', 'ev', 'evp')
+    if attempt == '' then attempt = tonumber(f[1] or '0') end
+    local worker, own = '', ''
+    if EVENTS[i + 4] then
+      worker = f[2] or ''
+      if etype == EV_STARTED then own = worker else own = 1 end
+    end
+    if #detail > MAX_EVENT_DETAIL then detail = string.sub(detail, 1, MAX_EVENT_DETAIL) end
+    local n = tonumber(f[5] or '0')
+    local entry = cmsgpack.pack({EVENTS[i + 3], etype, attempt, own, detail})
+    if etype == EV_PROGRESS then
+      if f[6] ~= fmt(n) then n = n + 1 end
+      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry, 'evp', n)
+    else
+      n = n + 1
+      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry)
+    end
+    redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype, 'a', attempt,
+      'w', worker, 'n', f[3] or '', 'c', f[4] or '', 'd', detail)
+  end
+  EVENTS = {}
+end
+-- Publish what the script made ready or scheduled, and write its throughput counts and events.
 local function flush_effects()
   if WF_ENDED[1] then wf_advance(now_ms()) end
+  if EVENTS[1] then flush_events() end
   for queue, _ in pairs(FREED) do
     if not WOKEN[queue] and redis.call('ZCARD', K_ready(queue)) > 0 then WOKEN[queue] = true end
   end

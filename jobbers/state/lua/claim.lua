@@ -43,6 +43,7 @@ for qi = 1, #KEYS do
       local f = redis.call('HMGET', tk, unpack(CLAIM_READ))
       if f[1] == SUBMITTED then
         if f[2] == '1' then
+          note(EV_CANCELLED, 'cancel requested before it started')
           end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, nil)
         else
           if not lease_base then lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':' end

@@ -26,6 +26,7 @@ for _, entry in ipairs(sets) do
     redis.call('ZREM', set, id)
     local tk = K_task(id)
     if redis.call('HGET', tk, 'status') == expected then
+      note(EV_CANCELLED, reason)
       end_task(id, tk, queue, expected, CANCELLED, now, false, nil, 'cancel_reason', reason)
       cleared = cleared + 1
     end

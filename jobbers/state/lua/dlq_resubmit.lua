@@ -118,6 +118,7 @@ for i = 1, #KEYS do
     out[i] = {id, RESUBMIT_CONFLICT, status}
   else
     redis.call('ZREM', K_dlq, id)
+    note(EV_RESUBMITTED, 'from the dead letter queue')
     redis.call('HDEL', tk, 'completed_at', 'result', 'error', 'cancel_requested', 'run_at',
       'last_heartbeat_at', 'lease', 'lease_ms')
     if reset then

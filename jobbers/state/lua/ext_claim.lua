@@ -29,6 +29,7 @@ while remaining > 0 do
   local f = redis.call('HMGET', tk, 'status', 'cancel_requested')
   if f[1] == SUBMITTED then
     if f[2] == '1' then
+      note(EV_CANCELLED, 'cancel requested before it started')
       end_task(best, tk, queue, SUBMITTED, CANCELLED, now, false, nil)
     else
       local token = base .. ':' .. fmt(#claimed + 1)

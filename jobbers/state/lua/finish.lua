@@ -15,18 +15,30 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
     local queue = f[3]
     release(id, queue)
     local etype = o[FINISH.error_type]
-    if etype ~= '' then append_error(tk, etype, o[FINISH.error_message], now, tonumber(f[5])) end
+    local error_text = ''
+    if etype ~= '' then
+      append_error(tk, etype, o[FINISH.error_message], now, tonumber(f[5]))
+      error_text = etype .. ': ' .. o[FINISH.error_message]
+    end
     if new == RETRY or new == REQUEUE then
       local attempt = tostring(o[FINISH.retry_attempt])
       local fields = NO_FIELDS
       if new == RETRY and attempt ~= '' then fields = {'retry_attempt', attempt} end
       local delay = tonumber(o[FINISH.delay_ms])
+      if new == RETRY then
+        local detail = 'retry in ' .. fmt(delay) .. ' ms'
+        if error_text ~= '' then detail = error_text .. '; ' .. detail end
+        note(EV_RETRIED, detail, tonumber(f[5] or '0'))
+      else
+        note(EV_RESUBMITTED, 'put back by its worker shutting down')
+      end
       if delay > 0 then
         make_scheduled(id, tk, queue, STARTED, now + delay, now, unpack(fields))
       else
         make_ready(id, tk, queue, STARTED, tonumber(f[4]), f[6], now, f[7], unpack(fields))
       end
     else
+      note(new, error_text)
       local result = o[FINISH.result]
       if result ~= '' then
         end_task(id, tk, queue, STARTED, new, now, o[FINISH.dead_letter] == 1, f[7], 'result', result)

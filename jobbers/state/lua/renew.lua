@@ -1,19 +1,30 @@
--- Renew the leases of one worker's running tasks, record heartbeats, report lost/cancelled ones.
+-- Renew the leases of one worker's running tasks, record heartbeats and progress, report
+-- lost/cancelled ones.
 -- KEYS: the record of each task.  ARGV[3..]: lease_ms, then per task: id, token, heartbeat
--- ('1' = the task called heartbeat() since the last renewal)
+-- ('1' = the task called heartbeat() since the last renewal), progress (msgpack [current, total,
+-- message, attempt]; '' = no new report), progress text (for the event log)
+-- A new progress report is stored ('progress', 'progress_at'); it becomes a progress event when
+-- the task's last one is PROGRESS_EVENT_MS old or more ('progress_event_at').
 -- Returns {lost_tokens, cancel_requested_ids}: a lease is lost when the task moved on or is held
 -- under another lease (it was recovered, and maybe claimed again).
 local lease_ms = tonumber(ARGV[3])
 local now = now_ms()
 local lost, cancel = {}, {}
 for i = 1, #KEYS do
-  local at = 4 + (i - 1) * 3
-  local id, token, hb = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local at = 4 + (i - 1) * 5
+  local id, token, hb, progress = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local tk = KEYS[i]
-  local f = redis.call('HMGET', tk, 'status', 'lease', 'cancel_requested')
+  local f = redis.call('HMGET', tk, 'status', 'lease', 'cancel_requested', 'progress_event_at')
   if f[1] == STARTED and f[2] == token then
     redis.call('ZADD', K_inflight, now + lease_ms, id)
     if hb == '1' then redis.call('HSET', tk, 'last_heartbeat_at', fmt(now)) end
+    if progress ~= '' then
+      redis.call('HSET', tk, 'progress', progress, 'progress_at', fmt(now))
+      if now - tonumber(f[4] or '0') >= PROGRESS_EVENT_MS then
+        redis.call('HSET', tk, 'progress_event_at', fmt(now))
+        add_event(id, EV_PROGRESS, ARGV[at + 4], now, true, '')
+      end
+    end
     if f[3] == '1' then cancel[#cancel + 1] = id end
   else
     lost[#lost + 1] = token

@@ -25,6 +25,7 @@ for _, id in ipairs(ids) do
       release(id, f[4])
       append_error(tk, 'HeartbeatTimeout', 'no heartbeat for ' .. fmt(silent) .. ' ms', now,
         tonumber(f[6] or '0'))
+      note(EV_HEARTBEAT_STALE, 'no heartbeat for ' .. fmt(silent) .. ' ms')
       end_task(id, tk, f[4], STARTED, STALLED, now, dlq == 'save', nil)
       redis.call('PUBLISH', C_cancel, id)
       out[#out + 1] = id

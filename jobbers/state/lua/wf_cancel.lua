@@ -21,9 +21,11 @@ for _, node in ipairs(cmsgpack.unpack(f[2])) do
     if status == STARTED then
       redis.call('HSET', tk, 'cancel_requested', '1', 'updated_at', ts_s(now))
       redis.call('PUBLISH', C_cancel, id)
+      add_event(id, EV_CANCEL_REQUESTED, reason, now, true, '')
     elseif status and CANCELLABLE[status] then
       if status == SUBMITTED then redis.call('ZREM', ready_set_of(tk, queue), id)
       else redis.call('ZREM', K_sched(queue), id) end
+      note(EV_CANCELLED, reason)
       end_task(id, tk, queue, status, CANCELLED, now, false, nil, 'cancel_requested', '1', 'cancel_reason', reason)
     end
   end

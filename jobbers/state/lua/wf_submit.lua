@@ -4,10 +4,18 @@
 -- KEYS[1]: the run's hash.  ARGV[3]: the run id.  ARGV[4]: one msgpack array of nodes, each
 -- {node id, packed submit row, packed success targets, packed error targets, packed parents,
 --  incoming edges, results param, error param}.  ARGV[5]: the run's name.
--- Returns {1 = created | 0 = existed, status}.
-local wk, wid = KEYS[1], ARGV[3]
+-- ARGV[6]: the recurring entry that fires it ('' = none): the run is recorded as the entry's last
+-- (K_wf_recurring).  ARGV[7]: '1' = skip_if_running: when the entry's last run is still running,
+-- nothing is written.
+-- Returns {1 = created | 0 = existed | 2 = skipped, status, the running run's id when skipped}.
+local wk, wid, entry = KEYS[1], ARGV[3], ARGV[6] or ''
 local status = redis.call('HGET', wk, 'status')
 if status then return {0, status} end
+if entry ~= '' and ARGV[7] == '1' then
+  local last = redis.call('HGET', K_wf_recurring, entry)
+  if last and redis.call('HGET', K_wf(last), 'status') == WF_RUNNING then return {2, WF_RUNNING, last} end
+end
+if entry ~= '' then redis.call('HSET', K_wf_recurring, entry, wid) end
 local now = now_ms()
 local nodes = cmsgpack.unpack(ARGV[4])
 local names = {}

@@ -7,6 +7,7 @@
 import { allowTokenPrompt, onTokenNeeded } from './api.js';
 import { h, notice } from './dom.js';
 import * as active from './pages/active.js';
+import * as audit from './pages/audit.js';
 import * as dlq from './pages/dlq.js';
 import * as overview from './pages/overview.js';
 import * as queues from './pages/queues.js';
@@ -33,6 +34,7 @@ const ROUTES = [
   { path: 'recurring', page: recurring, nav: 'Recurring' },
   { path: 'workflows', page: workflows, nav: 'Workflows' },
   { path: 'workflow/:id', page: workflow },
+  { path: 'audit', page: audit, nav: 'Audit' },
   { path: 'submit', page: submit, nav: 'Submit' },
 ];
 

@@ -46,6 +46,29 @@ export const STATUSES = ['submitted', 'scheduled', 'started', 'completed', 'fail
 export const TERMINAL = ['completed', 'failed', 'cancelled', 'stalled', 'dropped'];
 export const CANCELLABLE = ['submitted', 'scheduled', 'started'];
 export const DEAD_LETTER = ['failed', 'stalled'];
+/** Every event type of the event log, in lifecycle order (the models' EventKind). */
+export const EVENT_TYPES = ['submitted', 'scheduled', 'promoted', 'started', 'heartbeat_stale', 'retried',
+  'completed', 'failed', 'cancelled', 'cancel_requested', 'stalled', 'recovered', 'resubmitted', 'dropped',
+  'progress'];
+/** Event types that end a task badly, an attempt, or its worker (shown in warning colours). */
+const BAD_EVENTS = ['failed', 'stalled', 'heartbeat_stale', 'dropped'];
+const WARN_EVENTS = ['retried', 'recovered', 'cancel_requested', 'cancelled'];
+
+export function eventBadge(type) {
+  const tone = BAD_EVENTS.includes(type) ? 'bad' : WARN_EVENTS.includes(type) ? 'warn' : (type === 'completed' ? 'good' : null);
+  return h('span', { class: ['badge', 'event', tone], dataset: { event: String(type) } }, String(type).replaceAll('_', ' '));
+}
+
+/** A progress report ({current, total, message}) as a bar (a <progress> when the total is known). */
+export function progressBar(p) {
+  if (!p) return h('span', { class: 'muted' }, '—');
+  const known = p.total !== null && p.total !== undefined && p.total > 0;
+  const share = known ? Math.min(1, Math.max(0, p.current / p.total)) : null;
+  const label = known ? `${p.current} / ${p.total} (${Math.round(share * 100)}%)` : String(p.current);
+  return h('span', { class: 'progress-line' },
+    known ? h('progress', { max: '1', value: String(share), 'aria-label': `progress ${label}` }) : null,
+    h('span', { class: 'progress-text' }, label, p.message ? ` · ${p.message}` : ''));
+}
 
 export function statusBadge(status) {
   const known = STATUSES.includes(status) ? status : 'unknown';

@@ -137,7 +137,10 @@ export function mount(root) {
     lastKey = stamp;
     list.replaceChildren(table([
       { label: 'Key', cell: (e) => [e.key, e.static ? h('span', { class: 'chip' }, 'in code') : null] },
-      { label: 'Task', cell: (e) => `${e.task_name} v${e.task_version}` },
+      { label: 'Task', cell: (e) => (e.workflow
+        ? [`workflow ${e.workflow.name || e.key} (${e.workflow.nodes.length} nodes)`,
+          e.skip_if_running ? h('span', { class: 'chip' }, 'skip if running') : null]
+        : `${e.task_name} v${e.task_version}`) },
       { label: 'Schedule', cell: (e) => (e.cron ? `${e.cron}${e.timezone ? ` (${e.timezone})` : ''}` : `every ${e.every} s`) },
       { label: 'Queue', cell: (e) => e.queue },
       { label: 'Next runs', cell: (e) => (e.paused
@@ -147,7 +150,8 @@ export function mount(root) {
       { label: 'Params', class: 'clip', cell: (e) => h('code', {}, JSON.stringify(e.params)) },
       { label: '', class: 'row-actions', cell: (e) => [
         h('a', { href: `#/tasks?recurring_key=${encodeURIComponent(e.key)}` }, 'Tasks'),
-        h('button', { type: 'button', onclick: () => edit(e), 'aria-label': `Edit ${e.key}` }, 'Edit'),
+        // A workflow entry is changed over the API (PUT /recurring/{key}); this form edits tasks.
+        e.workflow ? null : h('button', { type: 'button', onclick: () => edit(e), 'aria-label': `Edit ${e.key}` }, 'Edit'),
         e.paused
           ? h('button', { type: 'button', onclick: () => act(e, 'resume'), 'aria-label': `Resume ${e.key}` }, 'Resume')
           : h('button', { type: 'button', onclick: () => act(e, 'pause'), 'aria-label': `Pause ${e.key}` }, 'Pause'),

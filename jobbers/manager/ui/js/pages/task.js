@@ -3,7 +3,9 @@
 // shows at once; the shell's periodic refresh only reads the task while no stream is open.
 
 import { follow, get, post } from '../api.js';
-import { CANCELLABLE, DEAD_LETTER, duration, h, json, notice, statusBadge, table, TERMINAL, time } from '../dom.js';
+import {
+  CANCELLABLE, DEAD_LETTER, duration, eventBadge, h, json, notice, progressBar, statusBadge, table, TERMINAL, time,
+} from '../dom.js';
 import { runAction } from './shared.js';
 
 export const title = 'Task';
@@ -24,6 +26,13 @@ function fieldRows(t) {
       ? h('span', {}, 'a free slot of concurrency key ', h('span', { class: 'mono' }, t.waiting_for))
       : h('span', { class: 'muted' }, '—')],
     ['status', [statusBadge(t.status), running ? h('span', { class: 'muted' }, ` running for ${running}`) : null]],
+    ['progress', t.progress
+      ? [progressBar(t.progress), t.progress.attempt !== t.retry_attempt
+        ? h('span', { class: 'muted' }, ` (attempt ${t.progress.attempt})`) : null]
+      : h('span', { class: 'muted' }, '—')],
+    ['correlation_id', t.correlation_id
+      ? h('a', { class: 'mono', href: `#/tasks?correlation_id=${encodeURIComponent(t.correlation_id)}` }, t.correlation_id)
+      : h('span', { class: 'muted' }, '—')],
     ...TIME_FIELDS.map((f) => [f, time(t[f])]),
     ['retry_attempt', String(t.retry_attempt)],
     ['stall_count', String(t.stall_count)],
@@ -39,6 +48,8 @@ function fieldRows(t) {
 export function mount(root, { id }) {
   let task = null;
   let lastKey = '';
+  let eventsKey = '';
+  const timeline = h('div', { class: 'timeline' });
   const box = h('div', { class: 'result' });
   const badge = h('span', { class: 'live-status' });
   const body = h('div');
@@ -126,6 +137,7 @@ export function mount(root, { id }) {
     const key = JSON.stringify(task);
     if (key === lastKey && TERMINAL.includes(task.status)) return;
     lastKey = key;
+    loadEvents();
     badge.replaceChildren(statusBadge(task.status));
     body.replaceChildren(
       h('section', { class: 'split' },
@@ -133,6 +145,7 @@ export function mount(root, { id }) {
         h('div', {},
           h('h2', {}, 'Params'), json(task.params),
           h('h2', {}, 'Result'), json(task.result))),
+      h('section', {}, h('h2', {}, 'Events'), timeline),
       h('section', {},
         h('h2', {}, `Attempts and errors (${task.errors.length})`),
         table([
@@ -142,6 +155,27 @@ export function mount(root, { id }) {
           { label: 'Message', cell: (e) => h('span', { class: 'pre' }, e.message) },
         ], task.errors, { empty: 'No errors recorded.' })),
     );
+  }
+
+  // The timeline is read again whenever the record changed (each event changes it).
+  async function loadEvents() {
+    let answer;
+    try {
+      answer = await get(`/tasks/${encodeURIComponent(id)}/events`);
+    } catch (err) {
+      timeline.replaceChildren(notice('error', err.message));
+      return;
+    }
+    const key = JSON.stringify(answer.events);
+    if (key === eventsKey) return;
+    eventsKey = key;
+    timeline.replaceChildren(answer.events.length === 0
+      ? h('p', { class: 'muted' }, 'No events recorded.')
+      : h('ol', { class: 'events' }, answer.events.map((e) => h('li', { dataset: { event: e.type } },
+        time(e.at), ' ', eventBadge(e.type),
+        h('span', { class: 'muted' }, ` attempt ${e.attempt}`),
+        e.worker_id ? h('span', { class: 'mono muted' }, ` · ${e.worker_id}`) : null,
+        e.detail ? h('span', { class: 'pre detail' }, ` ${e.detail}`) : null))));
   }
 
   return { refresh };

@@ -1,4 +1,5 @@
-// Tasks: filter by status, queue, task name and recurring entry; page by cursor; select and cancel.
+// Tasks: filter by status, queue, task name, recurring entry and correlation id; page by cursor;
+// select and cancel.
 
 import { get } from '../api.js';
 import { field, h, STATUSES, statusBadge, table, time } from '../dom.js';
@@ -14,6 +15,7 @@ export function mount(root, { query }) {
     queue: query.get('queue') || '',
     task_name: query.get('task_name') || '',
     recurring_key: query.get('recurring_key') || '',
+    correlation_id: query.get('correlation_id') || '',
     limit: Number(query.get('limit')) || 50,
   };
   let lastKey = '';
@@ -26,6 +28,7 @@ export function mount(root, { query }) {
     field('Queue', queueSelect('queue', filters.queue, 'any queue')),
     field('Task name', h('input', { name: 'task_name', list: 'task-names', value: filters.task_name, placeholder: 'any task' })),
     field('Recurring entry', h('input', { name: 'recurring_key', value: filters.recurring_key, placeholder: 'any' })),
+    field('Correlation id', h('input', { name: 'correlation_id', value: filters.correlation_id, placeholder: 'any', maxlength: 256 })),
     field('Per page', h('select', { name: 'limit' },
       PAGE_SIZES.map((n) => h('option', { value: n, selected: n === filters.limit }, String(n))))),
     h('div', { class: 'actions' },
@@ -45,7 +48,8 @@ export function mount(root, { query }) {
   async function refresh() {
     const page = await get('/tasks', {
       status: filters.status, queue: filters.queue, task_name: filters.task_name,
-      recurring_key: filters.recurring_key || undefined, limit: filters.limit,
+      recurring_key: filters.recurring_key || undefined,
+      correlation_id: filters.correlation_id || undefined, limit: filters.limit,
       cursor: pager.cursor,
     });
     const key = JSON.stringify(page);

@@ -1,0 +1,176 @@
+"""The event log: a task's own events, the audit log across queues, and its summary.
+
+Every event is written by the Lua script call that made it happen (``jobbers.state.events``).
+These routes refuse a query parameter they do not take (422 naming it), so a misspelt filter
+(``corelation_id``) is an error rather than an answer about every task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from jobbers.errors import TaskNotFoundError
+from jobbers.manager.audit_schemas import AuditLog, AuditSummaryView, TaskEvents, TaskNameCounts
+from jobbers.manager.deps import ServicesDep
+from jobbers.manager.params import (
+    NOT_FOUND,
+    UNAVAILABLE,
+    CursorQuery,
+    LimitQuery,
+    QueueQuery,
+    TaskIdPath,
+    TaskNameQuery,
+)
+from jobbers.manager.request_bodies import StrictJSONRoute
+from jobbers.manager.schemas import clamp_limit
+from jobbers.models.event import EventKind
+from jobbers.models.task import MAX_CORRELATION_ID
+from jobbers.state.events import AuditQuery
+
+router = APIRouter(tags=["audit"], route_class=StrictJSONRoute)
+
+#: The window of ``/audit-log/summary`` when ``since`` is not given: the day before ``until``.
+DEFAULT_SUMMARY_WINDOW = dt.timedelta(days=1)
+
+
+def only_query(*names: str) -> Any:
+    """A dependency refusing (422, each by name) every query parameter not in ``names``."""
+    allowed = frozenset(names)
+
+    async def check(request: Request) -> None:
+        unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in allowed]
+        if unknown:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("query", k),
+                        "msg": "unknown query parameter (this route takes: "
+                        + ", ".join(sorted(allowed))
+                        + ")",
+                    }
+                    for k in unknown
+                ]
+            )
+
+    return Depends(check)
+
+
+SinceQuery = Annotated[
+    dt.datetime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
+]
+UntilQuery = Annotated[
+    dt.datetime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
+]
+CorrelationQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_CORRELATION_ID,
+        description="only events of tasks with this correlation id",
+    ),
+]
+TypeQuery = Annotated[list[EventKind] | None, Query(description="repeatable; default: every type")]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
+    if since is not None and until is not None and until <= since:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "until"), "msg": "until must be after since"}]
+        )
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    response_model=TaskEvents,
+    responses={**NOT_FOUND, **UNAVAILABLE},
+    dependencies=[only_query()],
+)
+async def task_events(task_id: TaskIdPath, services: ServicesDep) -> Response:
+    """Everything that happened to a task, oldest first: each transition (with its worker, attempt
+    and detail), cancel requests and progress reports."""
+    task_id = task_id.upper()
+    events = await services.events.task_events(task_id)
+    if events is None:
+        raise TaskNotFoundError(f"no task {task_id}")
+    return Response(
+        TaskEvents(task_id=task_id, events=events).model_dump_json(), media_type="application/json"
+    )
+
+
+_LOG_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "type", "limit", "cursor")
+
+
+@router.get(
+    "/audit-log", response_model=AuditLog, responses=UNAVAILABLE, dependencies=[only_query(*_LOG_PARAMS)]
+)
+async def audit_log(
+    services: ServicesDep,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    correlation_id: CorrelationQuery = None,
+    task_name: TaskNameQuery = None,
+    queue: QueueQuery = None,
+    type: TypeQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> Response:
+    """The audit log: every queue's events in a window, oldest first, optionally of one correlation
+    id, task name, queue or event types; paged by ``cursor``. Each queue keeps its latest
+    ``AUDIT_MAX_EVENTS`` events, and the cleaner removes those older than ``AUDIT_MAX_AGE_SECONDS``."""
+    since, until = _utc(since), _utc(until)
+    _check_window(since, until)
+    limit = clamp_limit(limit)
+    query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
+    page = await services.events.page(query, limit, cursor)
+    answer = AuditLog(events=page.events, next_cursor=page.next_cursor, limit=limit)
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+_SUMMARY_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "type")
+
+
+@router.get(
+    "/audit-log/summary",
+    response_model=AuditSummaryView,
+    responses=UNAVAILABLE,
+    dependencies=[only_query(*_SUMMARY_PARAMS)],
+)
+async def audit_summary(
+    services: ServicesDep,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    correlation_id: CorrelationQuery = None,
+    task_name: TaskNameQuery = None,
+    queue: QueueQuery = None,
+    type: TypeQuery = None,
+) -> AuditSummaryView:
+    """How many events of each type, and per task name, happened in a window ("what did the agents
+    do yesterday?"); the window is the day before ``until`` (default: now) unless ``since`` is given."""
+    until = _utc(until) or dt.datetime.fromtimestamp(await services.store.redis_time_ms() / 1000, tz=dt.UTC)
+    since = _utc(since) or until - DEFAULT_SUMMARY_WINDOW
+    _check_window(since, until)
+    query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
+    summary = await services.events.summary(query)
+    names = sorted(summary.by_task_name.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return AuditSummaryView(
+        since=since,
+        until=until,
+        total=summary.total,
+        by_type=dict(sorted(summary.by_type.items())),
+        by_task_name=[TaskNameCounts(task_name=n, total=sum(c.values()), by_type=c) for n, c in names],
+    )

@@ -15,6 +15,9 @@ from jobbers.recurring_entries import recurring
 from jobbers.registry import register_task
 from jobbers.workflows import signature
 
+# The wf_* tasks take any number of lost leases (max_stalls): the workflow fault tests kill
+# their workers again and again.
+
 #: Executions are appended here (one line per run) so tests can count them.
 RUN_LOG = os.environ.get("E2E_RUN_LOG", "")
 
@@ -184,7 +187,7 @@ async def wf_step(
     return out
 
 
-@register_task(name="wf_flaky", max_retries=3, retry_delay=0.3, backoff_strategy=BackoffStrategy.CONSTANT,
+@register_task(name="wf_flaky", max_retries=3, max_stalls=1000, retry_delay=0.3, backoff_strategy=BackoffStrategy.CONSTANT,
                expected_exceptions=(ConnectionError,), dead_letter_policy=DeadLetterPolicy.SAVE)
 async def wf_flaky(fail_times: int) -> int:
     """Fails (to be retried) its first ``fail_times`` attempts, then completes with its attempt."""
@@ -194,7 +197,7 @@ async def wf_flaky(fail_times: int) -> int:
     return task.retry_attempt
 
 
-@register_task(name="wf_until_fixed", max_retries=0, dead_letter_policy=DeadLetterPolicy.SAVE)
+@register_task(name="wf_until_fixed", max_retries=0, max_stalls=1000, dead_letter_policy=DeadLetterPolicy.SAVE)
 async def wf_until_fixed(marker: str) -> str:
     """Fails (dead-lettered) until file ``marker`` exists."""
     _record("wf_until_fixed")
@@ -203,19 +206,19 @@ async def wf_until_fixed(marker: str) -> str:
     return "fixed"
 
 
-@register_task(name="wf_fan")
+@register_task(name="wf_fan", max_stalls=1000)
 async def wf_fan(pages: int) -> int:
     """Spawns one wf_page per page and a wf_sum after them (written when this completes)."""
     task.fan_out([signature("wf_page", page=i) for i in range(pages)], signature("wf_sum").results("parts"))
     return pages
 
 
-@register_task(name="wf_page")
+@register_task(name="wf_page", max_stalls=1000)
 async def wf_page(page: int, parents: dict[str, object] | None = None) -> int:
     return page * 10
 
 
-@register_task(name="wf_sum")
+@register_task(name="wf_sum", max_stalls=1000)
 async def wf_sum(parts: dict[str, int]) -> int:
     return sum(parts.values())
 

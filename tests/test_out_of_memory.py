@@ -229,3 +229,18 @@ async def test_tasks_running_through_an_out_of_memory_episode_run_once_and_all_c
     refused_claim = r"claim failed \(.*command not allowed when used memory > 'maxmemory'"
     assert re.search(refused_claim, e2e.platform.log_of(worker))
     await assert_exactly_one_terminal_state(e2e.store, [*ids, waiting])
+
+
+async def test_a_redis_that_will_not_answer_info_is_not_taken_for_out_of_memory(
+    oom_server: RedisServer, oom_redis: Redis, oom_store: TaskStore, key_prefix: str
+) -> None:
+    await push_out_of_memory(oom_redis)
+    assert await oom_store.out_of_memory() is not None
+    await oom_redis.acl_setuser("noinfo", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                                commands=["+@all", "-info"])  # fmt: skip
+    client = Redis(port=oom_server.port, username="noinfo", password="pw")
+    try:
+        assert await TaskStore(client, key_prefix).out_of_memory() is None  # readiness rests on the ping
+    finally:
+        await client.aclose()
+        await oom_redis.acl_deluser("noinfo")

@@ -1,10 +1,12 @@
-"""Fault test of workflow runs: a worker SIGKILLed after every step of a 200-node run.
+"""Fault tests of workflow runs: a worker SIGKILLed after every step of a 200-node run, and of a
+run with retries, an error edge and a dynamic fan-out.
 
 Each worker started dies at one step of its work (``JOBBERS_TEST_FAULT=kill_at_step:<n>``, n
 cycling 1, 2, 3: right after a claim, after running its tasks but before writing their outcomes,
-right after writing them), so the run only advances through crashes and lease recoveries, and
-parents run again after their outcome was lost. The state scripts' transitions, followed live,
-show every node made ready once and ended once.
+right after writing them; and, for the second run, up to 5, as a fan-out's write brings two more:
+just before and just after it), so the run only advances through crashes and lease recoveries,
+and parents run again after their outcome was lost. The state scripts' transitions, followed
+live, show every node made ready once and ended once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.state.transitions import Transition, TransitionFeed
-from jobbers.workflows import Edge, Step, Workflow
+from jobbers.workflows import Edge, Step, Workflow, signature
 from tests.e2e import E2E, wait_until
 from tests.helpers import assert_exactly_one_terminal_state
 
@@ -50,10 +52,14 @@ def lattice() -> Workflow:
 FAST = {"WORKER_LEASE_SECONDS": "0.6", "WORKER_REFRESH_INTERVAL": "0.1", "SCHEDULER_POLL_INTERVAL": "0.1"}
 
 
-@pytest.mark.timeout(600)
-async def test_a_worker_killed_at_every_step_runs_each_node_to_one_end_and_makes_each_once(e2e: E2E) -> None:
+async def run_through_crashes(
+    e2e: E2E, run: Workflow, name: str, steps: int = 3
+) -> tuple[str, Counter[int], list[Transition]]:
+    """Submit ``run`` and start worker after worker, each dying at step 1, 2 ... ``steps``, 1 ...
+    of its work, until the run ends; returns its id, the kills by step and every transition
+    followed live."""
     transitions: list[Transition] = []
-    e2e.platform.scheduler(**FAST)  # recovers the dead workers' leases
+    e2e.platform.scheduler(**FAST)  # recovers the dead workers' leases, promotes retries
     async with TransitionFeed(e2e.store) as feed:
         await asyncio.wait_for(feed.subscribed.wait(), 10)
 
@@ -62,17 +68,16 @@ async def test_a_worker_killed_at_every_step_runs_each_node_to_one_end_and_makes
                 transitions.extend(await feed.next_batch())
 
         follower = asyncio.create_task(follow())
-        run = await e2e.client.submit_workflow(lattice(), name="crash-at-every-step")
-        assert len(run.nodes) == 200
+        submitted = await e2e.client.submit_workflow(run, name=name)
 
         async def ended() -> bool:
-            found = await e2e.client.get_workflow(run.id)
+            found = await e2e.client.get_workflow(submitted.id)
             return found is not None and found.status is not WorkflowStatus.RUNNING
 
         kills: Counter[int] = Counter()
         workers = 0
         while not await ended():
-            step = workers % 3 + 1
+            step = workers % steps + 1
             workers += 1
             fault = f"kill_at_step:{step}"
             worker = e2e.platform.worker(JOBBERS_TEST_FAULT=fault, WORKER_CONCURRENT_TASKS="200", **FAST)
@@ -83,20 +88,77 @@ async def test_a_worker_killed_at_every_step_runs_each_node_to_one_end_and_makes
         await asyncio.sleep(0.5)  # the last transitions reach the follower
         follower.cancel()
         assert feed.dropped == 0 and feed.reconnects == 0
+    return submitted.id, kills, transitions
 
-    done = await e2e.client.get_workflow(run.id)
-    assert done is not None and done.status is WorkflowStatus.COMPLETED
+
+def assert_made_once_and_ended_once(transitions: list[Transition], ids: list[str]) -> None:
+    """Every task of ``ids`` was made (left unsubmitted) once and reached a terminal status once."""
+    made = Counter(t.task_id for t in transitions if t.old is TaskStatus.UNSUBMITTED)
+    ends = Counter(t.task_id for t in transitions if t.new.is_terminal)
+    assert made == Counter(ids) and ends == Counter(ids)
+
+
+@pytest.mark.timeout(600)
+async def test_a_worker_killed_at_every_step_runs_each_node_to_one_end_and_makes_each_once(e2e: E2E) -> None:
+    run_id, kills, transitions = await run_through_crashes(e2e, lattice(), "crash-at-every-step")
+
+    done = await e2e.client.get_workflow(run_id)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED and len(done.nodes) == 200
     ids = [n.task_id for n in done.nodes]
     assert {n.status for n in done.nodes} == {TaskStatus.COMPLETED}
     assert await assert_exactly_one_terminal_state(e2e.store, ids) == {"completed": 200}
     # Every kind of step was followed by a kill, again and again.
     assert kills[1] >= LAYERS and kills[2] >= LAYERS and kills[3] >= LAYERS, kills
-    made = Counter(t.task_id for t in transitions if t.old is TaskStatus.UNSUBMITTED)
-    ends = Counter(t.task_id for t in transitions if t.new.is_terminal)
-    assert made == Counter(ids) and ends == Counter(ids)  # each node made ready once, ended once
+    assert_made_once_and_ended_once(transitions, ids)  # each node made ready once, ended once
     runs = Counter(task_id for task_id, label in e2e.platform.runs() if label == "wf_step")
     assert set(runs) == set(ids)
     assert sum(1 for n in runs.values() if n > 1) >= LAYERS  # parents ran again after a lost outcome
     end = await e2e.store.get_task(next(n.task_id for n in done.nodes if n.node == "end"))
     last_layer = sorted(f"n{LAYERS - 1}-{j}" for j in range(WIDTH))
     assert end is not None and end.result == {"node": "end", "parents": last_layer}
+
+
+def mixed() -> Workflow:
+    """Retries, a failure taking its error edge, and a dynamic fan-out, after one root."""
+
+    def step(node: str) -> Workflow:
+        return signature("wf_step", node=node).named(node)
+
+    return step("root").then(
+        signature("wf_flaky", fail_times=2).named("flaky").then(step("after_flaky")),
+        signature("wf_until_fixed", marker="/nonexistent/never")
+        .named("bad")
+        .then(
+            step("after_bad"), on_error=signature("wf_step", node="handler").named("handler").errors("err")
+        ),
+        signature("wf_fan", pages=5).named("fan").then(signature("wf_sum").results("parts").named("total")),
+    )
+
+
+@pytest.mark.timeout(600)
+async def test_retries_error_edges_and_a_fan_out_settle_once_through_a_kill_at_every_step(e2e: E2E) -> None:
+    """The same crashes through the other scripts that settle edges: a retried node (written
+    retries, promoted by the scheduler), a failure taking its error edge and cancelling what
+    follows it, and a fan-out (its new nodes and completion written alone, with a kill just
+    before and just after that write)."""
+    # Up to five steps per worker: tasks claimed together take their steps side by side (a
+    # fan-out's write beside a batch's), so a worker must live through a few for the run to advance.
+    run_id, kills, transitions = await run_through_crashes(e2e, mixed(), "mixed-crashes", steps=5)
+
+    done = await e2e.client.get_workflow(run_id)
+    status = {n.node: n.status for n in done.nodes}
+    pages = [f"fan.wf_page{'' if i == 0 else f'-{i + 1}'}" for i in range(5)]
+    assert status == {
+        "root": TaskStatus.COMPLETED, "flaky": TaskStatus.COMPLETED, "after_flaky": TaskStatus.COMPLETED,
+        "bad": TaskStatus.FAILED, "after_bad": TaskStatus.CANCELLED, "handler": TaskStatus.COMPLETED,
+        "fan": TaskStatus.COMPLETED, "total": TaskStatus.COMPLETED, "fan.wf_sum": TaskStatus.COMPLETED,
+        **dict.fromkeys(pages, TaskStatus.COMPLETED),
+    }  # fmt: skip
+    ids = [n.task_id for n in done.nodes]
+    assert_made_once_and_ended_once(transitions, ids)
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+    tasks = {n.node: await e2e.store.get_task(n.task_id) for n in done.nodes}
+    assert tasks["flaky"].result == 2  # type: ignore[union-attr]  # two written retries, then done
+    assert tasks["handler"].result == {"node": "handler", "parents": [], "failed": "bad"}  # type: ignore[union-attr]
+    assert tasks["total"].result == 100  # type: ignore[union-attr]  # the collector's sum, once
+    assert all(kills[step] >= 1 for step in range(1, 6)), kills

@@ -7,8 +7,10 @@ after submitting a recurring entry's tasks, before it records the fire time, to 
 scheduler submits them no second time. ``JOBBERS_TEST_FAULT=kill_at_step:<n>`` makes a worker
 SIGKILL itself at the n-th step of its work, counting three steps per batch: a claim that got
 tasks (claimed, not run), outcomes about to be written (run, not recorded: the tasks run again),
-and outcomes just written (recorded, nothing after it done); the workflow fault test starts
-worker after worker with n = 1, 2, 3 ... so that every step of a run is followed by a kill.
+and outcomes just written (recorded, nothing after it done); and two around the write of a task
+that fanned out (its new nodes and its completion, written alone): just before and just after.
+The workflow fault tests start worker after worker with n = 1, 2, 3 ... so that every step of a
+run is followed by a kill.
 Never set any of them outside tests.
 """
 

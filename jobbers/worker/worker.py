@@ -488,7 +488,11 @@ class Worker:
         spawned = entry.handle.fanned_out
         if outcome is not None and spawned is not None and outcome.status is TaskStatus.COMPLETED:
             # Written alone, in the script that adds the new nodes (the batch has no room for them).
+            if fault_hooks.KILL_AT_STEP:
+                fault_hooks.step_taken()
             outcome = await complete_with_fan_out(self.store, outcome, spawned)
+            if fault_hooks.KILL_AT_STEP:
+                fault_hooks.step_taken()
         if outcome is not None:
             self.pending.append((outcome, entry))
             self.unacked[claim.token] = entry

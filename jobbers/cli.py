@@ -7,23 +7,29 @@ line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import gc
+
+# A worker recycled every WORKER_TTL tasks starts (and exits) often. The imports below, and those a
+# command makes before it runs (its room, telemetry, the task module), allocate about a million
+# objects, and the cyclic garbage collector traversed them again and again: a third of the import
+# time. It is paused while they run (``_loading``); what start-up loaded is then frozen
+# (``gc.freeze``), so neither later collections nor the interpreter's final one at exit traverse it.
+_COLLECTING = gc.isenabled()
+gc.disable()
+
 import argparse
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from jobbers.cleaner import CleanerOptions, run_cleaner
-from jobbers.config_store import ConfigStore, schema
-from jobbers.config_store.urls import shown as shown_sql_url
-from jobbers.env_help import environment_help
+from jobbers.config_store import ConfigStore
 from jobbers.errors import ConfigurationError, JobbersError, StartupError
 from jobbers.logs import configure_logging
 from jobbers.recurring_entries import store_declared_recurring
 from jobbers.registry import load_task_module, runnable_tasks
-from jobbers.scheduler import Scheduler
 from jobbers.settings import Settings
 from jobbers.startup import (
     ensure_port_free,
@@ -36,11 +42,29 @@ from jobbers.startup import (
 )
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.store import TaskStore
-from jobbers.state.upgrade import old_layout_present, upgrade_layout
 from jobbers.telemetry import export_interval_seconds, setup_telemetry
-from jobbers.worker import Worker
+
+# Each command imports the room it runs (worker, scheduler, cleaner, manager) when it runs: a
+# worker recycled every WORKER_TTL tasks does not load the others at each start
+# (tests/test_lazy_imports.py).
+
+if _COLLECTING:
+    gc.enable()
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _loading() -> Iterator[None]:
+    """Pause the garbage collector while a command loads what it runs, then freeze what it loaded."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -58,6 +82,8 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 def _parser(prog: str, description: str, note: str = "") -> argparse.ArgumentParser:
     """A parser whose ``--help`` ends with the environment variables ``prog`` reads."""
+    from jobbers.env_help import environment_help
+
     return argparse.ArgumentParser(
         prog=prog,
         description=description,
@@ -130,10 +156,13 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 
 def _worker(argv: list[str] | None) -> int:
-    settings = _start_with_task_module(
-        "jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True, burst=True
-    )
-    telemetry = setup_telemetry("jobbers-worker")
+    with _loading():
+        settings = _start_with_task_module(
+            "jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True, burst=True
+        )
+        from jobbers.worker import Worker
+
+        telemetry = setup_telemetry("jobbers-worker")
 
     async def main() -> int:
         async with _services(settings) as (store, config):
@@ -143,6 +172,7 @@ def _worker(argv: list[str] | None) -> int:
     try:
         return _run(main())
     finally:
+        gc.freeze()  # the interpreter's final collection at exit then has nothing to traverse
         telemetry.shutdown()
 
 
@@ -152,6 +182,8 @@ def scheduler_main(argv: list[str] | None = None) -> int:
 
 
 def _scheduler(argv: list[str] | None) -> int:
+    from jobbers.scheduler import Scheduler
+
     _parser("jobbers_scheduler", "Run the Jobbers scheduler.").parse_args(argv)
     settings = load_settings()
     _setup_logging(settings)
@@ -178,6 +210,8 @@ def cleaner_main(argv: list[str] | None = None) -> int:
 
 
 def _cleaner(argv: list[str] | None) -> int:
+    from jobbers.cleaner import CleanerOptions, run_cleaner
+
     parser = _parser("jobbers_cleaner", "One Jobbers maintenance pass.")
     for flag, text in (
         ("--stale-time", "mark tasks whose heartbeat is older than this as stalled"),
@@ -228,6 +262,8 @@ def manager_main(argv: list[str] | None = None) -> int:
 
 async def _check_manager_services(settings: Settings) -> int:
     """SQL must work (startup migrates it); Redis may be down: the API answers 503 until it is up."""
+    from jobbers.state.upgrade import old_layout_present
+
     async with _services(settings) as (store, _config):
         problem = await redis_problem(store)
         if problem is None and await old_layout_present(store):
@@ -296,6 +332,10 @@ def migrate_main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(argv: list[str] | None) -> int:
+    from jobbers.config_store import schema
+    from jobbers.config_store.urls import shown as shown_sql_url
+    from jobbers.state.upgrade import upgrade_layout
+
     parser = _parser(
         "jobbers_migrate",
         "Bring Jobbers' SQL schema to the newest revision (versioned migrations; safe to re-run).",

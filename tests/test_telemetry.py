@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -335,6 +336,73 @@ async def test_without_a_collector_processes_run_quietly_and_exit_promptly(e2e: 
         assert time.monotonic() - started < 3
         log = e2e.platform.log_of(proc)
         assert "opentelemetry" not in log and "Traceback" not in log and "WARNING" not in log, log
+
+
+async def test_a_worker_recycled_by_worker_ttl_exports_its_counts_at_exit(
+    e2e: E2E, receiver: OtlpReceiver
+) -> None:
+    # It lives well under the export interval: only the export at its exit can carry its counts.
+    ids = [(await e2e.client.submit("noop")).id for _ in range(3)]
+    worker = e2e.platform.worker(**otel_env(receiver, OTEL_METRIC_EXPORT_INTERVAL="60000", WORKER_TTL="3"))
+    assert await asyncio.to_thread(worker.wait, 30) == 0
+    await e2e.wait_terminal(ids)
+    processed = ("tasks_processed", "counter", L(queue="default", task="noop", status="completed"))
+    assert summary(receiver, "jobbers-worker").get(processed) == 3
+
+
+def test_without_a_collector_a_process_never_loads_the_otlp_exporters() -> None:
+    # A worker recycled every WORKER_TTL tasks exits before its first export: with nothing
+    # listening, it neither loads gRPC/protobuf at start nor at exit (the shutdown probe fails).
+    code = (
+        "import sys; from jobbers.telemetry import setup_telemetry\n"
+        "t = setup_telemetry('probe'); t.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('grpc', 'opentelemetry.exporter.otlp', "
+        "'google.protobuf'))))"
+    )
+    for protocol in ("grpc", "http/protobuf"):
+        env = {**os.environ, "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+               "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_LOGS_EXPORTER": "otlp"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True)  # fmt: skip
+        assert out.stdout.strip() == "[]", (protocol, out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("preference", ["", "CUMULATIVE", "DELTA", "LOWMEMORY", "bogus"])
+def test_metric_temporality_is_the_one_the_otlp_exporters_prefer(
+    monkeypatch: pytest.MonkeyPatch, preference: str
+) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    from jobbers.telemetry.providers import otlp_temporality
+
+    if preference:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+    else:
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", raising=False)
+    for exporter_type in (Grpc, Http):
+        exporter = exporter_type(endpoint=f"http://127.0.0.1:{free_port()}")
+        try:
+            preferred = exporter._preferred_temporality
+            assert {k: preferred[k] for k in otlp_temporality()} == otlp_temporality()
+            assert set(preferred) <= set(otlp_temporality())
+        finally:
+            exporter.shutdown()
+
+
+def test_shutdown_probes_the_collector_each_signal_sends_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobbers.telemetry.providers import collector_address
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert collector_address("metrics", "grpc") == ("localhost", 4317)
+    assert collector_address("metrics", "http/protobuf") == ("localhost", 4318)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")  # gRPC takes a bare host:port
+    assert collector_address("metrics", "grpc") == ("collector", 4317)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://otel.example.com/v1/traces")
+    assert collector_address("traces", "http/protobuf") == ("otel.example.com", 443)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "unix:///run/otel.sock")
+    assert collector_address("metrics", "grpc") is None  # cannot tell: flushed as if it answered
 
 
 # -- in-process units -----------------------------------------------------------------------------

@@ -10,14 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-from croniter import croniter
+from typing import TYPE_CHECKING, Any
 
 from jobbers.models.queue_config import DEFAULT_QUEUE
 
+if TYPE_CHECKING:
+    from croniter import croniter
+
 #: How many missed fire times an entry with ``catch_up`` enqueues after downtime, at most.
 MAX_CATCH_UP = 1000
+
+
+def _croniter() -> type[croniter]:
+    """``croniter``, imported on first use: a worker whose tasks declare no cron entry never needs it."""
+    from croniter import croniter
+
+    return croniter
 
 
 class ScheduleError(ValueError):
@@ -74,7 +82,7 @@ def check_schedule(cron: str | None, timezone: str | None, every_seconds: float 
         return
     assert cron is not None
     fields = cron.split()
-    if len(fields) not in (5, 6) or not croniter.is_valid(cron, second_at_beginning=True):
+    if len(fields) not in (5, 6) or not _croniter().is_valid(cron, second_at_beginning=True):
         raise ScheduleError(
             "cron", f"{cron!r} is not a cron expression (5 fields, or 6 with seconds first)"
         )
@@ -108,7 +116,7 @@ def fire_times_after(
         return out
     assert entry.cron is not None
     start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC).astimezone(_zone(entry.timezone))
-    schedule = croniter(entry.cron, start, second_at_beginning=True)
+    schedule = _croniter()(entry.cron, start, second_at_beginning=True)
     while len(out) < count:
         at = int(schedule.get_next(float) * 1000)
         if until_ms is not None and at > until_ms:
@@ -146,7 +154,7 @@ def _latest_at_or_before(entry: RecurringEntry, at_ms: int) -> int:
     assert entry.cron is not None
     # get_prev is strictly before its start: start one millisecond after at_ms.
     start = dt.datetime.fromtimestamp((at_ms + 1) / 1000, tz=dt.UTC).astimezone(_zone(entry.timezone))
-    return int(croniter(entry.cron, start, second_at_beginning=True).get_prev(float) * 1000)
+    return int(_croniter()(entry.cron, start, second_at_beginning=True).get_prev(float) * 1000)
 
 
 def next_fire_times(entry: RecurringEntry, now_ms: int, count: int = 5) -> list[int]:

@@ -25,7 +25,7 @@ DEFAULT_PREFIX = "{jobbers}:"
 
 #: Keys inside a key space: name -> template after the space's prefix ("{}" = the varying part).
 SPACE_KEYS: dict[str, str] = {
-    # hash: one task record (payload fields are msgpack; its events in 'ev:<n>', lua/_common.lua)
+    # hash: one task record (payload fields are msgpack; its events in 'ev:<stream id>', lua/_common.lua)
     "task": "task:{}",
     "ready": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from jobbers.errors import IdempotencyConflictError
 from jobbers.models.outcomes import CancelKind, ResubmitKind, SubmitKind
@@ -723,12 +724,17 @@ class TaskStore:
     async def out_of_memory(self) -> str | None:
         """Why Redis refuses writes for memory (``INFO memory``: ``used_memory``, less what Redis
         does not count against the limit, over ``maxmemory``), on any master of a cluster; None when
-        it does not. Redis then refuses new work, while leases are still renewed (``OOM_RULES``)."""
-        if self.cluster:
-            per_node = await self.redis.info("memory", target_nodes="primaries")
-            infos: list[tuple[str, Mapping[str, Any]]] = list(per_node.items())
-        else:
-            infos = [("", await self.redis.info("memory"))]
+        it does not, or when Redis will not say (``INFO`` renamed away, or not in the ACL user's
+        commands). Redis then refuses new work, while leases are still renewed (``OOM_RULES``)."""
+        try:
+            if self.cluster:
+                per_node = await self.redis.info("memory", target_nodes="primaries")
+                infos: list[tuple[str, Mapping[str, Any]]] = list(per_node.items())
+            else:
+                infos = [("", await self.redis.info("memory"))]
+        except ResponseError as exc:
+            log.debug("cannot read INFO memory: %s", exc)
+            return None
         for node, info in infos:
             used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
             if limit and used - int(info.get("mem_not_counted_for_evict", 0)) > limit:

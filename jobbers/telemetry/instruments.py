@@ -5,7 +5,8 @@ every measurement), a tenth of the worker's whole budget per task. These aggrega
 instead, keyed by a tuple of label values, and the SDK still does the collecting and exporting on
 its own thread: counters and gauges become observable instruments whose callbacks read the local
 values (``register_observables``), and histogram points are added to each export batch by
-``LocalHistogramExporter``, which wraps the OTLP exporter.
+``LocalHistogramExporter``, which wraps the OTLP exporter (made at its first export, so a process
+that never exports never loads it).
 
 Measurements are made from one thread (the process's event loop); the exporting thread only reads,
 copying each dict or bucket list in one step. The instruments themselves are defined, with their
@@ -14,9 +15,10 @@ names and labels, in ``jobbers.telemetry.metrics``.
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics
@@ -170,19 +172,27 @@ def register_observables(meter: metrics.Meter, instruments: Iterable[Counter | G
 class LocalHistogramExporter(MetricExporter):
     """Wraps the OTLP metric exporter; adds the histograms' points to each batch, in its temporality.
 
+    The OTLP exporter is made by ``make_inner`` at the first export, on the SDK's exporting thread
+    (importing gRPC and protobuf costs a start-up ~0.1 s and ~10 MB); ``temporality`` must be the
+    one it prefers (``providers.otlp_temporality``). After ``shutdown`` nothing more is exported.
+
     The SDK skips exporting an empty collection, so each histogram should be recorded together with
     a counter: then a collection with histogram points always has something to carry them.
     """
 
     def __init__(
-        self, inner: MetricExporter, resource: Resource, scope: str, histograms: Sequence[Histogram]
+        self,
+        make_inner: Callable[[], MetricExporter],
+        resource: Resource,
+        scope: str,
+        histograms: Sequence[Histogram],
+        temporality: Mapping[type, AggregationTemporality] | None = None,
     ) -> None:
-        temporality = getattr(inner, "_preferred_temporality", None)
-        super().__init__(
-            preferred_temporality=temporality,
-            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-        )
-        self._inner = inner
+        # No preferred aggregation: it only concerns the SDK's histograms, and there are none.
+        super().__init__(preferred_temporality=dict(temporality) if temporality else None)
+        self._make_inner = make_inner
+        self._inner: MetricExporter | None = None
+        self._lock = threading.Lock()
         self._resource = resource
         self._scope = scope
         self._histograms = histograms
@@ -192,9 +202,16 @@ class LocalHistogramExporter(MetricExporter):
         self._exporting_since: float | None = None
         self._stopped = False
 
+    @property
+    def started(self) -> bool:
+        """Whether the OTLP exporter has been made (an export was attempted)."""
+        return self._inner is not None
+
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self._stopped:
+            return MetricExportResult.FAILURE
         now = time.time_ns()
         delta = self._temporality is AggregationTemporality.DELTA
         extra = []
@@ -208,7 +225,11 @@ class LocalHistogramExporter(MetricExporter):
             metrics_data = self._merge(metrics_data, extra)
         self._exporting_since = time.monotonic()
         try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis)
+            with self._lock:
+                if self._inner is None:
+                    self._inner = self._make_inner()
+                inner = self._inner
+            result = inner.export(metrics_data, timeout_millis=timeout_millis)
         finally:
             self._exporting_since = None
         self._failed = result is not MetricExportResult.SUCCESS
@@ -232,9 +253,14 @@ class LocalHistogramExporter(MetricExporter):
         return MetricsData([ResourceMetrics(first.resource, scopes, first.schema_url), *rest])
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis=timeout_millis)
+        inner = self._inner
+        return True if inner is None else inner.force_flush(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if not self._stopped:
+        with self._lock:
+            if self._stopped:
+                return
             self._stopped = True
-            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+            inner = self._inner
+        if inner is not None:
+            inner.shutdown(timeout_millis=timeout_millis, **kwargs)

@@ -6,6 +6,10 @@ Export uses the standard variables: ``OTEL_SDK_DISABLED``; ``OTEL_{METRICS,TRACE
 read by the exporters themselves, ``OTEL_EXPORTER_OTLP[_<SIGNAL>]_ENDPOINT``, ``_HEADERS``,
 ``_TIMEOUT``, ``_COMPRESSION``, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_BSP_*``, ``OTEL_SERVICE_NAME``
 and ``OTEL_RESOURCE_ATTRIBUTES``. Nothing here touches Redis: the processes feed the instruments.
+
+The OTLP exporters (gRPC or HTTP, with protobuf) are made at their first export, on the SDK's
+export threads: a worker recycled after ``WORKER_TTL`` tasks, which lives well under the metric
+export interval, does not load them at start, and loads them at exit only if a collector answers.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
+from opentelemetry.sdk import metrics as sdk_metrics
+from opentelemetry.sdk.metrics.export import AggregationTemporality
 
 from jobbers.logs import TaskContextFilter
 from jobbers.telemetry.instruments import Histogram, LocalHistogramExporter, register_observables
@@ -27,8 +34,11 @@ from jobbers.telemetry.metrics import INSTRUMENTS, SCOPE
 
 log = logging.getLogger(__name__)
 
-#: How long ``Telemetry.shutdown`` may take: an unreachable collector must not hold up an exit.
+#: How long ``Telemetry.shutdown`` may take: a collector that accepts connections and does not
+#: answer holds up an exit this long at most.
 SHUTDOWN_TIMEOUT_SECONDS = 3.0
+#: At shutdown, a collector that cannot be connected to within this long is given up on at once.
+PROBE_SECONDS = 0.25
 
 #: signal -> (module under ``opentelemetry.exporter.otlp.proto.<grpc|http>``, exporter class)
 _EXPORTERS = {
@@ -37,22 +47,112 @@ _EXPORTERS = {
     "logs": ("_log_exporter", "OTLPLogExporter"),
 }
 _PROTOCOLS = {"grpc": "grpc", "http/protobuf": "http"}
+#: The exporters' default endpoints' ports, by protocol.
+_DEFAULT_PORTS = {"grpc": 4317, "http/protobuf": 4318}
 
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip().lower()
 
 
-def _otlp_exporter(signal: str) -> Any:
-    """The OTLP exporter for ``signal`` (metrics, traces, logs), imported only when used (gRPC is heavy)."""
+def _protocol(signal: str) -> str:
     protocol = _env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or _env("OTEL_EXPORTER_OTLP_PROTOCOL")
     protocol = protocol or "grpc"
     if protocol not in _PROTOCOLS:
         log.warning("OTLP protocol %r is not supported; using http/protobuf", protocol)
         protocol = "http/protobuf"
+    return protocol
+
+
+def _otlp_exporter(signal: str, protocol: str) -> Any:
+    """The OTLP exporter for ``signal`` (metrics, traces, logs), imported only when used (gRPC is heavy)."""
     module, name = _EXPORTERS[signal]
     package = f"opentelemetry.exporter.otlp.proto.{_PROTOCOLS[protocol]}"
     return getattr(importlib.import_module(f"{package}.{module}"), name)()
+
+
+def collector_address(signal: str, protocol: str) -> tuple[str, int] | None:
+    """Host and port the exporter of ``signal`` sends to, read from the variables as it reads them;
+    None when that cannot be told (then shutdown flushes, bounded, as if the collector answered)."""
+    url = (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or ""
+    ).strip()
+    if not url:
+        return "localhost", _DEFAULT_PORTS[protocol]
+    try:
+        parts = urlsplit(url if "://" in url else f"//{url}")  # gRPC also takes a bare host:port
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if port is None and parts.scheme in ("http", "https"):
+        port = 443 if parts.scheme == "https" else 80
+    if not host or port is None:
+        return None
+    return host, port
+
+
+def _answers(address: tuple[str, int], timeout: float) -> bool:
+    """Whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection(address, timeout):
+            return True
+    except OSError:
+        return False
+
+
+def otlp_temporality() -> dict[type, AggregationTemporality]:
+    """The temporality the OTLP metric exporter prefers, from
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` as it reads it (without importing it;
+    tests/test_telemetry.py checks the two agree)."""
+    preference = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "CUMULATIVE")
+    preference = preference.upper().strip()
+    cumulative, delta = AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA
+    monotonic = {"DELTA": delta, "LOWMEMORY": delta}.get(preference, cumulative)
+    observable = delta if preference == "DELTA" else cumulative
+    return {
+        sdk_metrics.Counter: monotonic,
+        sdk_metrics.UpDownCounter: cumulative,
+        sdk_metrics.Histogram: monotonic,
+        sdk_metrics.ObservableCounter: observable,
+        sdk_metrics.ObservableUpDownCounter: cumulative,
+        sdk_metrics.ObservableGauge: cumulative,
+    }
+
+
+class _DeferredExporter:
+    """A span or log exporter made at its first export (on the SDK's batching thread); once shut
+    down, it exports nothing more (without being made, if it never was)."""
+
+    def __init__(self, make: Callable[[], Any], failure: object) -> None:
+        self._make = make
+        self._failure = failure
+        self._inner: Any = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        with self._lock:
+            if self._stopped:
+                return self._failure
+            if self._inner is None:
+                self._inner = self._make()
+            inner = self._inner
+        return inner.export(batch)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        inner = self._inner
+        return True if inner is None else bool(inner.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            inner = self._inner
+        if inner is not None:
+            inner.shutdown()
 
 
 def _signal_enabled(variable: str, default: str) -> bool:
@@ -79,6 +179,10 @@ class Telemetry:
     tracer_provider: Any = None
     logger_provider: Any = None
     log_handler: logging.Handler | None = None
+    #: The exporters of spans and logs (made at their first export).
+    exporters: list[_DeferredExporter] = field(default_factory=list)
+    #: Where each signal's collector listens (None: cannot be told).
+    collectors: set[tuple[str, int] | None] = field(default_factory=set)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -87,7 +191,12 @@ class Telemetry:
 
     def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> None:
         """Force-flush pending metrics, spans and logs, then stop; gives up after ``timeout`` seconds
-        (no hang without a collector: the exporters' retries are abandoned with the process)."""
+        (no hang without a collector: the exporters' retries are abandoned with the process).
+
+        A collector known not to answer (the last metric export failed, or a TCP connection to it
+        does not open within ``PROBE_SECONDS``) is given up on at once: nothing is flushed, and an
+        exporter never made is never loaded.
+        """
         if self._stopped:
             return
         self._stopped = True
@@ -95,11 +204,15 @@ class Telemetry:
             logging.getLogger().removeHandler(self.log_handler)
 
         def stop(ms: int) -> None:
-            # Metrics first: they show whether the collector answers at all.
             exporter = self.metric_exporter
-            unreachable = exporter is not None and exporter.failing
-            if exporter is not None and unreachable:
-                exporter.shutdown()  # abandon retries that no collector will answer
+            unreachable = (exporter is not None and exporter.failing) or not all(
+                address is None or _answers(address, PROBE_SECONDS) for address in self.collectors
+            )
+            if unreachable:  # abandon retries that no collector will answer
+                if exporter is not None:
+                    exporter.shutdown()
+                for deferred in self.exporters:
+                    deferred.shutdown()
             if self.meter_provider is not None:
                 self.meter_provider.shutdown(timeout_millis=ms)
             for provider in (self.tracer_provider, self.logger_provider):
@@ -149,7 +262,11 @@ def setup_telemetry(service_name: str) -> Telemetry:
 
     if _signal_enabled("OTEL_METRICS_EXPORTER", "otlp"):
         histograms = [i for i in INSTRUMENTS if isinstance(i, Histogram)]
-        exporter = LocalHistogramExporter(_otlp_exporter("metrics"), resource, SCOPE, histograms)
+        protocol = _protocol("metrics")
+        telemetry.collectors.add(collector_address("metrics", protocol))
+        exporter = LocalHistogramExporter(
+            lambda: _otlp_exporter("metrics", protocol), resource, SCOPE, histograms, otlp_temporality()
+        )
         reader = PeriodicExportingMetricReader(exporter)
         meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
         metrics.set_meter_provider(meter_provider)
@@ -157,8 +274,14 @@ def setup_telemetry(service_name: str) -> Telemetry:
         telemetry.meter_provider, telemetry.metric_exporter = meter_provider, exporter
 
     if _signal_enabled("OTEL_TRACES_EXPORTER", "otlp"):
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+        protocol = _protocol("traces")
+        telemetry.collectors.add(collector_address("traces", protocol))
+        spans = _DeferredExporter(lambda: _otlp_exporter("traces", protocol), SpanExportResult.FAILURE)
+        telemetry.exporters.append(spans)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        tracer_provider.add_span_processor(BatchSpanProcessor(_otlp_exporter("traces")))
+        tracer_provider.add_span_processor(BatchSpanProcessor(cast(SpanExporter, spans)))
         trace.set_tracer_provider(tracer_provider)
         telemetry.tracer_provider = tracer_provider
 
@@ -166,8 +289,12 @@ def setup_telemetry(service_name: str) -> Telemetry:
         from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
+        protocol = _protocol("logs")
+        telemetry.collectors.add(collector_address("logs", protocol))
+        records = _DeferredExporter(lambda: _otlp_exporter("logs", protocol), None)
+        telemetry.exporters.append(records)
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(_otlp_exporter("logs")))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(cast(Any, records)))
         handler = LoggingHandler(logger_provider=logger_provider)
         handler.addFilter(TaskContextFilter())
         logging.getLogger().addHandler(handler)

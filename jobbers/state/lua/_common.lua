@@ -25,7 +25,7 @@ local WF_ENDED = {}          -- {workflow id, node id, status, task id} of each 
 
 -- The event log. Every status change (move_status) records one event, and so do a cancel request
 -- and a progress report (add_event); flush_events writes them as the script ends, each to the
--- task's record ('ev:<n>') and to its space's capped audit stream (K_audit), with the task's
+-- task's record ('ev:<stream id>') and to its space's capped audit stream (K_audit), with the task's
 -- attempt, worker, name and correlation id as the record then holds them. So the log is written
 -- in the same atomic call as the state it describes. What a move was, when the statuses alone do
 -- not say (a retry, a recovery, why a cancel), its caller says with note() just before it.
@@ -395,36 +395,44 @@ local function wf_advance(now)
   end
   WF_ENDED = {}
 end
--- Write the events the script recorded (see note above move_status). A task's own events live in
--- its record, so they cost no key of their own and go when it is pruned: 'ev' counts them and
--- 'ev:<n>' holds the n-th, msgpack {ms, type, attempt, worker, detail}, where worker is the
--- claimer on a start, 1 for "the worker of this attempt" (the last start's) and '' for none.
--- A progress event right after another replaces it there ('evp': the number of the last
--- progress event), so a long run keeps its latest progress, not every report; the audit stream
--- (K_audit, capped at AUDIT_MAXLEN) keeps them all.
+-- Write the events the script recorded (see note above move_status). Each goes to the space's
+-- audit stream (K_audit, capped at AUDIT_MAXLEN) and into the task's record as the field
+-- 'ev:<its stream id>' (so a task's events cost no key of their own, need no counter, and go
+-- when it is pruned): msgpack {ms, type, attempt, worker, detail}, where worker is the claimer on
+-- a start, 1 for "the worker of this attempt" (the last start's) and '' for none. The record
+-- keeps its latest progress event only ('evp' names it); the audit stream keeps each.
+-- The task's attempt, worker, name and correlation id come from know() when the script read
+-- them anyway (a claim, a finish, a submit), else from one HMGET.
+local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
+local function know(id, attempt, worker, name, corr)
+  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
+end
 local function flush_events()
   for i = 1, #EVENTS, 6 do
     local id, etype, detail, attempt = EVENTS[i], EVENTS[i + 1], EVENTS[i + 2], EVENTS[i + 5]
     local tk = K_task(id)
-    local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id', 'ev', 'evp')
-    if attempt == '' then attempt = tonumber(f[1] or '0') end
+    local k = KNOWN[id]
+    if not k then
+      local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id')
+      k = {tonumber(f[1] or '0') or 0, f[2] or '', f[3] or '', f[4] or ''}
+    end
+    if attempt == '' then attempt = k[1] end
     local worker, own = '', ''
     if EVENTS[i + 4] then
-      worker = f[2] or ''
+      worker = k[2]
       if etype == EV_STARTED then own = worker else own = 1 end
     end
     if #detail > MAX_EVENT_DETAIL then detail = string.sub(detail, 1, MAX_EVENT_DETAIL) end
-    local n = tonumber(f[5] or '0')
+    local sid = redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype,
+      'a', attempt, 'w', worker, 'n', k[3], 'c', k[4], 'd', detail)
     local entry = cmsgpack.pack({EVENTS[i + 3], etype, attempt, own, detail})
     if etype == EV_PROGRESS then
-      if f[6] ~= fmt(n) then n = n + 1 end
-      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry, 'evp', n)
+      local last = redis.call('HGET', tk, 'evp')
+      if last then redis.call('HDEL', tk, 'ev:' .. last) end
+      redis.call('HSET', tk, 'ev:' .. sid, entry, 'evp', sid)
     else
-      n = n + 1
-      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry)
+      redis.call('HSET', tk, 'ev:' .. sid, entry)
     end
-    redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype, 'a', attempt,
-      'w', worker, 'n', f[3] or '', 'c', f[4] or '', 'd', detail)
   end
   EVENTS = {}
 end

@@ -9,7 +9,12 @@ call: the next nodes are made ready, or end ``cancelled`` naming the node that b
 edge. A node's task is made exactly once (its ``made`` guard), so a parent run again after a
 crash cannot make its successors twice; nothing in a run expires.
 
-A run's nodes share one queue (one key space), so every step stays one atomic script call.
+A run lives in the space of its first node's queue (its *home*). Its nodes may sit in other
+queues (on a Redis Cluster, other shards): what a script of one space does to another (make a
+node's task, cancel it, settle its end) goes through that space's outbox, which the scheduler
+relays (``relay_workflow_outbox``); every delivery is idempotent, so a relay that crashes
+half-way and delivers again changes nothing twice. Within one queue every step stays one
+atomic script call.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
@@ -80,7 +85,7 @@ class WorkflowRun:
 
 def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) -> None:
     """Raise ``WorkflowGraphError`` naming the node (and its field) when the graph cannot run: a duplicate or
-    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle.
+    empty node id, an edge from an unknown node, or a cycle.
     ``outside``: nodes already in the run (a fan-out's parent) that edges may come from."""
     if not nodes:
         raise WorkflowGraphError("", "a workflow needs at least one node")
@@ -91,14 +96,7 @@ def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) ->
         if n.node in by_id:
             raise WorkflowGraphError(n.node, "the node id is used twice")
         by_id[n.node] = n
-    queue = nodes[0].task.queue
     for n in nodes:
-        if n.task.queue != queue:
-            raise WorkflowGraphError(
-                n.node,
-                f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue",
-                "queue",
-            )
         for kind, field_name, parents in (
             ("success", "after", n.after),
             ("error", "on_error_of", n.on_error_of),
@@ -220,9 +218,9 @@ async def _submit(
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
     pipe = store.redis.pipeline(transaction=False)
-    pipe.sadd(store.keys.queues, queue)
+    pipe.sadd(store.keys.queues, *sorted({n.task.queue for n in nodes}))
     pipe.hset(store.keys.workflows, workflow_id, queue)
-    locator = {n.task.id: queue for n in nodes}
+    locator = {n.task.id: n.task.queue for n in nodes}
     for i in range(0, len(nodes), 5000):
         part = dict(list(locator.items())[i : i + 5000])
         pipe.hset(store.keys.locator, mapping=part)  # type: ignore[arg-type]
@@ -231,7 +229,7 @@ async def _submit(
         "wf_submit",
         q.space,
         [q.space.wf(workflow_id)],
-        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0"],
+        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0", queue],
     )
     created, status = int(answer[0]), WorkflowStatus(_s(answer[1]))
     if created == 2:
@@ -256,11 +254,11 @@ async def get_workflow(store: TaskStore, workflow_id: str) -> WorkflowRun | None
     names: list[str] = unpack(raw[b"nodes"]) or []
     # A row's params are msgpack inside msgpack, not text: the row is read raw.
     rows = {node: msgpack.unpackb(raw[b"row:" + node.encode()], raw=True) for node in names}
-    id_at, name_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name")
+    id_at, name_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name"), SUBMIT_ROW.index("queue")
     task_ids = [_s(rows[node][id_at]) for node in names]
     pipe = store.redis.pipeline(transaction=False)
-    for task_id in task_ids:
-        pipe.hget(space.task(task_id), "status")
+    for node, task_id in zip(names, task_ids, strict=True):
+        pipe.hget(store.keys.space(_s(rows[node][queue_at])).task(task_id), "status")
     statuses = await pipe.execute()
     nodes = []
     for node, task_id, status in zip(names, task_ids, statuses, strict=True):
@@ -458,3 +456,47 @@ async def finish_with_fan_out(
         [pack_for_lua(finish_row(outcome)), pack_for_lua(rows), parent.node, collector, collector_id],
     )
     return int(written)
+
+
+async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: int = 1000) -> int:
+    """Deliver what workflow scripts left in the outboxes of ``queues``' spaces for other spaces
+    (see _common.lua): a node's task to make in its queue, a node to cancel there, a node's end
+    to settle in its run's home. Each delivery is idempotent and its entry deleted after it, so
+    several relays at once, or one that dies half-way, deliver each effect once. Returns how many
+    entries were delivered (at most ``limit`` per space)."""
+    delivered = 0
+    for queue in queues:
+        space = store.keys.space(queue)
+        _cursor, found = await store.redis.hscan(space.wf_outbox, 0, count=limit)  # type: ignore[misc,unused-ignore]
+        entries = cast("dict[bytes, bytes]", found)
+        for raw_field, value in list(entries.items())[:limit]:
+            kind, workflow_id, node = _s(raw_field).split(" ", 2)
+            if kind == "e":
+                await _settle_end(store, space, workflow_id, node, _s(value))
+            elif kind == "m":
+                row, reason = msgpack.unpackb(value, raw=True)
+                target = store.keys.space(_s(msgpack.unpackb(row, raw=True)[SUBMIT_ROW.index("queue")]))
+                task_id = _s(msgpack.unpackb(row, raw=True)[SUBMIT_ROW.index("id")])
+                await store._scripts.run("wf_deliver", target, [target.task(task_id)], [row, reason])
+            elif kind == "c":
+                await store.cancel([_s(value)], by="workflow")
+            await store.redis.hdel(space.wf_outbox, raw_field)  # type: ignore[misc,unused-ignore]
+            delivered += 1
+    return delivered
+
+
+async def _settle_end(store: TaskStore, space: Space, workflow_id: str, node: str, value: str) -> None:
+    """Settle in its run's home the end (``value``: its status and task id) of ``node``, whose task
+    is in ``space``."""
+    status, _, task_id = value.partition(" ")
+    home = await _queue_of(store, workflow_id)
+    if home is None:
+        return  # the run is gone: nothing to settle
+    result, error = await store.redis.hmget(space.task(task_id), ["result", "error"])  # type: ignore[misc,unused-ignore]
+    target = store.keys.space(home)
+    await store._scripts.run(
+        "wf_settle",
+        target,
+        [target.wf(workflow_id)],
+        [workflow_id, node, status, result or b"", error or b""],
+    )

@@ -8,11 +8,13 @@ import pytest
 
 from jobbers.client import JobbersClient
 from jobbers.context import RunningTask
+from jobbers.models.event import EventKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.registry import register_task
 from jobbers.state.codec import pack
+from jobbers.state.events import EventLog
 from jobbers.state.store import NewTask, Outcome, TaskStore, new_task_id
 from jobbers.state.workflows import (
     WorkflowGraphError,
@@ -444,6 +446,13 @@ async def test_a_run_across_three_queues_passes_results_and_takes_an_error_edge_
     assert counts == [b"5", b"5"]  # each end counted once, however often it was delivered
     for key in (store.keys.space("home").wf(wid), *(store.keys.space(q).wf_outbox for q in queues)):
         assert await store.redis.ttl(key) in (-1, -2)  # nothing of a run expires
+    # Each node is an ordinary task in the event log, wherever it ran.
+    log = EventLog(store)
+    ids = {n.node: n.task_id for n in run.nodes}
+    c_events = [e.type for e in await log.task_events(ids["c"]) or []]
+    assert c_events == [EventKind.SUBMITTED, EventKind.STARTED, EventKind.FAILED]
+    (d_cancel,) = [e for e in await log.task_events(ids["d"]) or [] if e.type is EventKind.CANCELLED]
+    assert d_cancel.detail == "workflow node c ended failed"
     made = [await store.redis.zcard(store.keys.space(q).status("completed")) for q in queues]  # type: ignore[misc]
     assert made == [1, 2, 0]  # a; b and h: each task made and run once
 
@@ -462,3 +471,17 @@ async def test_cancelling_a_run_across_queues_cancels_its_nodes_there(store: Tas
     assert run is not None and run.status is WorkflowStatus.CANCELLED
     assert {n.status for n in run.nodes} == {TaskStatus.CANCELLED}
     assert await store.queue_depth("q2") == 0 and await store.queue_depth("home") == 0
+
+
+async def test_a_fan_out_from_a_node_in_another_queue_than_its_runs_fails_the_node(store: TaskStore) -> None:
+    wid = new_task_id()
+    await submit_workflow(store, wid, "x", [_in("home", wid, "a"), _in("q2", wid, "b", "a")])
+    await _run_queue(store, "home", {})
+    await _relay_all(store, ["home", "q2"])
+    (b,) = (await store.claim("w1", 30, 10, [QueueConfig(name="q2")])).tasks
+
+    failed = await complete_with_fan_out(store, Outcome(b.id, b.token, TaskStatus.COMPLETED), _spawned("x"))
+
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert "run's first queue" in failed.error_message
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]

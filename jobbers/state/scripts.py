@@ -77,6 +77,8 @@ SCRIPT_NAMES = (
     "wf_submit",
     "wf_cancel",
     "wf_fan_out",
+    "wf_settle",
+    "wf_deliver",
     "ext_claim",
     "ext_take",
     "audit_summary",

@@ -9,7 +9,12 @@ call: the next nodes are made ready, or end ``cancelled`` naming the node that b
 edge. A node's task is made exactly once (its ``made`` guard), so a parent run again after a
 crash cannot make its successors twice; nothing in a run expires.
 
-A run's nodes share one queue (one key space), so every step stays one atomic script call.
+A run lives in the space of its first node's queue (its *home*). Its nodes may sit in other
+queues (on a Redis Cluster, other shards): what a script of one space does to another (make a
+node's task, cancel it, settle its end) goes through that space's outbox, which the scheduler
+relays (``relay_workflow_outbox``); every delivery is idempotent, so a relay that crashes
+half-way and delivers again changes nothing twice. Within one queue every step stays one
+atomic script call.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
@@ -80,7 +85,7 @@ class WorkflowRun:
 
 def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) -> None:
     """Raise ``WorkflowGraphError`` naming the node (and its field) when the graph cannot run: a duplicate or
-    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle.
+    empty node id, an edge from an unknown node, or a cycle.
     ``outside``: nodes already in the run (a fan-out's parent) that edges may come from."""
     if not nodes:
         raise WorkflowGraphError("", "a workflow needs at least one node")
@@ -91,14 +96,7 @@ def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) ->
         if n.node in by_id:
             raise WorkflowGraphError(n.node, "the node id is used twice")
         by_id[n.node] = n
-    queue = nodes[0].task.queue
     for n in nodes:
-        if n.task.queue != queue:
-            raise WorkflowGraphError(
-                n.node,
-                f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue",
-                "queue",
-            )
         for kind, field_name, parents in (
             ("success", "after", n.after),
             ("error", "on_error_of", n.on_error_of),
@@ -220,9 +218,9 @@ async def _submit(
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
     pipe = store.redis.pipeline(transaction=False)
-    pipe.sadd(store.keys.queues, queue)
+    pipe.sadd(store.keys.queues, *sorted({n.task.queue for n in nodes}))
     pipe.hset(store.keys.workflows, workflow_id, queue)
-    locator = {n.task.id: queue for n in nodes}
+    locator = {n.task.id: n.task.queue for n in nodes}
     for i in range(0, len(nodes), 5000):
         part = dict(list(locator.items())[i : i + 5000])
         pipe.hset(store.keys.locator, mapping=part)  # type: ignore[arg-type]
@@ -231,7 +229,7 @@ async def _submit(
         "wf_submit",
         q.space,
         [q.space.wf(workflow_id)],
-        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0"],
+        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0", queue],
     )
     created, status = int(answer[0]), WorkflowStatus(_s(answer[1]))
     if created == 2:
@@ -256,11 +254,11 @@ async def get_workflow(store: TaskStore, workflow_id: str) -> WorkflowRun | None
     names: list[str] = unpack(raw[b"nodes"]) or []
     # A row's params are msgpack inside msgpack, not text: the row is read raw.
     rows = {node: msgpack.unpackb(raw[b"row:" + node.encode()], raw=True) for node in names}
-    id_at, name_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name")
+    id_at, name_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name"), SUBMIT_ROW.index("queue")
     task_ids = [_s(rows[node][id_at]) for node in names]
     pipe = store.redis.pipeline(transaction=False)
-    for task_id in task_ids:
-        pipe.hget(space.task(task_id), "status")
+    for node, task_id in zip(names, task_ids, strict=True):
+        pipe.hget(store.keys.space(_s(rows[node][queue_at])).task(task_id), "status")
     statuses = await pipe.execute()
     nodes = []
     for node, task_id, status in zip(names, task_ids, statuses, strict=True):
@@ -458,3 +456,68 @@ async def finish_with_fan_out(
         [pack_for_lua(finish_row(outcome)), pack_for_lua(rows), parent.node, collector, collector_id],
     )
     return int(written)
+
+
+async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: int = 1000) -> int:
+    """Deliver what workflow scripts left in the outboxes of ``queues``' spaces for other spaces
+    (see _common.lua): nodes' tasks to make in their queues, nodes to cancel there, nodes' ends to
+    settle in their runs' homes. Up to ``limit`` entries per space, delivered in one script call
+    per target space (and a pipeline of reads), then deleted. Each delivery is idempotent and an
+    entry is deleted only after it, so several relays at once, or one that dies half-way, deliver
+    each effect once. Returns how many entries were delivered."""
+    delivered = 0
+    id_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("queue")
+    for queue in queues:
+        space = store.keys.space(queue)
+        _cursor, found = await store.redis.hscan(space.wf_outbox, 0, count=limit)  # type: ignore[misc,unused-ignore]
+        entries = list(cast("dict[bytes, bytes]", found).items())[:limit]
+        if not entries:
+            continue
+        makes: dict[Space, list[tuple[str, Any]]] = {}
+        ends: list[tuple[str, str, str, str]] = []
+        cancels: list[str] = []
+        for raw_field, value in entries:
+            kind, workflow_id, node = _s(raw_field).split(" ", 2)
+            if kind == "m":
+                row, reason = msgpack.unpackb(value, raw=True)
+                fields = msgpack.unpackb(row, raw=True)
+                target = store.keys.space(_s(fields[queue_at]))
+                makes.setdefault(target, []).append((_s(fields[id_at]), [row, reason]))
+            elif kind == "e":
+                status, _, task_id = _s(value).partition(" ")
+                ends.append((workflow_id, node, status, task_id))
+            elif kind == "c":
+                cancels.append(_s(value))
+        for target, items in makes.items():
+            keys = [target.task(task_id) for task_id, _ in items]
+            await store._scripts.run("wf_deliver", target, keys, [pack_for_lua([d for _, d in items])])
+        if ends:
+            await _settle_ends(store, space, ends)
+        if cancels:
+            await store.cancel(cancels, by="workflow")
+        await store.redis.hdel(space.wf_outbox, *[f for f, _ in entries])  # type: ignore[misc,unused-ignore]
+        delivered += len(entries)
+    return delivered
+
+
+async def _settle_ends(store: TaskStore, space: Space, ends: Sequence[tuple[str, str, str, str]]) -> None:
+    """Settle in their runs' homes the ends (run id, node, status, task id) of nodes whose tasks
+    are in ``space``."""
+    pipe = store.redis.pipeline(transaction=False)
+    for workflow_id, _node, _status, task_id in ends:
+        pipe.hget(store.keys.workflows, workflow_id)
+        pipe.hmget(space.task(task_id), ["result", "error"])
+    answers = await pipe.execute()
+    by_home: dict[str, list[tuple[str, list[Any]]]] = {}
+    for k, (workflow_id, node, status, _task_id) in enumerate(ends):
+        home, (result, error) = answers[2 * k], answers[2 * k + 1]
+        if home is None:
+            continue  # the run is gone: nothing to settle
+        by_home.setdefault(_s(home), []).append(
+            (workflow_id, [workflow_id, node, status, result or b"", error or b""])
+        )
+    for home, items in by_home.items():
+        target = store.keys.space(home)
+        await store._scripts.run(
+            "wf_settle", target, [target.wf(w) for w, _ in items], [pack_for_lua([e for _, e in items])]
+        )

@@ -21,7 +21,7 @@ local COUNTS = {}            -- minute -> {'queue:status' -> terminal outcomes}
 local SCHEDULE_CHANGED = false
 local TRANSITIONS = {}       -- id, old, new of each status change, flat: published for `jobbers tail`
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
-local WF_ENDED = {}          -- {workflow id, node id, status} of each workflow node that ended
+local WF_ENDED = {}          -- {workflow id, node id, status, task id} of each workflow node that ended
 
 -- The event log. Every status change (move_status) appends an event in the call that makes it,
 -- so the log and the state never disagree; so do a cancel request and a progress report
@@ -180,7 +180,7 @@ local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
   count_terminal(queue, new, now)
   -- A workflow node's successors are released (or cancelled) by wf_advance, in this same call.
   local w = redis.call('HMGET', tk, 'workflow_id', 'workflow_node')
-  if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new} end
+  if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new, id} end
 end
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
 -- recovery, promotion, DLQ resubmit). enqueued_at and priority give its score (ready_score).
@@ -325,6 +325,18 @@ end
 -- when all its edges are, and ends cancelled (with a reason) the moment one cannot be. A node's
 -- end is counted once ('ended:<n>'); when 'ended' reaches 'total' the run ends completed, or
 -- failed when a node failed or stalled, or cancelled when it was cancelled. Nothing expires.
+--
+-- A run's nodes may sit in other queues than its first (its 'home', where the hash is): their
+-- tasks live in their own queues' key spaces, which a script of the home space cannot touch (on
+-- a Redis Cluster they are on other shards). Every effect across spaces goes through the outbox
+-- of the space it starts in (K_wf_outbox, relayed by the scheduler: relay_workflow_outbox):
+-- 'm <run> <node>' makes a node's task in its queue (its row, params filled, and a cancel reason
+-- or ''), 'c <run> <node>' asks a made one to stop (a run cancel), and 'e <run> <node>' (written
+-- in the node's space when its task ends there) settles its end in the home space (wf_settle,
+-- which keeps its status, result and error as 'fst:' / 'fres:' / 'ferr:'). Each delivery is
+-- idempotent (a task made once, an end counted once), so an entry delivered twice after a crash
+-- changes nothing the second time; it is deleted once delivered.
+local function wf_id_of(wk) return string.sub(wk, #K_wf('') + 1) end
 local function wf_results(wk, node, row)
   local rp, ep = unpack(redis.call('HMGET', wk, 'rp:' .. node, 'ep:' .. node))
   if (not rp or rp == '') and (not ep or ep == '') then return end
@@ -332,6 +344,7 @@ local function wf_results(wk, node, row)
   local results, err = {}, nil
   for _, p in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. node))) do
     local f = redis.call('HMGET', K_task(p[2]), 'status', 'result', 'error')
+    if not f[1] then f = redis.call('HMGET', wk, 'fst:' .. p[1], 'fres:' .. p[1], 'ferr:' .. p[1]) end
     if f[1] == COMPLETED then
       if f[2] and f[2] ~= '' then results[p[1]] = cmsgpack.unpack(f[2]) else results[p[1]] = false end
     elseif f[1] == FAILED or f[1] == STALLED then
@@ -342,10 +355,8 @@ local function wf_results(wk, node, row)
   if ep and ep ~= '' and err then params[ep] = err end
   row[SUBMIT.params] = cmsgpack.pack(params)
 end
--- Make node's task (once): ready, or ended cancelled with reason when reason is given.
-local function wf_make(wk, node, now, reason)
-  if redis.call('HSETNX', wk, 'made:' .. node, '1') == 0 then return end
-  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+-- Create the task of a node's row in this space: ready, or ended cancelled with reason.
+local function wf_create(row, now, reason)
   local id = row[SUBMIT.id]
   local tk, queue = K_task(id), row[SUBMIT.queue]
   know(id, 0, '', row[SUBMIT.name], row[SUBMIT.correlation_id])
@@ -355,10 +366,24 @@ local function wf_make(wk, node, now, reason)
     note(EV_CANCELLED, reason)
     end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, false, 'cancel_reason', reason)
   else
-    wf_results(wk, node, row)
     make_ready(id, tk, queue, UNSUBMITTED, now, row[SUBMIT.priority], now, row[SUBMIT.concurrency_key],
       submitted_fields(row, ts_s(now)))
   end
+end
+-- Make node's task (once): ready, or ended cancelled with reason when reason is given; a node of
+-- another queue than the run's home through the outbox.
+local function wf_make(wk, node, now, reason)
+  if redis.call('HSETNX', wk, 'made:' .. node, '1') == 0 then return end
+  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+  if not reason then wf_results(wk, node, row) end
+  local home = redis.call('HGET', wk, 'home')
+  if home and row[SUBMIT.queue] ~= home then
+    redis.call('HSET', K_wf_outbox, 'm ' .. wf_id_of(wk) .. ' ' .. node,
+      cmsgpack.pack({cmsgpack.pack(row), reason or ''}))
+    SCHEDULE_CHANGED = true
+    return
+  end
+  wf_create(row, now, reason)
 end
 -- One incoming edge of node is satisfied (ok) or can no longer be (not ok, reason says why).
 local function wf_edge(wk, node, ok, now, reason)
@@ -370,10 +395,14 @@ end
 local function wf_advance(now)
   local i = 1
   while WF_ENDED[i] do
-    local wid, node, new = unpack(WF_ENDED[i])
+    local wid, node, new, id = unpack(WF_ENDED[i])
     i = i + 1
     local wk = K_wf(wid)
-    if redis.call('HSETNX', wk, 'ended:' .. node, new) == 1 then
+    if redis.call('EXISTS', wk) == 0 then
+      -- The run lives in another space: its end is settled there (wf_settle, through the outbox).
+      redis.call('HSET', K_wf_outbox, 'e ' .. wid .. ' ' .. node, new .. ' ' .. (id or ''))
+      SCHEDULE_CHANGED = true
+    elseif redis.call('HSETNX', wk, 'ended:' .. node, new) == 1 then
       local failed = new == FAILED or new == STALLED
       if failed then redis.call('HSETNX', wk, 'failed_node', node) end
       local edges = redis.call('HMGET', wk, 'succ:' .. node, 'err:' .. node)

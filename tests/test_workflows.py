@@ -485,3 +485,73 @@ async def test_a_fan_out_from_a_node_in_another_queue_than_its_runs_fails_the_no
     assert failed is not None and failed.status is TaskStatus.FAILED
     assert "run's first queue" in failed.error_message
     assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("redeliver", [False, True])
+async def test_a_dead_lettered_node_resubmitted_resumes_its_run_across_queues(
+    store: TaskStore, redeliver: bool
+) -> None:
+    """Resubmitting a node of the home queue remakes the cancelled nodes after it in other queues;
+    resubmitting a node of another queue reopens its run in the home space, through the outbox."""
+    queues = ["home", "q2", "q3"]
+    wid = new_task_id()
+    nodes = [
+        _in("home", wid, "a"),
+        _in("home", wid, "b", "a"),
+        _in("q2", wid, "c", "b", results_param="up"),
+        _in("q3", wid, "e", "b"),
+        _in("q2", wid, "f", "c"),
+        _in("home", wid, "g", "f", "e", results_param="up"),
+    ]
+    await submit_workflow(store, wid, "resume-across", nodes)
+
+    async def dead_letter(queue: str, node: str) -> str:
+        (t,) = (await store.claim("w1", 30, 10, [QueueConfig(name=queue)])).tasks
+        assert t.params["n"] == node
+        failed = Outcome(t.id, t.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)
+        assert await store.finish([failed]) == [True]
+        await _relay_all(store, queues, redeliver)
+        return t.id
+
+    await _run_queue(store, "home", {})  # a
+    b = await dead_letter("home", "b")
+    failed = await get_workflow(store, wid)
+    assert failed is not None and failed.status is WorkflowStatus.FAILED and failed.failed_node == "b"
+    old = {n.node: n.task_id for n in failed.nodes}
+    assert {n.node: n.status for n in failed.nodes if n.node != "a"} == dict.fromkeys(
+        "bcefg", TaskStatus.CANCELLED
+    ) | {"b": TaskStatus.FAILED}
+
+    # A node of the home queue: the nodes after it, in every queue, are made anew.
+    await store.resubmit_dead_letters([b], reset_retry_count=False)
+    await _run_queue(store, "home", {})  # b
+    await _relay_all(store, queues, redeliver)
+    assert (await _run_queue(store, "q3", {})) == {"e": {"n": "e"}}
+    assert (await _run_queue(store, "q2", {})) == {"c": {"n": "c", "up": {"b": "B"}}}
+    await _relay_all(store, queues, redeliver)
+    f = await dead_letter("q2", "f")  # f fails in q2: g, at home, is cancelled again
+    reopened = await get_workflow(store, wid)
+    assert reopened is not None and reopened.status is WorkflowStatus.FAILED and reopened.failed_node == "f"
+    remade = {n.node: n.task_id for n in reopened.nodes}
+    assert all(remade[n] != old[n] for n in "cefg") and remade["b"] == old["b"]
+    assert {t.status for t in await store.get_tasks([old[n] for n in "cefg"])} == {TaskStatus.CANCELLED}
+    for n in "ce":  # found by id, in their own queues
+        task = await store.get_task(remade[n])
+        assert task is not None and task.queue == {"c": "q2", "e": "q3"}[n]
+
+    # A node of another queue: its run is reopened at home, then its end settled there.
+    await store.resubmit_dead_letters([f], reset_retry_count=False)
+    await _relay_all(store, queues, redeliver)
+    running = await get_workflow(store, wid)
+    assert running is not None and running.status is WorkflowStatus.RUNNING and running.failed_node is None
+    assert {n.node: n.status for n in running.nodes}["g"] is None  # made anew, waiting for f
+    await _run_queue(store, "q2", {})  # f
+    await _relay_all(store, queues, redeliver)
+    assert set((await _run_queue(store, "home", {}))["g"]["up"]) == {"f", "e"}
+    await _relay_all(store, queues, redeliver)
+
+    done = await get_workflow(store, wid)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED
+    assert {n.status for n in done.nodes} == {TaskStatus.COMPLETED}
+    counts = await store.redis.hmget(store.keys.space("home").wf(wid), ["ended", "total"])  # type: ignore[misc]
+    assert counts == [b"6", b"6"]

@@ -79,6 +79,7 @@ SCRIPT_NAMES = (
     "wf_fan_out",
     "wf_settle",
     "wf_deliver",
+    "wf_reopen",
     "ext_claim",
     "ext_take",
     "audit_summary",

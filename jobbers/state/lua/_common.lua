@@ -425,6 +425,117 @@ local function wf_advance(now)
   end
   WF_ENDED = {}
 end
+-- Reopening a run when a node is resubmitted from the dead letter queue (dlq_resubmit.lua, and
+-- wf_reopen.lua for a node of another queue than its run's). FRESH: the fresh task ids the
+-- caller was given for the nodes made anew, taken in order.
+local FRESH, FRESH_AT = {}, 1
+-- Whether node c's edge from parent p is an error edge.
+local function wf_is_error_edge(wk, p, c)
+  for _, e in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'err:' .. p))) do
+    if e == c then return true end
+  end
+  return false
+end
+local function wf_unend(wk, node)
+  if redis.call('HDEL', wk, 'ended:' .. node) == 1 then redis.call('HINCRBY', wk, 'ended', -1) end
+end
+-- Node c is made anew under a fresh task id (its old task, cancelled without ever starting, stays
+-- as it is); its children's parent lists name the new task. False when no fresh id is left.
+local function wf_remake(wk, c)
+  local fresh = FRESH[FRESH_AT]
+  if not fresh then return false end
+  FRESH_AT = FRESH_AT + 1
+  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. c))
+  row[SUBMIT.id] = fresh
+  redis.call('HSET', wk, 'row:' .. c, cmsgpack.pack(row))
+  redis.call('HDEL', wk, 'made:' .. c)
+  wf_unend(wk, c)
+  local e = redis.call('HMGET', wk, 'succ:' .. c, 'err:' .. c)
+  for _, raw in ipairs({e[1] or '\144', e[2] or '\144'}) do
+    for _, child in ipairs(cmsgpack.unpack(raw)) do
+      local parents = cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. child))
+      for _, p in ipairs(parents) do
+        if p[1] == c then p[2] = fresh end
+      end
+      redis.call('HSET', wk, 'par:' .. child, cmsgpack.pack(parents))
+    end
+  end
+  return true
+end
+-- Workflow node `node` of run wid runs again: its end is no longer counted (the run is running
+-- again, and failed only if another node failed), and every node after it that its failure
+-- cancelled before it ever started is made anew and waits for its parents again (a node whose
+-- edges another ended node still breaks ends cancelled again, naming it). A node after it that
+-- already ran (its error edge) is left as it is. A cancelled run is not reopened.
+local function wf_reopen(wid, node, now)
+  local wk = K_wf(wid)
+  if redis.call('EXISTS', wk) == 0 then
+    -- The run lives in another space: it is reopened there (wf_reopen.lua, through the outbox),
+    -- before this node's next end is settled (the relay holds that end back until then).
+    redis.call('HSET', K_wf_outbox, 'r ' .. wid .. ' ' .. node, '')
+    SCHEDULE_CHANGED = true
+    return
+  end
+  local f = redis.call('HMGET', wk, 'ended:' .. node, 'cancel_asked', 'failed_node', 'nodes')
+  if not f[1] or f[2] then return end
+  wf_unend(wk, node)
+  local walk, seen, waiting, i = {node}, {[node] = true}, {}, 1
+  while walk[i] do
+    local n = walk[i]
+    i = i + 1
+    local e = redis.call('HMGET', wk, 'succ:' .. n, 'err:' .. n)
+    for _, raw in ipairs({e[1] or '\144', e[2] or '\144'}) do
+      for _, c in ipairs(cmsgpack.unpack(raw)) do
+        if not seen[c] then
+          seen[c] = true
+          if redis.call('HEXISTS', wk, 'made:' .. c) == 0 then
+            waiting[#waiting + 1] = c
+          else
+            local id = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. c))[SUBMIT.id]
+            local t = redis.call('HMGET', K_task(id), 'status', 'started_at', 'cancel_reason')
+            if not t[1] then t = redis.call('HMGET', wk, 'fst:' .. c, 'fsa:' .. c, 'fwhy:' .. c) end
+            if t[1] == CANCELLED and not t[2] and string.sub(t[3] or '', 1, 14) == 'workflow node '
+              and wf_remake(wk, c) then
+              waiting[#waiting + 1] = c
+              walk[#walk + 1] = c
+            end
+          end
+        end
+      end
+    end
+  end
+  -- Count each waiting node's edges again, from its parents' ends.
+  for _, c in ipairs(waiting) do
+    local need, why = 0, nil
+    for _, p in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. c))) do
+      local ended = redis.call('HGET', wk, 'ended:' .. p[1])
+      if not ended then
+        need = need + 1
+      elseif wf_is_error_edge(wk, p[1], c) then
+        if ended ~= FAILED and ended ~= STALLED then
+          why = why or ('workflow node ' .. p[1] .. ' ended ' .. ended .. ' (its error edge was not taken)')
+        end
+      elseif ended ~= COMPLETED then
+        why = why or ('workflow node ' .. p[1] .. ' ended ' .. ended)
+      end
+    end
+    redis.call('HSET', wk, 'need:' .. c, need)
+    if why then wf_make(wk, c, now, why) elseif need == 0 then wf_make(wk, c, now, nil) end
+  end
+  redis.call('HSET', wk, 'status', WF_RUNNING)
+  redis.call('HDEL', wk, 'completed_at')
+  if f[3] == node then
+    redis.call('HDEL', wk, 'failed_node')
+    for _, n in ipairs(cmsgpack.unpack(f[4])) do
+      local ended = redis.call('HGET', wk, 'ended:' .. n)
+      if ended == FAILED or ended == STALLED then
+        redis.call('HSET', wk, 'failed_node', n)
+        break
+      end
+    end
+  end
+end
+
 -- Publish what the script made ready or scheduled, and write its throughput counts.
 local function flush_effects()
   if WF_ENDED[1] then wf_advance(now_ms()) end

@@ -327,7 +327,8 @@ class JobbersClient:
             )
         except WorkflowProblems as problems:
             raise problems.problems[0].error from None
-        await self._check_queue(nodes[0].task.queue)
+        for queue in sorted({n.task.queue for n in nodes}):
+            await self._check_queue(queue)
         await submit_workflow(self.store, workflow_id, name, nodes)
         found = await get_workflow(self.store, workflow_id)
         assert found is not None  # just written

@@ -3,7 +3,7 @@ API (``POST /workflows``) and recurring entries that fire a workflow.
 
 ``NodeSpec`` is a node as described (task, params, edges); ``build_nodes`` checks every node (its
 task is registered when required, its params fit the task, its queue exists) and then the graph
-(``check_graph``: no cycle, no edge from an unknown node, one queue), and reports each problem
+(``check_graph``: no cycle, no edge from an unknown node), and reports each problem
 with the index of its node, so nothing is written unless the whole run can start.
 """
 

@@ -10,6 +10,7 @@ import pytest
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
 from jobbers.state.store import Outcome, TaskStore
+from jobbers.state.workflows import relay_workflow_outbox
 from tests.manager_support import api, claim, create_queue, manager_settings, registered
 
 __all__ = ["api", "manager_settings", "registered"]  # fixtures used by this module
@@ -128,16 +129,33 @@ async def test_a_graph_that_cannot_run_is_a_422_naming_its_node_and_writes_nothi
     assert (await api.get("/tasks")).json()["tasks"] == []
 
 
-async def test_nodes_in_two_queues_are_refused_naming_the_node(api: httpx.AsyncClient) -> None:
+async def test_nodes_in_two_queues_run_through_the_outbox_and_a_missing_queue_is_a_422(
+    api: httpx.AsyncClient, store: TaskStore
+) -> None:
     await create_queue(api, "reports")
-
+    missing = await api.post("/workflows", json={"nodes": [_node("a"), _node("b", queue="nope", after=["a"])]})
     response = await api.post(
-        "/workflows", json={"nodes": [_node("a"), _node("b", queue="reports", after=["a"])]}
-    )
+        "/workflows",
+        json={"nodes": [_node("a"), _node("b", queue="reports", after=["a"]),
+                        _node("c", name="anything", after=["b"], results_param="parents")]},
+    )  # fmt: skip
 
-    assert response.status_code == 422
-    (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "nodes", 1, "queue"] and "node 'b'" in error["msg"]
+    assert missing.status_code == 422
+    (error,) = missing.json()["detail"]
+    assert error["loc"] == ["body", "nodes", 1, "queue"] and "nope" in error["msg"]
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["queue"] == "default"  # the run lives with its first node
+    await _finish_ready(store)
+    assert await relay_workflow_outbox(store, ["default", "reports"]) == 1  # b is made in reports
+    (b,) = await claim(store, "reports")
+    await store.finish([Outcome(b.id, b.token, "completed", result=pack(5))])
+    assert await relay_workflow_outbox(store, ["default", "reports"]) == 1  # its end, settled at home
+    (c,) = await claim(store)
+    assert c.params["parents"] == {"b": 5}
+    await store.finish([Outcome(c.id, c.token, "completed")])
+    shown = (await api.get(f"/workflows/{run['id']}")).json()
+    assert shown["status"] == "completed" and {n["status"] for n in shown["nodes"]} == {"completed"}
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,12 @@ from jobbers.cleaner.cleaner import run_cleaner
 from jobbers.cleaner.decisions import CleanerOptions
 from jobbers.config_store import ConfigStore
 from jobbers.manager import create_app
+from jobbers.models.event import EventKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.settings import Settings
+from jobbers.state.codec import pack
+from jobbers.state.events import EventLog
 from jobbers.state.reconnect import is_out_of_memory
 from jobbers.state.records import LeaseRenewal, NewTask, Outcome
 from jobbers.state.scripts import OOM_RULES, SCRIPT_NAMES, OomRule, script_source
@@ -106,6 +109,28 @@ async def test_leases_are_renewed_and_heartbeats_written_while_out_of_memory(
     tasks = await oom_store.get_tasks(ids)
     assert [t.status for t in tasks] == [TaskStatus.STARTED] * 2 and all(t.last_heartbeat_at for t in tasks)
     assert oom_store._scripts.flags_supported == (await major_version(oom_redis) >= 7)
+
+
+async def test_progress_is_kept_while_out_of_memory_and_its_event_waits_for_memory(
+    oom_redis: Redis, oom_store: TaskStore
+) -> None:
+    task_id = (await oom_store.submit(NewTask(name="t"))).id
+    (claimed,) = (await oom_store.claim("w", 30, 1, DEFAULT)).tasks
+
+    def report(current: int) -> LeaseRenewal:
+        return LeaseRenewal(claimed.id, claimed.token, progress=pack([current, 10, "", 0]),
+                            progress_text=f"{current}/10")  # fmt: skip
+
+    junk = await push_out_of_memory(oom_redis)
+    assert await oom_store.renew_leases(30, [report(3)]) == ([], [])
+    events = EventLog(oom_store)
+    record = await oom_redis.hget(oom_store.keys.space("default").task(task_id), "progress")
+    assert record == pack([3, 10, "", 0])  # the latest report replaces the last: no growth
+    assert EventKind.PROGRESS not in [e.type for e in await events.task_events(task_id) or []]
+    await free_memory(oom_redis, junk)
+    await oom_store.renew_leases(30, [report(4)])
+    progress = [e for e in await events.task_events(task_id) or [] if e.type == EventKind.PROGRESS]
+    assert [e.detail for e in progress] == ["4/10"]
 
 
 async def test_a_live_worker_still_reports_itself_while_out_of_memory(

@@ -165,12 +165,19 @@ async def test_show_prints_the_whole_record_with_every_failed_attempt(e2e: E2E) 
     fields = {line.split()[0]: line for line in lines if line and not line.startswith(" ")}
     assert fields["status"].split()[1] == "failed" and fields["dead_lettered"].split()[1] == "yes"
     assert "ConnectionError: upstream timed out" in fields["error"]
-    attempts = [line for line in shown.stdout.splitlines() if "ConnectionError: upstream timed out" in line]
+    record_text, events_text = shown.stdout.split("\nevents", 1)
+    attempts = [line for line in record_text.splitlines() if "ConnectionError: upstream timed out" in line]
     assert len(attempts) == 1 + 3  # the error field, then attempts 0, 1 and 2
+    kinds = [line.split()[1] for line in events_text.splitlines() if line.strip()]
+    assert kinds[:2] == ["submitted", "started"] and kinds.count("retried") == 2 and kinds[-1] == "failed"
     record = json.loads(as_json.stdout)
     assert record["result"] == "rested" and record["params"] == {"seconds": 0}
+    assert [e["type"] for e in record["events"]] == ["submitted", "started", "completed"]
+    assert record["events"][1]["worker_id"] and record["events"][1]["attempt"] == 0
     pairs = {(r["field"], r["value"]) for r in tsv(as_tsv.stdout)}
     assert pairs >= {("status", "completed"), ("result", "rested")}
+    (event_lines,) = [r["value"] for r in tsv(as_tsv.stdout) if r["field"] == "events"]
+    assert [line.split()[1] for line in event_lines.split("\\n")] == ["submitted", "started", "completed"]
 
 
 async def test_show_of_an_unknown_task_is_exit_1_and_a_malformed_id_exit_2(e2e: E2E) -> None:

@@ -1,12 +1,14 @@
 """Workflow runs through real worker processes: dynamic fan-out from a running task, retried
-nodes whose successors wait for their final outcome, and a dead-lettered node resubmitted over
-REST resuming its run."""
+nodes whose successors wait for their final outcome, a dead-lettered node resubmitted over
+REST resuming its run, and runs across queues (``run_across_queues``, also run on the cluster by
+tests/test_topology_workflows.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -158,3 +160,72 @@ async def test_a_node_resubmitted_from_the_dlq_over_rest_resumes_the_run_downstr
     assert last is not None and last.result == {"node": "last", "parents": ["left", "right"]}
     runs = Counter(label for _, label in e2e.platform.runs())
     assert runs["wf_until_fixed"] == 2 and runs["wf_step"] == 4  # first once; left, right, last once
+
+
+async def run_across_queues(e2e: E2E, queues: list[str], tmp_path: Path) -> None:
+    """A run whose nodes sit in three queues (on a cluster, three shards) through real worker and
+    scheduler processes: results passed across queues, a fan-in of two queues, a failure taking
+    its error edge into another queue and cancelling what follows it there; then a run cancelled
+    while its node in another queue runs."""
+    from jobbers.models.queue_config import QueueConfig
+
+    q0, q1, q2 = queues
+    for q in queues:
+        await e2e.config.save_queue(QueueConfig(name=q))
+    e2e.platform.worker()
+    e2e.platform.scheduler(SCHEDULER_POLL_INTERVAL="0.2")
+
+    def step(node: str, queue: str) -> Any:
+        return signature("wf_step", node=node, queue=queue).named(node)
+
+    run = await e2e.client.submit_workflow(
+        step("a", q0).then(
+            step("b", q1).results("parents"), step("e", q2)
+        ).then(step("f", q0).results("parents")).then(
+            signature("wf_until_fixed", marker=str(tmp_path / "never"), queue=q2).named("c").then(
+                step("d", q0), on_error=step("h", q1).errors("err")
+            )
+        ),
+        name="across",
+    )  # fmt: skip
+    await wait_until(lambda: _ended(e2e, run.id), 40)
+
+    done = await e2e.client.get_workflow(run.id)
+    assert done is not None and done.queue == q0
+    assert done.status is WorkflowStatus.FAILED and done.failed_node == "c"
+    tasks = {n.node: await e2e.store.get_task(n.task_id) for n in done.nodes}
+    assert {node: (t.status, t.queue) for node, t in tasks.items() if t} == {
+        "a": (TaskStatus.COMPLETED, q0), "b": (TaskStatus.COMPLETED, q1), "e": (TaskStatus.COMPLETED, q2),
+        "f": (TaskStatus.COMPLETED, q0), "c": (TaskStatus.FAILED, q2), "d": (TaskStatus.CANCELLED, q0),
+        "h": (TaskStatus.COMPLETED, q1),
+    }  # fmt: skip
+    assert tasks["b"].result == {"node": "b", "parents": ["a"]}  # type: ignore[union-attr]
+    assert tasks["f"].result == {"node": "f", "parents": ["b", "e"]}  # type: ignore[union-attr]
+    assert tasks["h"].result == {"node": "h", "parents": [], "failed": "c"}  # type: ignore[union-attr]
+    assert tasks["d"].cancel_reason == "workflow node c ended failed"  # type: ignore[union-attr]
+    runs = Counter(task_id for task_id, label in e2e.platform.runs() if label == "wf_step")
+    assert sorted(runs.values()) == [1] * 5  # a, b, e, f, h: each once
+    await assert_exactly_one_terminal_state(e2e.store, [n.task_id for n in done.nodes])
+
+    # Cancelled while its node in another queue runs: that node is asked to stop there.
+    long = await e2e.client.submit_workflow(
+        chain(step("first", q0), signature("nap", seconds=30, queue=q1).named("long"), step("never", q2))
+    )
+    found = await e2e.client.get_workflow(long.id)
+    await wait_until(lambda: _started(e2e, long.id, "long"), 30)
+    assert await e2e.client.cancel_workflow(long.id) is WorkflowStatus.RUNNING
+    await wait_until(lambda: _ended(e2e, long.id), 30)
+    found = await e2e.client.get_workflow(long.id)
+    assert found is not None and found.status is WorkflowStatus.CANCELLED
+    assert {n.node: n.status for n in found.nodes} == {
+        "first": TaskStatus.COMPLETED, "long": TaskStatus.CANCELLED, "never": TaskStatus.CANCELLED,
+    }  # fmt: skip
+
+
+async def _started(e2e: E2E, run_id: str, node: str) -> bool:
+    found = await e2e.client.get_workflow(run_id)
+    return found is not None and any(n.node == node and n.status is TaskStatus.STARTED for n in found.nodes)
+
+
+async def test_a_run_across_three_queues_through_real_processes(e2e: E2E, tmp_path: Path) -> None:
+    await run_across_queues(e2e, ["wf-a", "wf-b", "wf-c"], tmp_path)

@@ -48,8 +48,8 @@ class WorkflowNodeSpec(RequestBody):
 
 
 class SubmitWorkflow(RequestBody):
-    """A workflow run: its nodes (one queue for all of them) and their edges, checked whole before
-    anything is written."""
+    """A workflow run: its nodes (in one queue or several; the run lives with its first node's) and
+    their edges, checked whole before anything is written."""
 
     nodes: list[WorkflowNodeSpec] = Field(min_length=1, max_length=MAX_BULK_TASKS)
     name: str = Field(default="", max_length=200, description="a label for listings")

@@ -1,4 +1,5 @@
-"""The scheduler loop: promotes due tasks of its role's queues and recovers expired leases."""
+"""The scheduler loop: promotes due tasks of its role's queues, recovers expired leases and
+relays the effects of workflow runs across queues (their outboxes)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from jobbers.scheduler.recurring import RecurringFirer
 from jobbers.settings import Settings
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, is_out_of_memory
 from jobbers.state.store import RecoverResult, TaskStore
+from jobbers.state.workflows import relay_workflow_outbox
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class Scheduler:
             if promotion.promoted:
                 telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
                 telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))
+        # Effects of workflow runs across queues (each queue's space its own, maybe on another shard).
+        await relay_workflow_outbox(self.store, await self.store.known_queues())
         recovered, hung = await self._take_back()
         for label, ids in (
             ("re-queued", recovered.requeued),

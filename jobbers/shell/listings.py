@@ -11,6 +11,7 @@ from jobbers.models.task import TaskStatus
 from jobbers.shell import rows
 from jobbers.shell.output import Format, RowWriter
 from jobbers.shell.session import EXIT_NOT_DONE, EXIT_OK, Session, note
+from jobbers.state.events import EventLog
 from jobbers.state.queries import TaskFilter
 from jobbers.state.stats import Snapshot
 from jobbers.state.store import QueueStats
@@ -44,16 +45,19 @@ async def list_tasks(
 
 
 async def show_tasks(session: Session, out: TextIO, fmt: Format, task_ids: Sequence[str]) -> int:
-    """The whole record of each task: params, result, error and its history of attempts."""
+    """The whole record of each task: params, result, error, its history of attempts and its
+    events (``GET /tasks/{id}/events``), oldest first."""
     found = await session.store.fetch_tasks(task_ids)
     missing = [i for i, t in zip(task_ids, found, strict=True) if t is None]
     writer = RowWriter(out, Format.TSV, ("id", "field", "value")) if fmt is Format.TSV else None
+    log = EventLog(session.store)
     for n, task in enumerate(t for t in found if t is not None):
-        raw = item_json(task).decode()
+        shown = json.loads(item_json(task))
+        shown["events"] = [e.model_dump(mode="json") for e in await log.task_events(task.id) or []]
         if fmt is Format.JSONL:
-            out.write(raw + "\n")
+            out.write(json.dumps(shown, ensure_ascii=False, separators=(",", ":")) + "\n")
             continue
-        fields = rows.task_fields(json.loads(raw))
+        fields = rows.task_fields(shown)
         if writer is not None:
             for field, text in fields:
                 writer.write({"id": task.id, "field": field, "value": text})

@@ -177,6 +177,12 @@ def task_fields(shown: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"attempt {e.get('attempt')} at {e.get('at')}: {e.get('exception_type')}: {e.get('message')}"
                 for e in value
             )
+        elif field == "events":
+            text = "\n".join(
+                " ".join(str(part) for part in (e.get("at"), e.get("type"), f"attempt {e.get('attempt')}",
+                                                e.get("worker_id"), e.get("detail")) if part)
+                for e in value
+            )
         elif isinstance(value, dict | list):
             text = json.dumps(value, indent=2, ensure_ascii=False) if value else json.dumps(value)
         elif value is None:

@@ -1,7 +1,7 @@
 """Reading the event log: a task's own events, the audit log across queues, its summary, trimming.
 
 The scripts write every event twice in the call that makes it happen (``lua/_common.lua``,
-``flush_events``): into the task's record (``ev:<n>``, kept as long as the task) and to its
+``flush_events``): into the task's record (``ev:<stream id>``, kept as long as the task) and to its
 queue's audit stream (``Space.audit``, capped at ``AUDIT_MAX_EVENTS`` entries and trimmed by age by
 the cleaner). Each queue's stream lies in the queue's own slot, so reading the audit log across
 queues merges one stream per queue, in (time, sequence, queue) order; a page resumes strictly
@@ -87,16 +87,15 @@ def _str(raw: bytes | str) -> str:
 
 
 def task_events_of(fields: dict[bytes, bytes], last: int | None = None) -> list[TaskEvent]:
-    """The events a task record holds (``ev:<n>``, see ``flush_events`` in ``lua/_common.lua``),
-    oldest first, the ``last`` ones only when given. The events of a started attempt name the
-    worker of its ``started`` event."""
-    count = int(fields.get(b"ev") or 0)
+    """The events a task record holds (fields ``ev:<audit stream id>``, see ``flush_events`` in
+    ``lua/_common.lua``), oldest first, the ``last`` ones only when given. The events of a started
+    attempt name the worker of its ``started`` event."""
+    found = sorted(
+        (_parse_id(name[3:]), raw) for name, raw in fields.items() if name.startswith(b"ev:")
+    )
     events: list[TaskEvent] = []
     worker: str | None = None
-    for n in range(1, count + 1):
-        raw = fields.get(b"ev:%d" % n)
-        if raw is None:
-            continue
+    for _, raw in found:
         at, kind, attempt, own, detail = msgpack.unpackb(raw, raw=True)
         if kind == _STARTED:
             worker = _str(own) or None

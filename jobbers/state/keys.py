@@ -25,7 +25,7 @@ DEFAULT_PREFIX = "{jobbers}:"
 
 #: Keys inside a key space: name -> template after the space's prefix ("{}" = the varying part).
 SPACE_KEYS: dict[str, str] = {
-    # hash: one task record (payload fields are msgpack; its events in 'ev:<n>', lua/_common.lua)
+    # hash: one task record (payload fields are msgpack; its events in 'ev:<stream id>', lua/_common.lua)
     "task": "task:{}",
     "ready": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)
@@ -46,6 +46,8 @@ SPACE_KEYS: dict[str, str] = {
     # hash per workflow run: its graph (each node's submit row and edges, stored once), countdowns, status
     "wf": "wf:{}",
     "wfs": "wfs",  # zset: the workflow runs of the space, score = created (ms)
+    # hash: effects of workflow runs on other spaces, relayed by the scheduler (see _common.lua)
+    "wf_outbox": "wf_outbox",
     "wf_recurring": "wf_recurring",  # hash: recurring entry key -> the last workflow run it fired here
     "inflight": "inflight",  # zset: started task ids, score = lease deadline (ms, Redis time)
     "dlq": "dlq",  # zset: dead-lettered task ids, score = time dead-lettered (ms)
@@ -95,7 +97,9 @@ _READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
 class Space:
     """The keys of one key space (``prefix`` + template)."""
 
-    __slots__ = ("audit", "dlq", "inflight", "lease_counter", "prefix", "queue", "wf_recurring", "wfs")
+    __slots__ = (
+        "audit", "dlq", "inflight", "lease_counter", "prefix", "queue", "wf_outbox", "wf_recurring", "wfs"
+    )  # fmt: skip
 
     def __init__(self, prefix: str, queue: str = "") -> None:
         self.prefix = prefix
@@ -107,6 +111,7 @@ class Space:
         self.wfs = prefix + SPACE_KEYS["wfs"]
         self.audit = prefix + SPACE_KEYS["audit"]
         self.wf_recurring = prefix + SPACE_KEYS["wf_recurring"]
+        self.wf_outbox = prefix + SPACE_KEYS["wf_outbox"]
 
     def task(self, task_id: str) -> str:
         return self.prefix + _TASK + task_id

@@ -78,6 +78,9 @@ SCRIPT_NAMES = (
     "wf_submit",
     "wf_cancel",
     "wf_fan_out",
+    "wf_settle",
+    "wf_deliver",
+    "wf_reopen",
     "ext_claim",
     "ext_take",
     "audit_summary",
@@ -182,7 +185,7 @@ def lua_preamble(audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     )
 
 
-_ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH)\.\w+")
+_ROW_POSITION = re.compile(r"\b(?:SUBMIT|FINISH|CLAIM_READ)\.\w+")
 
 
 def _with_row_positions(source: str) -> str:

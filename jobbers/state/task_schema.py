@@ -186,9 +186,9 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
     TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),
     TaskField("dead_lettered", show="dead_lettered", show_decode=flag),
-    # The task's events (GET /tasks/{id}/events): how many, each in 'ev:<n>' (msgpack), and the
-    # number of the last progress event (flush_events in lua/_common.lua; read by state/events.py).
-    TaskField("ev"),
+    # The task's events (GET /tasks/{id}/events) are fields 'ev:<audit stream id>' (msgpack; see
+    # flush_events in lua/_common.lua; read by state/events.py); 'evp' names its latest progress
+    # event, the one progress event it keeps.
     TaskField("evp"),
     # The latest task.progress() report (msgpack [current, total, message, attempt]), when it was
     # written, and when the last progress event was logged (renew.lua).
@@ -240,6 +240,11 @@ FINISH_ROW: tuple[WireField, ...] = (
 SUBMITTED_FIELDS = tuple(f for f in TASK_FIELDS if f.submit)
 CLAIMED_FIELDS = tuple(f for f in TASK_FIELDS if f.claim)
 SHOWN_FIELDS = tuple(f for f in TASK_FIELDS if f.show)
+#: The fields the claim reads with one HMGET (``CLAIM_READ`` in Lua; ``CLAIM_READ.name`` is a position).
+CLAIM_READ_KEYS: tuple[str, ...] = (
+    *CLAIM_GUARD,
+    *(f.key for f in CLAIMED_FIELDS if f.key not in CLAIM_KNOWS),
+)
 SUBMIT_ROW: tuple[str, ...] = tuple(f.key for f in SUBMITTED_FIELDS) + tuple(f.name for f in SUBMIT_EXTRAS)
 CLAIM_ROW: tuple[str, ...] = tuple(f.key for f in CLAIMED_FIELDS) + tuple(f.name for f in CLAIM_ADDS)
 
@@ -311,7 +316,7 @@ def decode_task(fields: dict[bytes, bytes]) -> Task:
 def lua_row_positions() -> dict[str, int]:
     """Where each value sits in a row, as the scripts name it: ``SUBMIT.queue`` -> 4 ... (the loader
     writes the number in place of the name, so a position costs a script nothing at run time)."""
-    rows = {"SUBMIT": SUBMIT_ROW, "FINISH": tuple(f.name for f in FINISH_ROW)}
+    rows = {"SUBMIT": SUBMIT_ROW, "FINISH": tuple(f.name for f in FINISH_ROW), "CLAIM_READ": CLAIM_READ_KEYS}
     return {f"{row}.{name}": i for row, names in rows.items() for i, name in enumerate(names, 1)}
 
 
@@ -335,7 +340,7 @@ def lua_row_helpers() -> str:
     lines.append("local function submitted_fields(t, submitted_at)")
     lines.append(f"  return {given}, 'submitted_at', submitted_at, unpack(optional_submitted(t))")
     lines.append("end")
-    read_keys = [*CLAIM_GUARD, *(f.key for f in CLAIMED_FIELDS if f.key not in CLAIM_KNOWS)]
+    read_keys = list(CLAIM_READ_KEYS)
     lines.append("local CLAIM_READ = {" + ", ".join(f"'{key}'" for key in read_keys) + "}")
     # f: the HMGET of CLAIM_READ; the fields the claim knows come as arguments.
     values = ", ".join(

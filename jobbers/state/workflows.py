@@ -9,7 +9,12 @@ call: the next nodes are made ready, or end ``cancelled`` naming the node that b
 edge. A node's task is made exactly once (its ``made`` guard), so a parent run again after a
 crash cannot make its successors twice; nothing in a run expires.
 
-A run's nodes share one queue (one key space), so every step stays one atomic script call.
+A run lives in the space of its first node's queue (its *home*). Its nodes may sit in other
+queues (on a Redis Cluster, other shards): what a script of one space does to another (make a
+node's task, cancel it, settle its end) goes through that space's outbox, which the scheduler
+relays (``relay_workflow_outbox``); every delivery is idempotent, so a relay that crashes
+half-way and delivers again changes nothing twice. Within one queue every step stays one
+atomic script call.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
@@ -80,7 +85,7 @@ class WorkflowRun:
 
 def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) -> None:
     """Raise ``WorkflowGraphError`` naming the node (and its field) when the graph cannot run: a duplicate or
-    empty node id, an edge from an unknown node, a node in another queue than the first, or a cycle.
+    empty node id, an edge from an unknown node, or a cycle.
     ``outside``: nodes already in the run (a fan-out's parent) that edges may come from."""
     if not nodes:
         raise WorkflowGraphError("", "a workflow needs at least one node")
@@ -91,14 +96,7 @@ def check_graph(nodes: Sequence[WorkflowNode], outside: Collection[str] = ()) ->
         if n.node in by_id:
             raise WorkflowGraphError(n.node, "the node id is used twice")
         by_id[n.node] = n
-    queue = nodes[0].task.queue
     for n in nodes:
-        if n.task.queue != queue:
-            raise WorkflowGraphError(
-                n.node,
-                f"its queue {n.task.queue!r} differs from {queue!r}: a run's nodes share one queue",
-                "queue",
-            )
         for kind, field_name, parents in (
             ("success", "after", n.after),
             ("error", "on_error_of", n.on_error_of),
@@ -220,9 +218,9 @@ async def _submit(
     # The global entries first (the queue set, where each node's task and the run are found):
     # an entry whose task or run was never written finds nothing.
     pipe = store.redis.pipeline(transaction=False)
-    pipe.sadd(store.keys.queues, queue)
+    pipe.sadd(store.keys.queues, *sorted({n.task.queue for n in nodes}))
     pipe.hset(store.keys.workflows, workflow_id, queue)
-    locator = {n.task.id: queue for n in nodes}
+    locator = {n.task.id: n.task.queue for n in nodes}
     for i in range(0, len(nodes), 5000):
         part = dict(list(locator.items())[i : i + 5000])
         pipe.hset(store.keys.locator, mapping=part)  # type: ignore[arg-type]
@@ -231,7 +229,7 @@ async def _submit(
         "wf_submit",
         q.space,
         [q.space.wf(workflow_id)],
-        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0"],
+        [workflow_id, pack_for_lua(rows), name, entry_key, "1" if skip_if_running else "0", queue],
     )
     created, status = int(answer[0]), WorkflowStatus(_s(answer[1]))
     if created == 2:
@@ -256,11 +254,11 @@ async def get_workflow(store: TaskStore, workflow_id: str) -> WorkflowRun | None
     names: list[str] = unpack(raw[b"nodes"]) or []
     # A row's params are msgpack inside msgpack, not text: the row is read raw.
     rows = {node: msgpack.unpackb(raw[b"row:" + node.encode()], raw=True) for node in names}
-    id_at, name_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name")
+    id_at, name_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("name"), SUBMIT_ROW.index("queue")
     task_ids = [_s(rows[node][id_at]) for node in names]
     pipe = store.redis.pipeline(transaction=False)
-    for task_id in task_ids:
-        pipe.hget(space.task(task_id), "status")
+    for node, task_id in zip(names, task_ids, strict=True):
+        pipe.hget(store.keys.space(_s(rows[node][queue_at])).task(task_id), "status")
     statuses = await pipe.execute()
     nodes = []
     for node, task_id, status in zip(names, task_ids, statuses, strict=True):
@@ -458,3 +456,104 @@ async def finish_with_fan_out(
         [pack_for_lua(finish_row(outcome)), pack_for_lua(rows), parent.node, collector, collector_id],
     )
     return int(written)
+
+
+async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: int = 1000) -> int:
+    """Deliver what workflow scripts left in the outboxes of ``queues``' spaces for other spaces
+    (see _common.lua): nodes' tasks to make in their queues, nodes to cancel there, nodes' ends to
+    settle in their runs' homes. Up to ``limit`` entries per space, delivered in one script call
+    per target space (and a pipeline of reads), then deleted. Each delivery is idempotent and an
+    entry is deleted only after it, so several relays at once, or one that dies half-way, deliver
+    each effect once. Returns how many entries were delivered."""
+    delivered = 0
+    id_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("queue")
+    for queue in queues:
+        space = store.keys.space(queue)
+        _cursor, found = await store.redis.hscan(space.wf_outbox, 0, count=limit)  # type: ignore[misc,unused-ignore]
+        entries = list(cast("dict[bytes, bytes]", found).items())[:limit]
+        if not entries:
+            continue
+        makes: dict[Space, list[tuple[str, Any]]] = {}
+        ends: list[tuple[bytes, tuple[str, str, str, str]]] = []
+        cancels: list[str] = []
+        reopens: list[tuple[str, str]] = []
+        for raw_field, value in entries:
+            kind, workflow_id, node = _s(raw_field).split(" ", 2)
+            if kind == "r":
+                reopens.append((workflow_id, node))
+            elif kind == "m":
+                row, reason = msgpack.unpackb(value, raw=True)
+                fields = msgpack.unpackb(row, raw=True)
+                target = store.keys.space(_s(fields[queue_at]))
+                makes.setdefault(target, []).append((_s(fields[id_at]), [row, reason]))
+            elif kind == "e":
+                status, _, task_id = _s(value).partition(" ")
+                ends.append((raw_field, (workflow_id, node, status, task_id)))
+            elif kind == "c":
+                cancels.append(_s(value))
+        for workflow_id, node in reopens:  # first: a node's next end is settled after its reopen
+            await _reopen(store, space, workflow_id, node)
+        for target, items in makes.items():
+            keys = [target.task(task_id) for task_id, _ in items]
+            await store._scripts.run("wf_deliver", target, keys, [pack_for_lua([d for _, d in items])])
+            # A node made anew by a reopen got its id in the run's home: it is found in its queue.
+            await store.redis.hset(store.keys.locator, mapping={i: target.queue for i, _ in items})  # type: ignore[misc,unused-ignore]
+        held: set[bytes] = set()
+        if ends:
+            reopening = set(reopens)
+            pipe = store.redis.pipeline(transaction=False)
+            for _, (workflow_id, node, _, _) in ends:
+                pipe.hexists(space.wf_outbox, f"r {workflow_id} {node}")
+            pending = await pipe.execute()
+            for (raw_field, (workflow_id, node, _, _)), waits in zip(ends, pending, strict=True):
+                if waits and (workflow_id, node) not in reopening:
+                    held.add(raw_field)  # its reopen is not delivered yet: the next pass
+            await _settle_ends(store, space, [e for f, e in ends if f not in held])
+        if cancels:
+            await store.cancel(cancels, by="workflow")
+        done = [f for f, _ in entries if f not in held]
+        if done:
+            await store.redis.hdel(space.wf_outbox, *done)  # type: ignore[misc,unused-ignore]
+        delivered += len(done)
+    return delivered
+
+
+async def _settle_ends(store: TaskStore, space: Space, ends: Sequence[tuple[str, str, str, str]]) -> None:
+    """Settle in their runs' homes the ends (run id, node, status, task id) of nodes whose tasks
+    are in ``space``."""
+    if not ends:
+        return
+    pipe = store.redis.pipeline(transaction=False)
+    for workflow_id, _node, _status, task_id in ends:
+        pipe.hget(store.keys.workflows, workflow_id)
+        pipe.hmget(space.task(task_id), ["result", "error", "started_at", "cancel_reason"])
+    answers = await pipe.execute()
+    by_home: dict[str, list[tuple[str, list[Any]]]] = {}
+    for k, (workflow_id, node, status, _task_id) in enumerate(ends):
+        home, fields = answers[2 * k], answers[2 * k + 1]
+        if home is None:
+            continue  # the run is gone: nothing to settle
+        by_home.setdefault(_s(home), []).append(
+            (workflow_id, [workflow_id, node, status, *(f or b"" for f in fields)])
+        )
+    for home, items in by_home.items():
+        target = store.keys.space(home)
+        await store._scripts.run(
+            "wf_settle", target, [target.wf(w) for w, _ in items], [pack_for_lua([e for _, e in items])]
+        )
+
+
+async def _reopen(store: TaskStore, space: Space, workflow_id: str, node: str) -> None:
+    """Reopen run ``workflow_id`` in its home for ``node`` (its task, in ``space``, was resubmitted
+    from the dead letter queue), with fresh ids for the nodes made anew."""
+    home = await _queue_of(store, workflow_id)
+    if home is None:
+        return
+    target = store.keys.space(home)
+    run = await get_workflow(store, workflow_id)
+    task_id = next((n.task_id for n in run.nodes if n.node == node), None) if run is not None else None
+    fresh = await fresh_ids_for_resubmit(store, [task_id]) if task_id is not None else {}
+    ids = [i for found in fresh.values() for i in found]
+    await store._scripts.run(
+        "wf_reopen", target, [target.wf(workflow_id)], [pack_for_lua(ids), workflow_id, node]
+    )

@@ -43,6 +43,9 @@ async def _write(store: TaskStore, outcome: Outcome, spawned: Workflow) -> Outco
     parent = await node_of(store, outcome.id)
     if parent is None:
         return _failed(outcome, "task.fan_out() is only available to a workflow node")
+    home = await store.redis.hget(store.keys.workflows, parent.workflow_id)  # type: ignore[misc,unused-ignore]
+    if home is not None and (home.decode() if isinstance(home, bytes) else home) != parent.queue:
+        return _failed(outcome, "task.fan_out() is only available to a node in its run's first queue")
     specs = specs_of(spawned, default_queue=parent.queue)
     collector = spawned.node_ids()[spawned.tails[0]]  # merge(..., into=collector): its one exit
     prefix = parent.node + "."

@@ -101,9 +101,10 @@ async def submit_workflow_run(
     body: SubmitWorkflow, services: ServicesDep, response: Response, traceparent: TraceParent = None
 ) -> WorkflowView:
     """Submit a workflow run (201): its graph and its first nodes ready, in one atomic write. Every
-    node is checked first (a registered task, params that fit it, an existing queue, one queue for
-    the whole run) and so is the graph (no cycle, no edge from an unknown node); each problem is a
-    422 naming the node. An ``id`` submitted before returns that run as it is (200)."""
+    node is checked first (a registered task, params that fit it, an existing queue; nodes may sit
+    in several queues, the run living with its first node's) and so is the graph (no cycle, no
+    edge from an unknown node); each problem is a 422 naming the node. An ``id`` submitted before
+    returns that run as it is (200)."""
     workflow_id = body.id or new_task_id()
     specs = [node_spec(n.model_dump()) for n in body.nodes]
     try:

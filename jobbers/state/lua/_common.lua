@@ -21,11 +21,11 @@ local COUNTS = {}            -- minute -> {'queue:status' -> terminal outcomes}
 local SCHEDULE_CHANGED = false
 local TRANSITIONS = {}       -- id, old, new of each status change, flat: published for `jobbers tail`
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
-local WF_ENDED = {}          -- {workflow id, node id, status} of each workflow node that ended
+local WF_ENDED = {}          -- {workflow id, node id, status, task id} of each workflow node that ended
 
 -- The event log. Every status change (move_status) records one event, and so do a cancel request
 -- and a progress report (add_event); flush_events writes them as the script ends, each to the
--- task's record ('ev:<n>') and to its space's capped audit stream (K_audit), with the task's
+-- task's record ('ev:<stream id>') and to its space's capped audit stream (K_audit), with the task's
 -- attempt, worker, name and correlation id as the record then holds them. So the log is written
 -- in the same atomic call as the state it describes. What a move was, when the statuses alone do
 -- not say (a retry, a recovery, why a cancel), its caller says with note() just before it.
@@ -151,7 +151,7 @@ local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
   count_terminal(queue, new, now)
   -- A workflow node's successors are released (or cancelled) by wf_advance, in this same call.
   local w = redis.call('HMGET', tk, 'workflow_id', 'workflow_node')
-  if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new} end
+  if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new, id} end
 end
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
 -- recovery, promotion, DLQ resubmit). enqueued_at and priority give its score (ready_score).
@@ -296,6 +296,18 @@ end
 -- when all its edges are, and ends cancelled (with a reason) the moment one cannot be. A node's
 -- end is counted once ('ended:<n>'); when 'ended' reaches 'total' the run ends completed, or
 -- failed when a node failed or stalled, or cancelled when it was cancelled. Nothing expires.
+--
+-- A run's nodes may sit in other queues than its first (its 'home', where the hash is): their
+-- tasks live in their own queues' key spaces, which a script of the home space cannot touch (on
+-- a Redis Cluster they are on other shards). Every effect across spaces goes through the outbox
+-- of the space it starts in (K_wf_outbox, relayed by the scheduler: relay_workflow_outbox):
+-- 'm <run> <node>' makes a node's task in its queue (its row, params filled, and a cancel reason
+-- or ''), 'c <run> <node>' asks a made one to stop (a run cancel), and 'e <run> <node>' (written
+-- in the node's space when its task ends there) settles its end in the home space (wf_settle,
+-- which keeps its status, result and error as 'fst:' / 'fres:' / 'ferr:'). Each delivery is
+-- idempotent (a task made once, an end counted once), so an entry delivered twice after a crash
+-- changes nothing the second time; it is deleted once delivered.
+local function wf_id_of(wk) return string.sub(wk, #K_wf('') + 1) end
 local function wf_results(wk, node, row)
   local rp, ep = unpack(redis.call('HMGET', wk, 'rp:' .. node, 'ep:' .. node))
   if (not rp or rp == '') and (not ep or ep == '') then return end
@@ -303,6 +315,7 @@ local function wf_results(wk, node, row)
   local results, err = {}, nil
   for _, p in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. node))) do
     local f = redis.call('HMGET', K_task(p[2]), 'status', 'result', 'error')
+    if not f[1] then f = redis.call('HMGET', wk, 'fst:' .. p[1], 'fres:' .. p[1], 'ferr:' .. p[1]) end
     if f[1] == COMPLETED then
       if f[2] and f[2] ~= '' then results[p[1]] = cmsgpack.unpack(f[2]) else results[p[1]] = false end
     elseif f[1] == FAILED or f[1] == STALLED then
@@ -313,10 +326,8 @@ local function wf_results(wk, node, row)
   if ep and ep ~= '' and err then params[ep] = err end
   row[SUBMIT.params] = cmsgpack.pack(params)
 end
--- Make node's task (once): ready, or ended cancelled with reason when reason is given.
-local function wf_make(wk, node, now, reason)
-  if redis.call('HSETNX', wk, 'made:' .. node, '1') == 0 then return end
-  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+-- Create the task of a node's row in this space: ready, or ended cancelled with reason.
+local function wf_create(row, now, reason)
   local id = row[SUBMIT.id]
   local tk, queue = K_task(id), row[SUBMIT.queue]
   if reason then
@@ -325,10 +336,24 @@ local function wf_make(wk, node, now, reason)
     note(EV_CANCELLED, reason)
     end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, false, 'cancel_reason', reason)
   else
-    wf_results(wk, node, row)
     make_ready(id, tk, queue, UNSUBMITTED, now, row[SUBMIT.priority], now, row[SUBMIT.concurrency_key],
       submitted_fields(row, ts_s(now)))
   end
+end
+-- Make node's task (once): ready, or ended cancelled with reason when reason is given; a node of
+-- another queue than the run's home through the outbox.
+local function wf_make(wk, node, now, reason)
+  if redis.call('HSETNX', wk, 'made:' .. node, '1') == 0 then return end
+  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+  if not reason then wf_results(wk, node, row) end
+  local home = redis.call('HGET', wk, 'home')
+  if home and row[SUBMIT.queue] ~= home then
+    redis.call('HSET', K_wf_outbox, 'm ' .. wf_id_of(wk) .. ' ' .. node,
+      cmsgpack.pack({cmsgpack.pack(row), reason or ''}))
+    SCHEDULE_CHANGED = true
+    return
+  end
+  wf_create(row, now, reason)
 end
 -- One incoming edge of node is satisfied (ok) or can no longer be (not ok, reason says why).
 local function wf_edge(wk, node, ok, now, reason)
@@ -340,10 +365,14 @@ end
 local function wf_advance(now)
   local i = 1
   while WF_ENDED[i] do
-    local wid, node, new = unpack(WF_ENDED[i])
+    local wid, node, new, id = unpack(WF_ENDED[i])
     i = i + 1
     local wk = K_wf(wid)
-    if redis.call('HSETNX', wk, 'ended:' .. node, new) == 1 then
+    if redis.call('EXISTS', wk) == 0 then
+      -- The run lives in another space: its end is settled there (wf_settle, through the outbox).
+      redis.call('HSET', K_wf_outbox, 'e ' .. wid .. ' ' .. node, new .. ' ' .. (id or ''))
+      SCHEDULE_CHANGED = true
+    elseif redis.call('HSETNX', wk, 'ended:' .. node, new) == 1 then
       local failed = new == FAILED or new == STALLED
       if failed then redis.call('HSETNX', wk, 'failed_node', node) end
       local edges = redis.call('HMGET', wk, 'succ:' .. node, 'err:' .. node)
@@ -366,39 +395,158 @@ local function wf_advance(now)
   end
   WF_ENDED = {}
 end
--- Write the events the script recorded (see note above move_status). A task's own events live in
--- its record, so they cost no key of their own and go when it is pruned: 'ev' counts them and
--- 'ev:<n>' holds the n-th, msgpack {ms, type, attempt, worker, detail}, where worker is the
--- claimer on a start, 1 for "the worker of this attempt" (the last start's) and '' for none.
--- A progress event right after another replaces it there ('evp': the number of the last
--- progress event), so a long run keeps its latest progress, not every report; the audit stream
--- (K_audit, capped at AUDIT_MAXLEN) keeps them all.
+-- Write the events the script recorded (see note above move_status). Each goes to the space's
+-- audit stream (K_audit, capped at AUDIT_MAXLEN) and into the task's record as the field
+-- 'ev:<its stream id>' (so a task's events cost no key of their own, need no counter, and go
+-- when it is pruned): msgpack {ms, type, attempt, worker, detail}, where worker is the claimer on
+-- a start, 1 for "the worker of this attempt" (the last start's) and '' for none. The record
+-- keeps its latest progress event only ('evp' names it); the audit stream keeps each.
+-- The task's attempt, worker, name and correlation id come from know() when the script read
+-- them anyway (a claim, a finish, a submit), else from one HMGET.
+local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
+local function know(id, attempt, worker, name, corr)
+  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
+end
 local function flush_events()
   for i = 1, #EVENTS, 6 do
     local id, etype, detail, attempt = EVENTS[i], EVENTS[i + 1], EVENTS[i + 2], EVENTS[i + 5]
     local tk = K_task(id)
-    local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id', 'ev', 'evp')
-    if attempt == '' then attempt = tonumber(f[1] or '0') end
+    local k = KNOWN[id]
+    if not k then
+      local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id')
+      k = {tonumber(f[1] or '0') or 0, f[2] or '', f[3] or '', f[4] or ''}
+    end
+    if attempt == '' then attempt = k[1] end
     local worker, own = '', ''
     if EVENTS[i + 4] then
-      worker = f[2] or ''
+      worker = k[2]
       if etype == EV_STARTED then own = worker else own = 1 end
     end
     if #detail > MAX_EVENT_DETAIL then detail = string.sub(detail, 1, MAX_EVENT_DETAIL) end
-    local n = tonumber(f[5] or '0')
+    local sid = redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype,
+      'a', attempt, 'w', worker, 'n', k[3], 'c', k[4], 'd', detail)
     local entry = cmsgpack.pack({EVENTS[i + 3], etype, attempt, own, detail})
     if etype == EV_PROGRESS then
-      if f[6] ~= fmt(n) then n = n + 1 end
-      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry, 'evp', n)
+      local last = redis.call('HGET', tk, 'evp')
+      if last then redis.call('HDEL', tk, 'ev:' .. last) end
+      redis.call('HSET', tk, 'ev:' .. sid, entry, 'evp', sid)
     else
-      n = n + 1
-      redis.call('HSET', tk, 'ev', n, 'ev:' .. fmt(n), entry)
+      redis.call('HSET', tk, 'ev:' .. sid, entry)
     end
-    redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype, 'a', attempt,
-      'w', worker, 'n', f[3] or '', 'c', f[4] or '', 'd', detail)
   end
   EVENTS = {}
 end
+-- Reopening a run when a node is resubmitted from the dead letter queue (dlq_resubmit.lua, and
+-- wf_reopen.lua for a node of another queue than its run's). FRESH: the fresh task ids the
+-- caller was given for the nodes made anew, taken in order.
+local FRESH, FRESH_AT = {}, 1
+-- Whether node c's edge from parent p is an error edge.
+local function wf_is_error_edge(wk, p, c)
+  for _, e in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'err:' .. p))) do
+    if e == c then return true end
+  end
+  return false
+end
+local function wf_unend(wk, node)
+  if redis.call('HDEL', wk, 'ended:' .. node) == 1 then redis.call('HINCRBY', wk, 'ended', -1) end
+end
+-- Node c is made anew under a fresh task id (its old task, cancelled without ever starting, stays
+-- as it is); its children's parent lists name the new task. False when no fresh id is left.
+local function wf_remake(wk, c)
+  local fresh = FRESH[FRESH_AT]
+  if not fresh then return false end
+  FRESH_AT = FRESH_AT + 1
+  local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. c))
+  row[SUBMIT.id] = fresh
+  redis.call('HSET', wk, 'row:' .. c, cmsgpack.pack(row))
+  redis.call('HDEL', wk, 'made:' .. c)
+  wf_unend(wk, c)
+  local e = redis.call('HMGET', wk, 'succ:' .. c, 'err:' .. c)
+  for _, raw in ipairs({e[1] or '\144', e[2] or '\144'}) do
+    for _, child in ipairs(cmsgpack.unpack(raw)) do
+      local parents = cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. child))
+      for _, p in ipairs(parents) do
+        if p[1] == c then p[2] = fresh end
+      end
+      redis.call('HSET', wk, 'par:' .. child, cmsgpack.pack(parents))
+    end
+  end
+  return true
+end
+-- Workflow node `node` of run wid runs again: its end is no longer counted (the run is running
+-- again, and failed only if another node failed), and every node after it that its failure
+-- cancelled before it ever started is made anew and waits for its parents again (a node whose
+-- edges another ended node still breaks ends cancelled again, naming it). A node after it that
+-- already ran (its error edge) is left as it is. A cancelled run is not reopened.
+local function wf_reopen(wid, node, now)
+  local wk = K_wf(wid)
+  if redis.call('EXISTS', wk) == 0 then
+    -- The run lives in another space: it is reopened there (wf_reopen.lua, through the outbox),
+    -- before this node's next end is settled (the relay holds that end back until then).
+    redis.call('HSET', K_wf_outbox, 'r ' .. wid .. ' ' .. node, '')
+    SCHEDULE_CHANGED = true
+    return
+  end
+  local f = redis.call('HMGET', wk, 'ended:' .. node, 'cancel_asked', 'failed_node', 'nodes')
+  if not f[1] or f[2] then return end
+  wf_unend(wk, node)
+  local walk, seen, waiting, i = {node}, {[node] = true}, {}, 1
+  while walk[i] do
+    local n = walk[i]
+    i = i + 1
+    local e = redis.call('HMGET', wk, 'succ:' .. n, 'err:' .. n)
+    for _, raw in ipairs({e[1] or '\144', e[2] or '\144'}) do
+      for _, c in ipairs(cmsgpack.unpack(raw)) do
+        if not seen[c] then
+          seen[c] = true
+          if redis.call('HEXISTS', wk, 'made:' .. c) == 0 then
+            waiting[#waiting + 1] = c
+          else
+            local id = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. c))[SUBMIT.id]
+            local t = redis.call('HMGET', K_task(id), 'status', 'started_at', 'cancel_reason')
+            if not t[1] then t = redis.call('HMGET', wk, 'fst:' .. c, 'fsa:' .. c, 'fwhy:' .. c) end
+            if t[1] == CANCELLED and not t[2] and string.sub(t[3] or '', 1, 14) == 'workflow node '
+              and wf_remake(wk, c) then
+              waiting[#waiting + 1] = c
+              walk[#walk + 1] = c
+            end
+          end
+        end
+      end
+    end
+  end
+  -- Count each waiting node's edges again, from its parents' ends.
+  for _, c in ipairs(waiting) do
+    local need, why = 0, nil
+    for _, p in ipairs(cmsgpack.unpack(redis.call('HGET', wk, 'par:' .. c))) do
+      local ended = redis.call('HGET', wk, 'ended:' .. p[1])
+      if not ended then
+        need = need + 1
+      elseif wf_is_error_edge(wk, p[1], c) then
+        if ended ~= FAILED and ended ~= STALLED then
+          why = why or ('workflow node ' .. p[1] .. ' ended ' .. ended .. ' (its error edge was not taken)')
+        end
+      elseif ended ~= COMPLETED then
+        why = why or ('workflow node ' .. p[1] .. ' ended ' .. ended)
+      end
+    end
+    redis.call('HSET', wk, 'need:' .. c, need)
+    if why then wf_make(wk, c, now, why) elseif need == 0 then wf_make(wk, c, now, nil) end
+  end
+  redis.call('HSET', wk, 'status', WF_RUNNING)
+  redis.call('HDEL', wk, 'completed_at')
+  if f[3] == node then
+    redis.call('HDEL', wk, 'failed_node')
+    for _, n in ipairs(cmsgpack.unpack(f[4])) do
+      local ended = redis.call('HGET', wk, 'ended:' .. n)
+      if ended == FAILED or ended == STALLED then
+        redis.call('HSET', wk, 'failed_node', n)
+        break
+      end
+    end
+  end
+end
+
 -- Publish what the script made ready or scheduled, and write its throughput counts and events.
 local function flush_effects()
   if WF_ENDED[1] then wf_advance(now_ms()) end

@@ -48,6 +48,7 @@ for qi = 1, #KEYS do
         else
           if not lease_base then lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':' end
           local token = lease_base .. (#claimed + 1)
+          know(id, f[CLAIM_READ.retry_attempt], worker, f[CLAIM_READ.name], f[CLAIM_READ.correlation_id])
           move_status(id, SUBMITTED, STARTED, now)
           redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
             'worker_id', worker, 'lease', token, 'lease_ms', ARGV[4])

@@ -7,8 +7,20 @@
 -- the task's last one is PROGRESS_EVENT_MS old or more ('progress_event_at').
 -- Returns {lost_tokens, cancel_requested_ids}: a lease is lost when the task moved on or is held
 -- under another lease (it was recovered, and maybe claimed again).
+-- Renewal runs even while Redis is out of memory (scripts.OOM_RULES), and must not grow it then:
+-- a progress event (a record field, an audit stream entry) waits for a report after the episode.
 local lease_ms = tonumber(ARGV[3])
 local now = now_ms()
+local full = nil
+local function memory_full()  -- as INFO tells it, read at most once a call (only for an event)
+  if full == nil then
+    local info = redis.call('INFO', 'memory')
+    local used, max = string.match(info, 'used_memory:(%d+)'), string.match(info, 'maxmemory:(%d+)')
+    local uncounted = string.match(info, 'mem_not_counted_for_evict:(%d+)') or '0'
+    full = tonumber(max or '0') > 0 and tonumber(used or '0') - tonumber(uncounted) > tonumber(max)
+  end
+  return full
+end
 local lost, cancel = {}, {}
 for i = 1, #KEYS do
   local at = 4 + (i - 1) * 5
@@ -20,7 +32,7 @@ for i = 1, #KEYS do
     if hb == '1' then redis.call('HSET', tk, 'last_heartbeat_at', fmt(now)) end
     if progress ~= '' then
       redis.call('HSET', tk, 'progress', progress, 'progress_at', fmt(now))
-      if now - tonumber(f[4] or '0') >= PROGRESS_EVENT_MS then
+      if now - tonumber(f[4] or '0') >= PROGRESS_EVENT_MS and not memory_full() then
         redis.call('HSET', tk, 'progress_event_at', fmt(now))
         add_event(id, EV_PROGRESS, ARGV[at + 4], now, true, '')
       end

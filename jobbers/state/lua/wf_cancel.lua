@@ -1,6 +1,7 @@
 -- Cancel a workflow run: every node not made yet ends cancelled, every queued one is cancelled,
 -- every running one is asked to stop (as a task cancel does). The run then ends cancelled
--- (or failed, when a node had failed) once its running nodes end.
+-- (or failed, when a node had failed) once its running nodes end. A node in another queue than
+-- the run's home is cancelled through the outbox (see _common.lua).
 -- KEYS[1]: the run's hash.  ARGV[3]: the reason.
 -- Returns the run's status before ('' = no such run).
 local wk = KEYS[1]
@@ -14,11 +15,19 @@ for _, node in ipairs(cmsgpack.unpack(f[2])) do
   if redis.call('HEXISTS', wk, 'made:' .. node) == 0 then
     wf_make(wk, node, now, reason)
   else
-    local id = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))[SUBMIT.id]
+    local row = cmsgpack.unpack(redis.call('HGET', wk, 'row:' .. node))
+    local id = row[SUBMIT.id]
     local tk = K_task(id)
     local t = redis.call('HMGET', tk, 'status', 'queue')
     local status, queue = t[1], t[2]
-    if status == STARTED then
+    local home = redis.call('HGET', wk, 'home')
+    if home and row[SUBMIT.queue] ~= home then
+      -- A node of another queue is cancelled there, through the outbox (if it has not ended).
+      if redis.call('HEXISTS', wk, 'ended:' .. node) == 0 then
+        redis.call('HSET', K_wf_outbox, 'c ' .. wf_id_of(wk) .. ' ' .. node, id)
+        SCHEDULE_CHANGED = true
+      end
+    elseif status == STARTED then
       redis.call('HSET', tk, 'cancel_requested', '1', 'updated_at', ts_s(now))
       redis.call('PUBLISH', C_cancel, id)
       add_event(id, EV_CANCEL_REQUESTED, reason, now, true, '')

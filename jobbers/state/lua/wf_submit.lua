@@ -6,7 +6,8 @@
 --  incoming edges, results param, error param}.  ARGV[5]: the run's name.
 -- ARGV[6]: the recurring entry that fires it ('' = none): the run is recorded as the entry's last
 -- (K_wf_recurring).  ARGV[7]: '1' = skip_if_running: when the entry's last run is still running,
--- nothing is written.
+-- nothing is written.  ARGV[8]: the run's home queue (whose space this is); a node of another
+-- queue is made there through the outbox (see _common.lua).
 -- Returns {1 = created | 0 = existed | 2 = skipped, status, the running run's id when skipped}.
 local wk, wid, entry = KEYS[1], ARGV[3], ARGV[6] or ''
 local status = redis.call('HGET', wk, 'status')
@@ -27,7 +28,7 @@ for i, n in ipairs(nodes) do
   if n[7] ~= '' then redis.call('HSET', wk, 'rp:' .. node, n[7]) end
   if n[8] ~= '' then redis.call('HSET', wk, 'ep:' .. node, n[8]) end
 end
-redis.call('HSET', wk, 'status', WF_RUNNING, 'name', ARGV[5], 'total', #nodes, 'ended', 0,
+redis.call('HSET', wk, 'home', ARGV[8], 'status', WF_RUNNING, 'name', ARGV[5], 'total', #nodes, 'ended', 0,
   'created_at', fmt(now), 'nodes', cmsgpack.pack(names))
 redis.call('ZADD', K_wfs, now, wid)
 for _, n in ipairs(nodes) do

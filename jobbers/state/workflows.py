@@ -467,9 +467,13 @@ async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: 
     each effect once. Returns how many entries were delivered."""
     delivered = 0
     id_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("queue")
+    # One round trip looks into every outbox (most are empty: the key does not exist).
+    pipe = store.redis.pipeline(transaction=False)
     for queue in queues:
+        pipe.hscan(store.keys.space(queue).wf_outbox, 0, count=limit)
+    scans = await pipe.execute()
+    for queue, (_cursor, found) in zip(queues, scans, strict=True):
         space = store.keys.space(queue)
-        _cursor, found = await store.redis.hscan(space.wf_outbox, 0, count=limit)  # type: ignore[misc,unused-ignore]
         entries = list(cast("dict[bytes, bytes]", found).items())[:limit]
         if not entries:
             continue

@@ -77,6 +77,15 @@ async def test_the_audit_log_window(api: httpx.AsyncClient) -> None:
     assert len((await api.get("/audit-log", params={"since": naive})).json()["events"]) == 1
 
 
+async def test_a_window_before_1970_is_empty_or_everything(api: httpx.AsyncClient) -> None:
+    await submit(api)
+    ancient = {"until": "0751-10-23T12:50:32Z", "limit": 10**30}
+    assert (await api.get("/audit-log", params=ancient)).json()["events"] == []
+    assert len((await api.get("/audit-log", params={"since": "0751-10-23T12:50:32Z"})).json()["events"]) == 1
+    summary = await api.get("/audit-log/summary", params={"until": "0100-01-01T00:00:00Z"})
+    assert summary.status_code == 200 and summary.json()["total"] == 0
+
+
 async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, store: TaskStore) -> None:
     for _ in range(3):
         await submit(api)
@@ -103,6 +112,8 @@ async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, 
         ("/audit-log", {"limit": 0}, "limit"),
         ("/audit-log", {"type": "exploded"}, "type"),
         ("/audit-log", {"since": "yesterday"}, "since"),
+        ("/audit-log", {"until": "0.5"}, "until"),
+        ("/audit-log/summary", {"since": "1733220000"}, "since"),
         ("/audit-log", {"queue": "a b"}, "queue"),
         ("/audit-log", {"correlation_id": ""}, "correlation_id"),
         ("/audit-log", {"correlation_id": "x" * 257}, "correlation_id"),

@@ -8,10 +8,12 @@ These routes refuse a query parameter they do not take (422 naming it), so a mis
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 
 from jobbers.errors import TaskNotFoundError
 from jobbers.manager.audit_schemas import AuditLog, AuditSummaryView, TaskEvents, TaskNameCounts
@@ -60,11 +62,23 @@ def only_query(*names: str) -> Any:
     return Depends(check)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: object) -> object:
+    """A time in the query is ISO 8601; a bare number (which pydantic would read as epoch
+    seconds, against the schema's ``date-time``) is refused."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("an ISO 8601 date or time is expected (e.g. 2026-12-03T10:00:00Z), not a number")
+    return value
+
+
+IsoTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 SinceQuery = Annotated[
-    dt.datetime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
 ]
 UntilQuery = Annotated[
-    dt.datetime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
 ]
 CorrelationQuery = Annotated[
     str | None,
@@ -84,7 +98,8 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _ms(value: dt.datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
+    """Epoch milliseconds; a time before 1970 is 1970 (no event is older)."""
+    return None if value is None else max(int(value.timestamp() * 1000), 0)
 
 
 def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
@@ -162,7 +177,8 @@ async def audit_summary(
     """How many events of each type, and per task name, happened in a window ("what did the agents
     do yesterday?"); the window is the day before ``until`` (default: now) unless ``since`` is given."""
     until = _utc(until) or dt.datetime.fromtimestamp(await services.store.redis_time_ms() / 1000, tz=dt.UTC)
-    since = _utc(since) or until - DEFAULT_SUMMARY_WINDOW
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    since = _utc(since) or max(until, earliest + DEFAULT_SUMMARY_WINDOW) - DEFAULT_SUMMARY_WINDOW
     _check_window(since, until)
     query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
     summary = await services.events.summary(query)

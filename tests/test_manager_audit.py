@@ -78,6 +78,12 @@ async def test_the_audit_log_window(api: httpx.AsyncClient) -> None:
     assert len((await api.get("/audit-log", params={"since": naive})).json()["events"]) == 1
 
 
+async def test_a_window_ending_at_the_epoch_is_empty(api: httpx.AsyncClient) -> None:
+    await submit(api)
+    epoch = {"until": "1970-01-01T00:00:00Z"}
+    assert (await api.get("/audit-log", params=epoch)).json()["events"] == []
+
+
 async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, store: TaskStore) -> None:
     for _ in range(3):
         await submit(api)
@@ -104,6 +110,8 @@ async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, 
         ("/audit-log", {"limit": 0}, "limit"),
         ("/audit-log", {"type": "exploded"}, "type"),
         ("/audit-log", {"since": "yesterday"}, "since"),
+        ("/audit-log", {"until": "0.5"}, "until"),
+        ("/audit-log/summary", {"since": "1733220000"}, "since"),
         ("/audit-log", {"queue": "a b"}, "queue"),
         ("/audit-log", {"correlation_id": ""}, "correlation_id"),
         ("/audit-log", {"correlation_id": "x" * 257}, "correlation_id"),

@@ -191,6 +191,8 @@ class EventLog:
                 start = f"{ms}-{seq}" if queue > cursor_queue else f"({ms}-{seq}"
         end = "+" if query.until_ms is None else f"({query.until_ms}-0"
         matches: list[tuple[Key, AuditEvent]] = []
+        if query.until_ms is not None and query.until_ms <= 0:  # nothing is older (and "(0-0" is no id)
+            return matches, None
         examined = 0
         redis = self.store.redis
         while True:
@@ -214,6 +216,8 @@ class EventLog:
         """Counts of the events matching ``query`` (its ``types`` included) in its window, counted
         by Redis in short script calls (``audit_summary.lua``)."""
         out = AuditSummary()
+        if query.until_ms is not None and query.until_ms <= 0:  # nothing is older (and "(0-0" is no id)
+            return out
         for queue in await self._queues(query.queue):
             space = self.store.keys.space(queue)
             start = "-" if query.since_ms is None else f"{query.since_ms}-0"

@@ -8,10 +8,12 @@ These routes refuse a query parameter they do not take (422 naming it), so a mis
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 
 from jobbers.errors import TaskNotFoundError
 from jobbers.manager.audit_schemas import AuditLog, AuditSummaryView, TaskEvents, TaskNameCounts
@@ -60,11 +62,23 @@ def only_query(*names: str) -> Any:
     return Depends(check)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: object) -> object:
+    """A time in the query is ISO 8601; a bare number (which pydantic would read as epoch
+    seconds, against the schema's ``date-time``) is refused."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("an ISO 8601 date or time is expected (e.g. 2026-12-03T10:00:00Z), not a number")
+    return value
+
+
+IsoTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 SinceQuery = Annotated[
-    dt.datetime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
 ]
 UntilQuery = Annotated[
-    dt.datetime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
 ]
 CorrelationQuery = Annotated[
     str | None,

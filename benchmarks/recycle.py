@@ -15,7 +15,9 @@ TTL=0 figure is the steady rate and the TTL=50 one pays for every restart after 
 process starts, start -> ready to claim (spawn to the worker's "started" log line, which it
 writes just before its first claim), exit time (from the "reached WORKER_TTL" line, or from
 SIGTERM, to the process having exited), worker CPU per task, and the TTL=0 worker's idle RSS.
-Also the wall time of ``import jobbers.cli``. It measures; it never fails.
+Also the time of ``import jobbers.cli``, and with ``--rss`` the idle RSS of a worker whose
+OTLP exporter is loaded (gRPC, the default, and http/protobuf; a collector that accepts
+connections and never answers stands in for a real one). It measures; it never fails.
 """
 
 from __future__ import annotations
@@ -131,6 +133,36 @@ async def supervise(run: Run, env: dict[str, str], store: TaskStore, total: int)
     run.completed = await count_by_status(store, TaskStatus.COMPLETED)
 
 
+async def exporter_rss(env: dict[str, str], redis_url: str, protocol: str, listening: bool) -> float:
+    """RSS of a WORKER_TTL=0 worker idle after 100 tasks and a few metric exports over ``protocol``
+    to a collector that refuses connections, or (``listening``) accepts them and never answers, so
+    the OTLP exporter is loaded as it is with a collector."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    if listening:
+        sink.listen(1024)
+    endpoint = f"http://127.0.0.1:{sink.getsockname()[1]}"
+    worker_env = {**env, "WORKER_TTL": "0", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+                  "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "500"}  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        WORKER, "benchmarks.bench_tasks", env=worker_env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    store = TaskStore(connect(redis_url))  # a new one: FLUSHALL removes what an old one registered
+    try:
+        await store.redis.flushall()
+        await store.submit_many([NewTask(name="sleep_ms", params={"ms": 1}) for _ in range(100)])
+        while await count_by_status(store, TaskStatus.COMPLETED) < 100:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(3.0)  # idle, through several exports
+        return rss_mb(proc.pid)
+    finally:
+        await store.close()
+        proc.terminate()
+        await proc.wait()
+        sink.close()
+
+
 def import_seconds(samples: int = 5) -> float:
     """Median time a fresh interpreter takes to import the worker's entry module (timed inside it)."""
     code = "import time; t = time.perf_counter(); import jobbers.cli; print(time.perf_counter() - t)"
@@ -147,6 +179,38 @@ def fmt_ms(values: list[float]) -> str:
     if not values:
         return "-"
     return f"{statistics.median(values) * 1000:.0f} ms (max {max(values) * 1000:.0f})"
+
+
+async def measure(args: argparse.Namespace, server: RedisServer, env: dict[str, str]) -> None:
+    runs = []
+    for ttl in (args.ttl, 0):
+        # A store per run: one that saw the data FLUSHALL removed would not register its queue again.
+        store = TaskStore(connect(server.url))
+        try:
+            await store.redis.flushall()
+            tasks = [NewTask(name="sleep_ms", params={"ms": args.ms}) for _ in range(args.tasks)]
+            await store.submit_many(tasks)
+            run = Run(ttl)
+            await supervise(run, {**env, "WORKER_TTL": str(ttl)}, store, args.tasks)
+            runs.append(run)
+        finally:
+            await store.close()
+    for run in runs:
+        rate = args.tasks / run.elapsed
+        print(
+            f"WORKER_TTL={run.ttl:<3} {rate:7.1f} tasks/s  {run.elapsed:6.2f} s "
+            f"({run.wall:.2f} s with the first start)  starts {run.starts:3d}  "
+            f"ready {fmt_ms(run.ready)}  exit {fmt_ms(run.exits)}  "
+            f"CPU/task {run.cpu / args.tasks * 1000:.1f} ms  completed {run.completed}"
+        )
+    recycled, steady = runs
+    print(f"TTL={recycled.ttl} rate / TTL=0 rate: {steady.elapsed / recycled.elapsed:.0%} (target >= 70%)")
+    print(f"TTL=0 worker idle RSS after the run: {steady.idle_rss_mb:.0f} MB (budget 80 MB)")
+    if args.rss:
+        for protocol, listening in (("grpc", False), ("grpc", True), ("http/protobuf", True)):
+            rss = await exporter_rss(env, server.url, protocol, listening)
+            collector = "a collector accepting connections" if listening else "no collector"
+            print(f"idle worker RSS, {protocol} exporter, {collector}: {rss:.0f} MB (budget 80 MB)")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -182,35 +246,12 @@ async def main(args: argparse.Namespace) -> None:
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(f"import jobbers.cli (fresh interpreter, median of 5): {import_seconds() * 1000:.0f} ms")
-    runs = []
     try:
-        for ttl in (args.ttl, 0):
-            # A store per run: one that saw the data FLUSHALL removed would not register its queue again.
-            store = TaskStore(connect(server.url))
-            try:
-                await store.redis.flushall()
-                tasks = [NewTask(name="sleep_ms", params={"ms": args.ms}) for _ in range(args.tasks)]
-                await store.submit_many(tasks)
-                run = Run(ttl)
-                await supervise(run, {**env, "WORKER_TTL": str(ttl)}, store, args.tasks)
-                runs.append(run)
-            finally:
-                await store.close()
+        await measure(args, server, env)
     finally:
         server.stop()
         if hung is not None:
             hung.close()
-    for run in runs:
-        rate = args.tasks / run.elapsed
-        print(
-            f"WORKER_TTL={run.ttl:<3} {rate:7.1f} tasks/s  {run.elapsed:6.2f} s "
-            f"({run.wall:.2f} s with the first start)  starts {run.starts:3d}  "
-            f"ready {fmt_ms(run.ready)}  exit {fmt_ms(run.exits)}  "
-            f"CPU/task {run.cpu / args.tasks * 1000:.1f} ms  completed {run.completed}"
-        )
-    recycled, steady = runs
-    print(f"TTL={recycled.ttl} rate / TTL=0 rate: {steady.elapsed / recycled.elapsed:.0%} (target >= 70%)")
-    print(f"TTL=0 worker idle RSS after the run: {steady.idle_rss_mb:.0f} MB (budget 80 MB)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
@@ -222,4 +263,7 @@ if __name__ == "__main__":
     parser.add_argument("--ms", type=float, default=10.0, help="how long each task sleeps")
     parser.add_argument("--ttl", type=int, default=50)
     parser.add_argument("--collector", choices=("refused", "hung", "off"), default="refused")
+    parser.add_argument(
+        "--rss", action="store_true", help="also the idle RSS with each OTLP exporter loaded (~15 s more)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -351,17 +351,26 @@ async def test_a_worker_recycled_by_worker_ttl_exports_its_counts_at_exit(
 
 
 def test_without_a_collector_a_process_never_loads_the_otlp_exporters() -> None:
-    # A worker recycled every WORKER_TTL tasks exits before its first export: with nothing
-    # listening, it neither loads gRPC/protobuf at start nor at exit (the shutdown probe fails).
+    # Nothing listens: the exports of a metric, a span and a log record every 100 ms fail at once
+    # without loading gRPC/protobuf, and so does the flush at exit (a worker recycled every
+    # WORKER_TTL tasks pays for none of it).
     code = (
-        "import sys; from jobbers.telemetry import setup_telemetry\n"
-        "t = setup_telemetry('probe'); t.shutdown()\n"
+        "import logging, sys, time\n"
+        "from jobbers.telemetry import TASKS_PROCESSED, setup_telemetry, submit_span\n"
+        "t = setup_telemetry('probe')\n"
+        "TASKS_PROCESSED.add(('default', 'noop', 'completed'))\n"
+        "with submit_span('noop', 'default'):\n"
+        "    logging.getLogger('probe').warning('a record to export')\n"
+        "time.sleep(0.6)\n"
+        "t.shutdown()\n"
         "print(sorted(m for m in sys.modules if m.startswith(('grpc', 'opentelemetry.exporter.otlp', "
         "'google.protobuf'))))"
     )
     for protocol in ("grpc", "http/protobuf"):
         env = {**os.environ, "OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-               "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_LOGS_EXPORTER": "otlp"}
+               "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_LOGS_EXPORTER": "otlp",
+               "OTEL_METRIC_EXPORT_INTERVAL": "100", "OTEL_BSP_SCHEDULE_DELAY": "100",
+               "OTEL_BLRP_SCHEDULE_DELAY": "100"}
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
                              timeout=60, check=True)  # fmt: skip
         assert out.stdout.strip() == "[]", (protocol, out.stdout, out.stderr)

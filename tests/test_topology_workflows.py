@@ -58,6 +58,12 @@ test_a_run_across_three_queues_passes_results_and_takes_an_error_edge_through_th
 test_cancelling_a_run_across_queues_cancels_its_nodes_there = (
     wf.test_cancelling_a_run_across_queues_cancels_its_nodes_there
 )
+test_a_dead_lettered_node_resubmitted_resumes_its_run_across_queues = (
+    wf.test_a_dead_lettered_node_resubmitted_resumes_its_run_across_queues
+)
+test_a_fan_out_from_a_node_in_another_queue_than_its_runs_fails_the_node = (
+    wf.test_a_fan_out_from_a_node_in_another_queue_than_its_runs_fails_the_node
+)
 
 
 # -- one queue on each master -------------------------------------------------------------------

@@ -8,11 +8,13 @@ import pytest
 
 from jobbers.client import JobbersClient
 from jobbers.context import RunningTask
+from jobbers.models.event import EventKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.registry import register_task
 from jobbers.state.codec import pack
+from jobbers.state.events import EventLog
 from jobbers.state.store import NewTask, Outcome, TaskStore, new_task_id
 from jobbers.state.workflows import (
     WorkflowGraphError,
@@ -444,6 +446,13 @@ async def test_a_run_across_three_queues_passes_results_and_takes_an_error_edge_
     assert counts == [b"5", b"5"]  # each end counted once, however often it was delivered
     for key in (store.keys.space("home").wf(wid), *(store.keys.space(q).wf_outbox for q in queues)):
         assert await store.redis.ttl(key) in (-1, -2)  # nothing of a run expires
+    # Each node is an ordinary task in the event log, wherever it ran.
+    log = EventLog(store)
+    ids = {n.node: n.task_id for n in run.nodes}
+    c_events = [e.type for e in await log.task_events(ids["c"]) or []]
+    assert c_events == [EventKind.SUBMITTED, EventKind.STARTED, EventKind.FAILED]
+    (d_cancel,) = [e for e in await log.task_events(ids["d"]) or [] if e.type is EventKind.CANCELLED]
+    assert d_cancel.detail == "workflow node c ended failed"
     made = [await store.redis.zcard(store.keys.space(q).status("completed")) for q in queues]  # type: ignore[misc]
     assert made == [1, 2, 0]  # a; b and h: each task made and run once
 
@@ -462,3 +471,87 @@ async def test_cancelling_a_run_across_queues_cancels_its_nodes_there(store: Tas
     assert run is not None and run.status is WorkflowStatus.CANCELLED
     assert {n.status for n in run.nodes} == {TaskStatus.CANCELLED}
     assert await store.queue_depth("q2") == 0 and await store.queue_depth("home") == 0
+
+
+async def test_a_fan_out_from_a_node_in_another_queue_than_its_runs_fails_the_node(store: TaskStore) -> None:
+    wid = new_task_id()
+    await submit_workflow(store, wid, "x", [_in("home", wid, "a"), _in("q2", wid, "b", "a")])
+    await _run_queue(store, "home", {})
+    await _relay_all(store, ["home", "q2"])
+    (b,) = (await store.claim("w1", 30, 10, [QueueConfig(name="q2")])).tasks
+
+    failed = await complete_with_fan_out(store, Outcome(b.id, b.token, TaskStatus.COMPLETED), _spawned("x"))
+
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert "run's first queue" in failed.error_message
+    assert len((await get_workflow(store, wid)).nodes) == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("redeliver", [False, True])
+async def test_a_dead_lettered_node_resubmitted_resumes_its_run_across_queues(
+    store: TaskStore, redeliver: bool
+) -> None:
+    """Resubmitting a node of the home queue remakes the cancelled nodes after it in other queues;
+    resubmitting a node of another queue reopens its run in the home space, through the outbox."""
+    queues = ["home", "q2", "q3"]
+    wid = new_task_id()
+    nodes = [
+        _in("home", wid, "a"),
+        _in("home", wid, "b", "a"),
+        _in("q2", wid, "c", "b", results_param="up"),
+        _in("q3", wid, "e", "b"),
+        _in("q2", wid, "f", "c"),
+        _in("home", wid, "g", "f", "e", results_param="up"),
+    ]
+    await submit_workflow(store, wid, "resume-across", nodes)
+
+    async def dead_letter(queue: str, node: str) -> str:
+        (t,) = (await store.claim("w1", 30, 10, [QueueConfig(name=queue)])).tasks
+        assert t.params["n"] == node
+        failed = Outcome(t.id, t.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)
+        assert await store.finish([failed]) == [True]
+        await _relay_all(store, queues, redeliver)
+        return t.id
+
+    await _run_queue(store, "home", {})  # a
+    b = await dead_letter("home", "b")
+    failed = await get_workflow(store, wid)
+    assert failed is not None and failed.status is WorkflowStatus.FAILED and failed.failed_node == "b"
+    old = {n.node: n.task_id for n in failed.nodes}
+    assert {n.node: n.status for n in failed.nodes if n.node != "a"} == dict.fromkeys(
+        "bcefg", TaskStatus.CANCELLED
+    ) | {"b": TaskStatus.FAILED}
+
+    # A node of the home queue: the nodes after it, in every queue, are made anew.
+    await store.resubmit_dead_letters([b], reset_retry_count=False)
+    await _run_queue(store, "home", {})  # b
+    await _relay_all(store, queues, redeliver)
+    assert (await _run_queue(store, "q3", {})) == {"e": {"n": "e"}}
+    assert (await _run_queue(store, "q2", {})) == {"c": {"n": "c", "up": {"b": "B"}}}
+    await _relay_all(store, queues, redeliver)
+    f = await dead_letter("q2", "f")  # f fails in q2: g, at home, is cancelled again
+    reopened = await get_workflow(store, wid)
+    assert reopened is not None and reopened.status is WorkflowStatus.FAILED and reopened.failed_node == "f"
+    remade = {n.node: n.task_id for n in reopened.nodes}
+    assert all(remade[n] != old[n] for n in "cefg") and remade["b"] == old["b"]
+    assert {t.status for t in await store.get_tasks([old[n] for n in "cefg"])} == {TaskStatus.CANCELLED}
+    for n in "ce":  # found by id, in their own queues
+        task = await store.get_task(remade[n])
+        assert task is not None and task.queue == {"c": "q2", "e": "q3"}[n]
+
+    # A node of another queue: its run is reopened at home, then its end settled there.
+    await store.resubmit_dead_letters([f], reset_retry_count=False)
+    await _relay_all(store, queues, redeliver)
+    running = await get_workflow(store, wid)
+    assert running is not None and running.status is WorkflowStatus.RUNNING and running.failed_node is None
+    assert {n.node: n.status for n in running.nodes}["g"] is None  # made anew, waiting for f
+    await _run_queue(store, "q2", {})  # f
+    await _relay_all(store, queues, redeliver)
+    assert set((await _run_queue(store, "home", {}))["g"]["up"]) == {"f", "e"}
+    await _relay_all(store, queues, redeliver)
+
+    done = await get_workflow(store, wid)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED
+    assert {n.status for n in done.nodes} == {TaskStatus.COMPLETED}
+    counts = await store.redis.hmget(store.keys.space("home").wf(wid), ["ended", "total"])  # type: ignore[misc]
+    assert counts == [b"6", b"6"]

@@ -460,43 +460,104 @@ async def finish_with_fan_out(
 
 async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: int = 1000) -> int:
     """Deliver what workflow scripts left in the outboxes of ``queues``' spaces for other spaces
-    (see _common.lua): a node's task to make in its queue, a node to cancel there, a node's end
-    to settle in its run's home. Each delivery is idempotent and its entry deleted after it, so
-    several relays at once, or one that dies half-way, deliver each effect once. Returns how many
-    entries were delivered (at most ``limit`` per space)."""
+    (see _common.lua): nodes' tasks to make in their queues, nodes to cancel there, nodes' ends to
+    settle in their runs' homes. Up to ``limit`` entries per space, delivered in one script call
+    per target space (and a pipeline of reads), then deleted. Each delivery is idempotent and an
+    entry is deleted only after it, so several relays at once, or one that dies half-way, deliver
+    each effect once. Returns how many entries were delivered."""
     delivered = 0
+    id_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("queue")
+    # One round trip looks into every outbox (most are empty: the key does not exist).
+    pipe = store.redis.pipeline(transaction=False)
     for queue in queues:
+        pipe.hscan(store.keys.space(queue).wf_outbox, 0, count=limit)
+    scans = await pipe.execute()
+    for queue, (_cursor, found) in zip(queues, scans, strict=True):
         space = store.keys.space(queue)
-        _cursor, found = await store.redis.hscan(space.wf_outbox, 0, count=limit)  # type: ignore[misc,unused-ignore]
-        entries = cast("dict[bytes, bytes]", found)
-        for raw_field, value in list(entries.items())[:limit]:
+        entries = list(cast("dict[bytes, bytes]", found).items())[:limit]
+        if not entries:
+            continue
+        makes: dict[Space, list[tuple[str, Any]]] = {}
+        ends: list[tuple[bytes, tuple[str, str, str, str]]] = []
+        cancels: list[str] = []
+        reopens: list[tuple[str, str]] = []
+        for raw_field, value in entries:
             kind, workflow_id, node = _s(raw_field).split(" ", 2)
-            if kind == "e":
-                await _settle_end(store, space, workflow_id, node, _s(value))
+            if kind == "r":
+                reopens.append((workflow_id, node))
             elif kind == "m":
                 row, reason = msgpack.unpackb(value, raw=True)
-                target = store.keys.space(_s(msgpack.unpackb(row, raw=True)[SUBMIT_ROW.index("queue")]))
-                task_id = _s(msgpack.unpackb(row, raw=True)[SUBMIT_ROW.index("id")])
-                await store._scripts.run("wf_deliver", target, [target.task(task_id)], [row, reason])
+                fields = msgpack.unpackb(row, raw=True)
+                target = store.keys.space(_s(fields[queue_at]))
+                makes.setdefault(target, []).append((_s(fields[id_at]), [row, reason]))
+            elif kind == "e":
+                status, _, task_id = _s(value).partition(" ")
+                ends.append((raw_field, (workflow_id, node, status, task_id)))
             elif kind == "c":
-                await store.cancel([_s(value)], by="workflow")
-            await store.redis.hdel(space.wf_outbox, raw_field)  # type: ignore[misc,unused-ignore]
-            delivered += 1
+                cancels.append(_s(value))
+        for workflow_id, node in reopens:  # first: a node's next end is settled after its reopen
+            await _reopen(store, space, workflow_id, node)
+        for target, items in makes.items():
+            keys = [target.task(task_id) for task_id, _ in items]
+            await store._scripts.run("wf_deliver", target, keys, [pack_for_lua([d for _, d in items])])
+            # A node made anew by a reopen got its id in the run's home: it is found in its queue.
+            await store.redis.hset(store.keys.locator, mapping={i: target.queue for i, _ in items})  # type: ignore[misc,unused-ignore]
+        held: set[bytes] = set()
+        if ends:
+            reopening = set(reopens)
+            pipe = store.redis.pipeline(transaction=False)
+            for _, (workflow_id, node, _, _) in ends:
+                pipe.hexists(space.wf_outbox, f"r {workflow_id} {node}")
+            pending = await pipe.execute()
+            for (raw_field, (workflow_id, node, _, _)), waits in zip(ends, pending, strict=True):
+                if waits and (workflow_id, node) not in reopening:
+                    held.add(raw_field)  # its reopen is not delivered yet: the next pass
+            await _settle_ends(store, space, [e for f, e in ends if f not in held])
+        if cancels:
+            await store.cancel(cancels, by="workflow")
+        done = [f for f, _ in entries if f not in held]
+        if done:
+            await store.redis.hdel(space.wf_outbox, *done)  # type: ignore[misc,unused-ignore]
+        delivered += len(done)
     return delivered
 
 
-async def _settle_end(store: TaskStore, space: Space, workflow_id: str, node: str, value: str) -> None:
-    """Settle in its run's home the end (``value``: its status and task id) of ``node``, whose task
-    is in ``space``."""
-    status, _, task_id = value.partition(" ")
+async def _settle_ends(store: TaskStore, space: Space, ends: Sequence[tuple[str, str, str, str]]) -> None:
+    """Settle in their runs' homes the ends (run id, node, status, task id) of nodes whose tasks
+    are in ``space``."""
+    if not ends:
+        return
+    pipe = store.redis.pipeline(transaction=False)
+    for workflow_id, _node, _status, task_id in ends:
+        pipe.hget(store.keys.workflows, workflow_id)
+        pipe.hmget(space.task(task_id), ["result", "error", "started_at", "cancel_reason"])
+    answers = await pipe.execute()
+    by_home: dict[str, list[tuple[str, list[Any]]]] = {}
+    for k, (workflow_id, node, status, _task_id) in enumerate(ends):
+        home, fields = answers[2 * k], answers[2 * k + 1]
+        if home is None:
+            continue  # the run is gone: nothing to settle
+        by_home.setdefault(_s(home), []).append(
+            (workflow_id, [workflow_id, node, status, *(f or b"" for f in fields)])
+        )
+    for home, items in by_home.items():
+        target = store.keys.space(home)
+        await store._scripts.run(
+            "wf_settle", target, [target.wf(w) for w, _ in items], [pack_for_lua([e for _, e in items])]
+        )
+
+
+async def _reopen(store: TaskStore, space: Space, workflow_id: str, node: str) -> None:
+    """Reopen run ``workflow_id`` in its home for ``node`` (its task, in ``space``, was resubmitted
+    from the dead letter queue), with fresh ids for the nodes made anew."""
     home = await _queue_of(store, workflow_id)
     if home is None:
-        return  # the run is gone: nothing to settle
-    result, error = await store.redis.hmget(space.task(task_id), ["result", "error"])  # type: ignore[misc,unused-ignore]
+        return
     target = store.keys.space(home)
+    run = await get_workflow(store, workflow_id)
+    task_id = next((n.task_id for n in run.nodes if n.node == node), None) if run is not None else None
+    fresh = await fresh_ids_for_resubmit(store, [task_id]) if task_id is not None else {}
+    ids = [i for found in fresh.values() for i in found]
     await store._scripts.run(
-        "wf_settle",
-        target,
-        [target.wf(workflow_id)],
-        [workflow_id, node, status, result or b"", error or b""],
+        "wf_reopen", target, [target.wf(workflow_id)], [pack_for_lua(ids), workflow_id, node]
     )

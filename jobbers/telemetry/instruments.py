@@ -173,7 +173,8 @@ class LocalHistogramExporter(MetricExporter):
     """Wraps the OTLP metric exporter; adds the histograms' points to each batch, in its temporality.
 
     The OTLP exporter is made by ``make_inner`` at the first export, on the SDK's exporting thread
-    (importing gRPC and protobuf costs a start-up ~0.1 s and ~10 MB); ``temporality`` must be the
+    (importing gRPC and protobuf costs a start-up ~0.1 s and ~10 MB), and only once ``reachable()``
+    says a collector answers (until then each export fails at once); ``temporality`` must be the
     one it prefers (``providers.otlp_temporality``). After ``shutdown`` nothing more is exported.
 
     The SDK skips exporting an empty collection, so each histogram should be recorded together with
@@ -187,10 +188,12 @@ class LocalHistogramExporter(MetricExporter):
         scope: str,
         histograms: Sequence[Histogram],
         temporality: Mapping[type, AggregationTemporality] | None = None,
+        reachable: Callable[[], bool] | None = None,
     ) -> None:
         # No preferred aggregation: it only concerns the SDK's histograms, and there are none.
         super().__init__(preferred_temporality=dict(temporality) if temporality else None)
         self._make_inner = make_inner
+        self._reachable = reachable
         self._inner: MetricExporter | None = None
         self._lock = threading.Lock()
         self._resource = resource
@@ -227,6 +230,9 @@ class LocalHistogramExporter(MetricExporter):
         try:
             with self._lock:
                 if self._inner is None:
+                    if self._reachable is not None and not self._reachable():
+                        self._failed = True  # no collector: the exporter is not even loaded
+                        return MetricExportResult.FAILURE
                     self._inner = self._make_inner()
                 inner = self._inner
             result = inner.export(metrics_data, timeout_millis=timeout_millis)

@@ -8,8 +8,10 @@ read by the exporters themselves, ``OTEL_EXPORTER_OTLP[_<SIGNAL>]_ENDPOINT``, ``
 and ``OTEL_RESOURCE_ATTRIBUTES``. Nothing here touches Redis: the processes feed the instruments.
 
 The OTLP exporters (gRPC or HTTP, with protobuf) are made at their first export, on the SDK's
-export threads: a worker recycled after ``WORKER_TTL`` tasks, which lives well under the metric
-export interval, does not load them at start, and loads them at exit only if a collector answers.
+export threads, and only once a TCP connection to the collector opens: a worker recycled after
+``WORKER_TTL`` tasks, which lives well under the metric export interval, does not load them at
+start, and loads them at exit only if a collector answers; a process without a collector never
+loads them.
 """
 
 from __future__ import annotations
@@ -121,13 +123,20 @@ def otlp_temporality() -> dict[type, AggregationTemporality]:
     }
 
 
+def _probe(address: tuple[str, int] | None) -> Callable[[], bool]:
+    """Whether the collector at ``address`` answers now (one that cannot be told is assumed to)."""
+    return lambda: address is None or _answers(address, PROBE_SECONDS)
+
+
 class _DeferredExporter:
-    """A span or log exporter made at its first export (on the SDK's batching thread); once shut
+    """A span or log exporter made at its first export (on the SDK's batching thread) once
+    ``reachable()`` says a collector answers (until then each export fails at once); once shut
     down, it exports nothing more (without being made, if it never was)."""
 
-    def __init__(self, make: Callable[[], Any], failure: object) -> None:
+    def __init__(self, make: Callable[[], Any], failure: object, reachable: Callable[[], bool]) -> None:
         self._make = make
         self._failure = failure
+        self._reachable = reachable
         self._inner: Any = None
         self._stopped = False
         self._lock = threading.Lock()
@@ -137,6 +146,8 @@ class _DeferredExporter:
             if self._stopped:
                 return self._failure
             if self._inner is None:
+                if not self._reachable():
+                    return self._failure
                 self._inner = self._make()
             inner = self._inner
         return inner.export(batch)
@@ -263,9 +274,15 @@ def setup_telemetry(service_name: str) -> Telemetry:
     if _signal_enabled("OTEL_METRICS_EXPORTER", "otlp"):
         histograms = [i for i in INSTRUMENTS if isinstance(i, Histogram)]
         protocol = _protocol("metrics")
-        telemetry.collectors.add(collector_address("metrics", protocol))
+        address = collector_address("metrics", protocol)
+        telemetry.collectors.add(address)
         exporter = LocalHistogramExporter(
-            lambda: _otlp_exporter("metrics", protocol), resource, SCOPE, histograms, otlp_temporality()
+            lambda: _otlp_exporter("metrics", protocol),
+            resource,
+            SCOPE,
+            histograms,
+            otlp_temporality(),
+            reachable=_probe(address),
         )
         reader = PeriodicExportingMetricReader(exporter)
         meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
@@ -277,8 +294,11 @@ def setup_telemetry(service_name: str) -> Telemetry:
         from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
         protocol = _protocol("traces")
-        telemetry.collectors.add(collector_address("traces", protocol))
-        spans = _DeferredExporter(lambda: _otlp_exporter("traces", protocol), SpanExportResult.FAILURE)
+        address = collector_address("traces", protocol)
+        telemetry.collectors.add(address)
+        spans = _DeferredExporter(
+            lambda: _otlp_exporter("traces", protocol), SpanExportResult.FAILURE, _probe(address)
+        )
         telemetry.exporters.append(spans)
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         tracer_provider.add_span_processor(BatchSpanProcessor(cast(SpanExporter, spans)))
@@ -290,8 +310,9 @@ def setup_telemetry(service_name: str) -> Telemetry:
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
         protocol = _protocol("logs")
-        telemetry.collectors.add(collector_address("logs", protocol))
-        records = _DeferredExporter(lambda: _otlp_exporter("logs", protocol), None)
+        address = collector_address("logs", protocol)
+        telemetry.collectors.add(address)
+        records = _DeferredExporter(lambda: _otlp_exporter("logs", protocol), None, _probe(address))
         telemetry.exporters.append(records)
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(cast(Any, records)))

@@ -1,11 +1,17 @@
--- Make, in its own queue's space, the task of a workflow node whose run lives in another space
--- (relayed from the run's outbox, see _common.lua): ready, or ended cancelled with the reason
--- given. Idempotent: a task that exists is left as it is.
--- KEYS[1]: the task's record.  ARGV[3]: its packed submit row (params filled).  ARGV[4]: a cancel
--- reason ('' = make it ready).
--- Returns 1 (made), 0 (it existed).
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local reason = ARGV[4]
-if reason == '' then reason = nil end
-wf_create(cmsgpack.unpack(ARGV[3]), now_ms(), reason)
-return 1
+-- Make, in their own queue's space, the tasks of workflow nodes whose runs live in another space
+-- (relayed from the runs' outboxes, see _common.lua): each ready, or ended cancelled with the
+-- reason given. Idempotent: a task that exists is left as it is.
+-- KEYS: each task's record.  ARGV[3]: one msgpack array of {packed submit row (params filled),
+-- cancel reason ('' = make it ready)}, in the order of KEYS.
+-- Returns how many tasks were made.
+local now = now_ms()
+local made = 0
+for i, d in ipairs(cmsgpack.unpack(ARGV[3])) do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local reason = d[2]
+    if reason == '' then reason = nil end
+    wf_create(cmsgpack.unpack(d[1]), now, reason)
+    made = made + 1
+  end
+end
+return made

@@ -78,7 +78,13 @@ def _shown(task: Task) -> dict[str, Any]:
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    try:
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc.year < 1970:
+        raise ToolError("since and until must be at or after 1970-01-01T00:00:00Z")
+    return utc
 
 
 def _ms(value: dt.datetime | None) -> int | None:
@@ -275,7 +281,7 @@ class JobbersTools:
         if summary:
             now_ms = await self.client.store.redis_time_ms()
             until = until or dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
-            since = since or until - dt.timedelta(days=1)
+            since = since or max(until - dt.timedelta(days=1), dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
         query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
         if summary:
             counts = await log.summary(query)

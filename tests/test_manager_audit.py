@@ -3,6 +3,7 @@ queries: 422 naming the field, unknown parameters refused)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import httpx
@@ -77,6 +78,12 @@ async def test_the_audit_log_window(api: httpx.AsyncClient) -> None:
     assert len((await api.get("/audit-log", params={"since": naive})).json()["events"]) == 1
 
 
+async def test_a_window_ending_at_the_epoch_is_empty(api: httpx.AsyncClient) -> None:
+    await submit(api)
+    epoch = {"until": "1970-01-01T00:00:00Z"}
+    assert (await api.get("/audit-log", params=epoch)).json()["events"] == []
+
+
 async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, store: TaskStore) -> None:
     for _ in range(3):
         await submit(api)
@@ -103,12 +110,20 @@ async def test_the_summary_counts_by_type_and_task_name(api: httpx.AsyncClient, 
         ("/audit-log", {"limit": 0}, "limit"),
         ("/audit-log", {"type": "exploded"}, "type"),
         ("/audit-log", {"since": "yesterday"}, "since"),
+        ("/audit-log", {"until": "0.5"}, "until"),
+        ("/audit-log/summary", {"since": "1733220000"}, "since"),
         ("/audit-log", {"queue": "a b"}, "queue"),
         ("/audit-log", {"correlation_id": ""}, "correlation_id"),
         ("/audit-log", {"correlation_id": "x" * 257}, "correlation_id"),
         ("/audit-log", {"cursor": "!!!"}, None),
+        ("/audit-log", {"cursor": base64.urlsafe_b64encode(b"0:-5:default").decode()}, None),
+        ("/audit-log", {"cursor": base64.urlsafe_b64encode(b"0:99999999999999999999:default").decode()}, None),
         ("/audit-log", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
         ("/audit-log", {"corelation_id": "x"}, "corelation_id"),
+        ("/audit-log", {"since": "1969-12-31T23:59:59Z"}, "since"),
+        ("/audit-log", {"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ("/audit-log", {"until": "9999-12-31T23:59:59-14:00"}, "until"),
+        ("/audit-log/summary", {"until": "1970-01-01T00:00:00Z"}, "until"),
         ("/audit-log/summary", {"limit": 5}, "limit"),
         ("/audit-log/summary", {"until": "2026-01-01T00:00:00Z", "since": "2026-01-01T00:00:00Z"}, "until"),
         (f"/tasks/{UNKNOWN_ID}/events", {"limit": 5}, "limit"),

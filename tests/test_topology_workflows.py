@@ -16,6 +16,7 @@ from jobbers.state.store import TaskStore
 from tests import test_workflows
 from tests.e2e import E2E, make_e2e
 from tests.test_topology_queue_control import _one_queue_per_master
+from tests.test_workflow_faults import relay_crashes
 from tests.test_workflows_e2e import run_across_queues
 from tests.topology import Cluster
 
@@ -75,3 +76,10 @@ async def test_a_run_with_one_queue_on_each_master_through_real_processes(
     queues = _one_queue_per_master(cluster, key_prefix)
     assert len({cluster.master_of(e2e.store.keys.queue(q).ready).port for q in queues}) == 3
     await run_across_queues(e2e, queues, tmp_path)
+
+
+@pytest.mark.timeout(600)
+async def test_schedulers_killed_after_every_relay_across_three_shards_deliver_each_effect_once(
+    e2e: E2E, cluster: Cluster, key_prefix: str
+) -> None:
+    await relay_crashes(e2e, _one_queue_per_master(cluster, key_prefix))

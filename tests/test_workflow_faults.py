@@ -20,7 +20,7 @@ import pytest
 from jobbers.models.task import TaskStatus
 from jobbers.models.workflow import WorkflowStatus
 from jobbers.state.transitions import Transition, TransitionFeed
-from jobbers.workflows import Edge, Step, Workflow, signature
+from jobbers.workflows import Edge, Step, Workflow, chain, group, signature
 from tests.e2e import E2E, wait_until
 from tests.helpers import assert_exactly_one_terminal_state
 
@@ -162,3 +162,78 @@ async def test_retries_error_edges_and_a_fan_out_settle_once_through_a_kill_at_e
     assert tasks["handler"].result == {"node": "handler", "parents": [], "failed": "bad"}  # type: ignore[union-attr]
     assert tasks["total"].result == 100  # type: ignore[union-attr]  # the collector's sum, once
     assert all(kills[step] >= 1 for step in range(1, 6)), kills
+
+
+def across(queues: list[str]) -> Workflow:
+    """A root, eight nodes after it spread over the other queues, a collector back in the first,
+    then a chain through every queue twice: each step crosses queues."""
+    q0, q1, q2 = queues
+
+    def step(node: str, queue: str) -> Workflow:
+        return signature("wf_step", node=node, queue=queue).named(node)
+
+    spread = [step(f"s{i}", (q1, q2)[i % 2]) for i in range(8)]
+    tail = [step(f"t{i}", queues[(i + 1) % 3]) for i in range(6)]
+    return chain(step("root", q0), group(*spread), step("collect", q0).results("parents"), *tail)
+
+
+@pytest.mark.timeout(600)
+async def test_a_scheduler_killed_after_every_relay_of_a_run_across_queues_delivers_each_effect_once(
+    e2e: E2E,
+) -> None:
+    await relay_crashes(e2e, ["fx-a", "fx-b", "fx-c"])
+
+
+async def relay_crashes(e2e: E2E, queues: list[str]) -> None:
+    """Schedulers die right after delivering outbox entries and before deleting them
+    (``kill_relay_at:<n>``, n = 1, 2, 1 ...: one dies at its first relay, redelivering what the
+    last one left; the next gets past that one and dies at its second), so every effect across
+    queues is delivered twice or more: each node is still made once and ended once (its events in
+    the event log, written by the scripts that change its status, show one submit and one end)."""
+    from jobbers.models.event import EventKind
+    from jobbers.models.queue_config import QueueConfig
+    from jobbers.state.events import EventLog
+
+    for q in queues:
+        await e2e.config.save_queue(QueueConfig(name=q))
+    e2e.platform.worker(**FAST)
+    run = await e2e.client.submit_workflow(across(queues), name="relay-crashes")
+
+    async def ended() -> bool:
+        found = await e2e.client.get_workflow(run.id)
+        return found is not None and found.status is not WorkflowStatus.RUNNING
+
+    kills = schedulers = 0
+    while not await ended():
+        schedulers += 1
+        fault = f"kill_relay_at:{(schedulers - 1) % 2 + 1}"
+        scheduler = e2e.platform.scheduler(JOBBERS_TEST_FAULT=fault, **FAST)
+        await wait_until(lambda s=scheduler: s.poll() is not None or ended(), 60)  # type: ignore[misc]
+        kills += scheduler.poll() == -signal.SIGKILL
+        assert schedulers < 200, "the run does not advance"
+    # The last one may have died before deleting what it delivered: a scheduler that lives
+    # delivers it again (changing nothing) and empties the outboxes.
+    e2e.platform.scheduler(**FAST)
+
+    async def emptied() -> bool:
+        sizes = [await e2e.store.redis.hlen(e2e.store.keys.space(q).wf_outbox) for q in queues]  # type: ignore[misc]
+        return sizes == [0, 0, 0]
+
+    await wait_until(emptied, 30)
+
+    done = await e2e.client.get_workflow(run.id)
+    assert done is not None and done.status is WorkflowStatus.COMPLETED and len(done.nodes) == 16
+    ids = [n.task_id for n in done.nodes]
+    log = EventLog(e2e.store)
+    for n in done.nodes:
+        kinds = Counter(e.type for e in await log.task_events(n.task_id) or [])
+        assert (kinds[EventKind.SUBMITTED], kinds[EventKind.COMPLETED]) == (1, 1), (n.node, kinds)
+    await assert_exactly_one_terminal_state(e2e.store, ids)
+    runs = Counter(task_id for task_id, label in e2e.platform.runs() if label == "wf_step")
+    assert runs == Counter(ids)  # each node ran once: no effect was applied twice
+    collect = await e2e.store.get_task(next(n.task_id for n in done.nodes if n.node == "collect"))
+    assert collect is not None and collect.result == {
+        "node": "collect",
+        "parents": [f"s{i}" for i in range(8)],
+    }
+    assert kills >= 8, kills  # every crossing was delivered, then delivered again after a kill

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
-
 from jobbers.cleaner.decisions import CleanerOptions, CleanerReport, cutoffs, submission_bounds
 from jobbers.models.task import TERMINAL_STATUSES
 from jobbers.recovery import DEATH_HORIZON_SECONDS, record_recovered
 from jobbers.state.events import EventLog
-from jobbers.state.reconnect import is_out_of_memory
+from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, is_out_of_memory
 from jobbers.state.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ async def run_cleaner(store: TaskStore, options: CleanerOptions) -> CleanerRepor
         hung = await store.stall_silent_tasks(options.stale_time, *submission_bounds(options))
         report.stalled += hung
         await record_recovered(store, recovered, hung)
-    except RedisError as exc:
+    except TRANSIENT_REDIS_ERRORS as exc:
         # Refused whole while Redis is out of memory (OOM_RULES); pruning, which frees memory, is not.
         if not is_out_of_memory(exc):
             raise

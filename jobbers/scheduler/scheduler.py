@@ -18,6 +18,7 @@ from jobbers.settings import Settings
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff, is_out_of_memory
 from jobbers.state.store import RecoverResult, TaskStore
 from jobbers.state.workflows import relay_workflow_outbox
+from jobbers.worker import fault_hooks
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ class Scheduler:
                 telemetry.TASKS_PROMOTED.add((queue,), promotion.promoted)
                 telemetry.SCHEDULER_LAG.record(promotion.max_lag_ms, (queue,))
         # Effects of workflow runs across queues (each queue's space its own, maybe on another shard).
-        await relay_workflow_outbox(self.store, await self.store.known_queues())
+        kill = fault_hooks.relay_delivered if fault_hooks.KILL_RELAY_AT else None
+        await relay_workflow_outbox(self.store, await self.store.known_queues(), before_delete=kill)
         recovered, hung = await self._take_back()
         for label, ids in (
             ("re-queued", recovered.requeued),

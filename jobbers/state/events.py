@@ -1,7 +1,7 @@
 """Reading the event log: a task's own events, the audit log across queues, its summary, trimming.
 
 The scripts write every event twice in the call that makes it happen (``lua/_common.lua``,
-``flush_events``): into the task's record (``ev:<stream id>``, kept as long as the task) and to its
+``log_event``): into the task's record (``ev:<stream id>``, kept as long as the task) and to its
 queue's audit stream (``Space.audit``, capped at ``AUDIT_MAX_EVENTS`` entries and trimmed by age by
 the cleaner). Each queue's stream lies in the queue's own slot, so reading the audit log across
 queues merges one stream per queue, in (time, sequence, queue) order; a page resumes strictly
@@ -16,8 +16,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
-
+from jobbers.errors import InvalidCursorError
 from jobbers.models.event import AuditEvent, EventKind, TaskEvent
 from jobbers.state.cursors import Position
 from jobbers.state.keys import Space
@@ -87,24 +86,23 @@ def _str(raw: bytes | str) -> str:
 
 
 def task_events_of(fields: dict[bytes, bytes], last: int | None = None) -> list[TaskEvent]:
-    """The events a task record holds (fields ``ev:<audit stream id>``, see ``flush_events`` in
-    ``lua/_common.lua``), oldest first, the ``last`` ones only when given. The events of a started
-    attempt name the worker of its ``started`` event."""
-    found = sorted(
-        (_parse_id(name[3:]), raw) for name, raw in fields.items() if name.startswith(b"ev:")
-    )
+    """The events a task record holds (fields ``ev:<audit stream id>`` holding
+    ``<ms>|<type>|<attempt>|<worker>|<detail>``, see ``log_event`` in ``lua/_common.lua``), oldest
+    first, the ``last`` ones only when given. The events of a started attempt name the worker of
+    its ``started`` event (their worker is ``1``)."""
+    found = sorted((_parse_id(name[3:]), raw) for name, raw in fields.items() if name.startswith(b"ev:"))
     events: list[TaskEvent] = []
     worker: str | None = None
     for _, raw in found:
-        at, kind, attempt, own, detail = msgpack.unpackb(raw, raw=True)
+        at, kind, attempt, own, detail = raw.split(b"|", 4)
         if kind == _STARTED:
             worker = _str(own) or None
         events.append(
             TaskEvent(
-                at=dt.datetime.fromtimestamp(at / 1000, tz=dt.UTC),
+                at=dt.datetime.fromtimestamp(int(at) / 1000, tz=dt.UTC),
                 type=EventKind(_str(kind)),
                 attempt=int(attempt),
-                worker_id=worker if own == 1 else (_str(own) or None),
+                worker_id=worker if own == b"1" else (_str(own) or None),
                 detail=_str(detail) or None,
             )
         )
@@ -156,6 +154,8 @@ class EventLog:
         after: Key | None = None
         if cursor is not None:
             position = Position.decode(cursor)
+            if not (0 <= position.score < 2**63 and position.index < 2**63):
+                raise InvalidCursorError(f"malformed cursor {cursor[:80]!r}")
             after = (position.score, position.index, position.member)
         queues = await self._queues(query.queue)
         found: list[tuple[Key, AuditEvent]] = []
@@ -191,6 +191,8 @@ class EventLog:
                 start = f"{ms}-{seq}" if queue > cursor_queue else f"({ms}-{seq}"
         end = "+" if query.until_ms is None else f"({query.until_ms}-0"
         matches: list[tuple[Key, AuditEvent]] = []
+        if query.until_ms is not None and query.until_ms <= 0:  # nothing is older (and "(0-0" is no id)
+            return matches, None
         examined = 0
         redis = self.store.redis
         while True:
@@ -214,6 +216,8 @@ class EventLog:
         """Counts of the events matching ``query`` (its ``types`` included) in its window, counted
         by Redis in short script calls (``audit_summary.lua``)."""
         out = AuditSummary()
+        if query.until_ms is not None and query.until_ms <= 0:  # nothing is older (and "(0-0" is no id)
+            return out
         for queue in await self._queues(query.queue):
             space = self.store.keys.space(queue)
             start = "-" if query.since_ms is None else f"{query.since_ms}-0"

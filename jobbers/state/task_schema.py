@@ -186,8 +186,8 @@ TASK_FIELDS: tuple[TaskField, ...] = (
     # Why a task was cancelled without a cancel request of its own (its queue was cleared ...).
     TaskField("cancel_reason", show="cancel_reason", show_decode=optional_text),
     TaskField("dead_lettered", show="dead_lettered", show_decode=flag),
-    # The task's events (GET /tasks/{id}/events) are fields 'ev:<audit stream id>' (msgpack; see
-    # flush_events in lua/_common.lua; read by state/events.py); 'evp' names its latest progress
+    # The task's events (GET /tasks/{id}/events) are fields 'ev:<audit stream id>' (see
+    # log_event in lua/_common.lua; read by state/events.py); 'evp' names its latest progress
     # event, the one progress event it keeps.
     TaskField("evp"),
     # The latest task.progress() report (msgpack [current, total, message, attempt]), when it was

@@ -20,7 +20,7 @@ atomic script call.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -458,13 +458,19 @@ async def finish_with_fan_out(
     return int(written)
 
 
-async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: int = 1000) -> int:
+async def relay_workflow_outbox(
+    store: TaskStore,
+    queues: Sequence[str],
+    limit: int = 1000,
+    before_delete: Callable[[], None] | None = None,
+) -> int:
     """Deliver what workflow scripts left in the outboxes of ``queues``' spaces for other spaces
     (see _common.lua): nodes' tasks to make in their queues, nodes to cancel there, nodes' ends to
     settle in their runs' homes. Up to ``limit`` entries per space, delivered in one script call
     per target space (and a pipeline of reads), then deleted. Each delivery is idempotent and an
     entry is deleted only after it, so several relays at once, or one that dies half-way, deliver
-    each effect once. Returns how many entries were delivered."""
+    each effect once. Returns how many entries were delivered. ``before_delete`` (tests) is
+    called between a space's deliveries and the deletion of their entries."""
     delivered = 0
     id_at, queue_at = SUBMIT_ROW.index("id"), SUBMIT_ROW.index("queue")
     # One round trip looks into every outbox (most are empty: the key does not exist).
@@ -516,6 +522,8 @@ async def relay_workflow_outbox(store: TaskStore, queues: Sequence[str], limit: 
         if cancels:
             await store.cancel(cancels, by="workflow")
         done = [f for f, _ in entries if f not in held]
+        if before_delete is not None:
+            before_delete()
         if done:
             await store.redis.hdel(space.wf_outbox, *done)  # type: ignore[misc,unused-ignore]
         delivered += len(done)

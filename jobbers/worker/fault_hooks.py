@@ -10,7 +10,9 @@ tasks (claimed, not run), outcomes about to be written (run, not recorded: the t
 and outcomes just written (recorded, nothing after it done); and two around the write of a task
 that fanned out (its new nodes and its completion, written alone): just before and just after.
 The workflow fault tests start worker after worker with n = 1, 2, 3 ... so that every step of a
-run is followed by a kill.
+run is followed by a kill. ``JOBBERS_TEST_FAULT=kill_relay_at:<n>`` makes a scheduler SIGKILL
+itself at its n-th relay of workflow outbox entries, after delivering them and before deleting
+them, so the next scheduler delivers them again.
 Never set any of them outside tests.
 """
 
@@ -28,6 +30,17 @@ _fault = os.environ.get("JOBBERS_TEST_FAULT", "")
 #: The worker step to SIGKILL itself at (0: never).
 KILL_AT_STEP = int(_fault.removeprefix("kill_at_step:")) if _fault.startswith("kill_at_step:") else 0
 _steps_taken = 0
+#: The outbox relay to SIGKILL the scheduler at, after its deliveries (0: never).
+KILL_RELAY_AT = int(_fault.removeprefix("kill_relay_at:")) if _fault.startswith("kill_relay_at:") else 0
+_relays = 0
+
+
+def relay_delivered() -> None:
+    """Count one relay whose entries were delivered but not yet deleted; SIGKILL at ``KILL_RELAY_AT``."""
+    global _relays
+    _relays += 1
+    if _relays == KILL_RELAY_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def step_taken() -> None:

@@ -8,10 +8,12 @@ These routes refuse a query parameter they do not take (422 naming it), so a mis
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 
 from jobbers.errors import TaskNotFoundError
 from jobbers.manager.audit_schemas import AuditLog, AuditSummaryView, TaskEvents, TaskNameCounts
@@ -60,11 +62,23 @@ def only_query(*names: str) -> Any:
     return Depends(check)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: object) -> object:
+    """A time in the query is ISO 8601; a bare number (which pydantic would read as epoch
+    seconds, against the schema's ``date-time``) is refused."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("an ISO 8601 date or time is expected (e.g. 2026-12-03T10:00:00Z), not a number")
+    return value
+
+
+IsoTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 SinceQuery = Annotated[
-    dt.datetime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events at or after this time (ISO 8601; UTC if no offset)")
 ]
 UntilQuery = Annotated[
-    dt.datetime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
+    IsoTime | None, Query(description="only events before this time (ISO 8601; UTC if no offset)")
 ]
 CorrelationQuery = Annotated[
     str | None,
@@ -77,10 +91,23 @@ CorrelationQuery = Annotated[
 TypeQuery = Annotated[list[EventKind] | None, Query(description="repeatable; default: every type")]
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _utc(value: dt.datetime | None, name: str) -> dt.datetime | None:
+    """``value`` in UTC (naive: taken as UTC); 422 naming ``name`` for a time before 1970 (or one
+    that UTC cannot hold), which no event can have."""
     if value is None:
         return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    try:
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc < _EPOCH:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", name), "msg": "must be at or after 1970-01-01T00:00Z"}]
+        )
+    return utc
 
 
 def _ms(value: dt.datetime | None) -> int | None:
@@ -132,7 +159,7 @@ async def audit_log(
     """The audit log: every queue's events in a window, oldest first, optionally of one correlation
     id, task name, queue or event types; paged by ``cursor``. Each queue keeps its latest
     ``AUDIT_MAX_EVENTS`` events, and the cleaner removes those older than ``AUDIT_MAX_AGE_SECONDS``."""
-    since, until = _utc(since), _utc(until)
+    since, until = _utc(since, "since"), _utc(until, "until")
     _check_window(since, until)
     limit = clamp_limit(limit)
     query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
@@ -161,8 +188,9 @@ async def audit_summary(
 ) -> AuditSummaryView:
     """How many events of each type, and per task name, happened in a window ("what did the agents
     do yesterday?"); the window is the day before ``until`` (default: now) unless ``since`` is given."""
-    until = _utc(until) or dt.datetime.fromtimestamp(await services.store.redis_time_ms() / 1000, tz=dt.UTC)
-    since = _utc(since) or until - DEFAULT_SUMMARY_WINDOW
+    now = dt.datetime.fromtimestamp(await services.store.redis_time_ms() / 1000, tz=dt.UTC)
+    until = _utc(until, "until") or now
+    since = _utc(since, "since") or max(until - DEFAULT_SUMMARY_WINDOW, _EPOCH)
     _check_window(since, until)
     query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
     summary = await services.events.summary(query)

@@ -23,21 +23,48 @@ local TRANSITIONS = {}       -- id, old, new of each status change, flat: publis
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
 local WF_ENDED = {}          -- {workflow id, node id, status, task id} of each workflow node that ended
 
--- The event log. Every status change (move_status) records one event, and so do a cancel request
--- and a progress report (add_event); flush_events writes them as the script ends, each to the
--- task's record ('ev:<stream id>') and to its space's capped audit stream (K_audit), with the task's
--- attempt, worker, name and correlation id as the record then holds them. So the log is written
--- in the same atomic call as the state it describes. What a move was, when the statuses alone do
--- not say (a retry, a recovery, why a cancel), its caller says with note() just before it.
-local EVENTS = {}            -- flat, 6 per event: id, type, detail, ts, with worker, attempt ('' = the record's)
-local NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = false, '', ''
-local function note(etype, detail, attempt)
-  NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = etype, detail or '', attempt or ''
+-- The event log. Every status change (move_status) appends an event in the call that makes it,
+-- so the log and the state never disagree; so do a cancel request and a progress report
+-- (add_event). An event goes to the space's audit stream (K_audit, capped at AUDIT_MAXLEN:
+-- task id, type, attempt, worker, task name, correlation id, detail) and into the task's record as
+-- the field 'ev:<its stream id>' = '<ms>|<type>|<attempt>|<worker>|<detail>' (no key of its own,
+-- no counter; it goes when the task is pruned), where worker is the claimer on a start, '1' for
+-- "the worker of this attempt" (the last start's) and '' for none. move_status returns that
+-- field and value for the caller's own HSET of the move, so the record costs no extra command.
+-- The attempt is the record's retry_attempt before the move (for a retry: the attempt that
+-- failed). What a move was, when the statuses alone do not say (a retry, a recovery, why a
+-- cancel), its caller says with note() just before it; the task's attempt, worker, name and
+-- correlation id come from know() when the script read them anyway, else from one HMGET.
+local NOTE_TYPE, NOTE_DETAIL = false, ''
+local function note(etype, detail)
+  NOTE_TYPE, NOTE_DETAIL = etype, detail or ''
 end
-local function add_event(id, etype, detail, ts, with_worker, attempt)
-  local n = #EVENTS
-  EVENTS[n + 1], EVENTS[n + 2], EVENTS[n + 3] = id, etype, detail
-  EVENTS[n + 4], EVENTS[n + 5], EVENTS[n + 6] = ts, with_worker, attempt
+local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
+local function know(id, attempt, worker, name, corr)
+  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
+end
+-- Append one event of task id; returns the record field and value that hold it there.
+local function log_event(id, etype, detail, ts, with_worker)
+  local k = KNOWN[id]
+  if not k then
+    local f = redis.call('HMGET', K_task(id), 'retry_attempt', 'worker_id', 'name', 'correlation_id')
+    k = {tonumber(f[1] or '0') or 0, f[2] or '', f[3] or '', f[4] or ''}
+  end
+  local worker, own = '', ''
+  if with_worker then
+    worker = k[2]
+    if etype == EV_STARTED then own = worker else own = '1' end
+  end
+  if #detail > MAX_EVENT_DETAIL then detail = string.sub(detail, 1, MAX_EVENT_DETAIL) end
+  local sid = redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype,
+    'a', k[1], 'w', worker, 'n', k[3], 'c', k[4], 'd', detail)
+  return 'ev:' .. sid, ts_s(ts) .. '|' .. etype .. '|' .. k[1] .. '|' .. own .. '|' .. detail
+end
+-- An event that is no move (a cancel request, a progress report), written at once.
+local function add_event(id, etype, detail, ts)
+  local field, value = log_event(id, etype, detail, ts, true)
+  redis.call('HSET', K_task(id), field, value)
+  return field
 end
 -- The event of a move old -> new that no note() named (a terminal status is its own event).
 local function default_event(old, new)
@@ -52,6 +79,8 @@ local function default_event(old, new)
   return EV_RESUBMITTED
 end
 
+-- Move a task's status (checked against ALLOWED) and log its event; returns the record field and
+-- value of the event, for the caller's HSET of the move.
 local function move_status(id, old, new, ts)
   local moves = ALLOWED[old]
   if not (moves and moves[new]) then
@@ -62,9 +91,9 @@ local function move_status(id, old, new, ts)
   local n = #TRANSITIONS
   TRANSITIONS[n + 1], TRANSITIONS[n + 2], TRANSITIONS[n + 3] = id, old, new
   TRANSITIONS_AT = ts
-  local etype, detail, attempt = NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT
-  if etype then NOTE_TYPE, NOTE_DETAIL, NOTE_ATTEMPT = false, '', '' else etype = default_event(old, new) end
-  add_event(id, etype, detail, ts, old == STARTED or new == STARTED, attempt)
+  local etype, detail = NOTE_TYPE, NOTE_DETAIL
+  if etype then NOTE_TYPE, NOTE_DETAIL = false, '' else etype = default_event(old, new) end
+  return log_event(id, etype, detail, ts, old == STARTED or new == STARTED)
 end
 
 -- A ready-queue score: enqueued_at (ms) less priority steps, so a higher priority is claimed
@@ -134,11 +163,11 @@ end
 -- concurrency key when the caller read it (false = none), nil to look it up here. (A started
 -- task is never waiting, so a caller ending one only needs its key.)
 local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
-  move_status(id, old, new, now)
+  local evf, evv = move_status(id, old, new, now)
   local now_s = ts_s(now)
   local waiting = false
   if ckey == nil then ckey, waiting = unpack(redis.call('HMGET', tk, 'concurrency_key', 'blocked_on')) end
-  redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, ...)
+  redis.call('HSET', tk, 'status', new, 'completed_at', now_s, 'updated_at', now_s, evf, evv, ...)
   if waiting then
     redis.call('ZREM', K_blocked(queue .. ':' .. waiting), id)
     redis.call('HDEL', tk, 'blocked_on')
@@ -161,8 +190,8 @@ end
 -- ...: more record field/value pairs, written in the same HSET.
 -- Returns the task's status: SUBMITTED (ready or blocked), or CANCELLED and the reason.
 local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, ...)
-  move_status(id, old, SUBMITTED, now)
-  redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), ...)
+  local evf, evv = move_status(id, old, SUBMITTED, now)
+  redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), evf, evv, ...)
   local score = ready_score(enqueued_at, priority)
   local ext = redis.call('HMGET', tk, 'external', 'name')
   if ext[1] == '1' then
@@ -210,8 +239,8 @@ end
 -- Put a task into its queue's schedule until run_at (ms): a delayed submit or a retry delay
 -- (which gives up its concurrency slot, if it holds one).
 local function make_scheduled(id, tk, queue, old, run_at, now, ...)
-  move_status(id, old, SCHEDULED, now)
-  redis.call('HSET', tk, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', ts_s(now), ...)
+  local evf, evv = move_status(id, old, SCHEDULED, now)
+  redis.call('HSET', tk, 'status', SCHEDULED, 'run_at', fmt(run_at), 'updated_at', ts_s(now), evf, evv, ...)
   redis.call('ZADD', K_sched(queue), run_at, id)
   SCHEDULE_CHANGED = true
   if old ~= UNSUBMITTED then release_slot(id, queue, redis.call('HGET', tk, 'concurrency_key'), now) end
@@ -330,9 +359,10 @@ end
 local function wf_create(row, now, reason)
   local id = row[SUBMIT.id]
   local tk, queue = K_task(id), row[SUBMIT.queue]
+  know(id, 0, '', row[SUBMIT.name], row[SUBMIT.correlation_id])
   if reason then
-    move_status(id, UNSUBMITTED, SUBMITTED, now)
-    redis.call('HSET', tk, submitted_fields(row, ts_s(now)))
+    local evf, evv = move_status(id, UNSUBMITTED, SUBMITTED, now)
+    redis.call('HSET', tk, evf, evv, submitted_fields(row, ts_s(now)))
     note(EV_CANCELLED, reason)
     end_task(id, tk, queue, SUBMITTED, CANCELLED, now, false, false, 'cancel_reason', reason)
   else
@@ -394,47 +424,6 @@ local function wf_advance(now)
     end
   end
   WF_ENDED = {}
-end
--- Write the events the script recorded (see note above move_status). Each goes to the space's
--- audit stream (K_audit, capped at AUDIT_MAXLEN) and into the task's record as the field
--- 'ev:<its stream id>' (so a task's events cost no key of their own, need no counter, and go
--- when it is pruned): msgpack {ms, type, attempt, worker, detail}, where worker is the claimer on
--- a start, 1 for "the worker of this attempt" (the last start's) and '' for none. The record
--- keeps its latest progress event only ('evp' names it); the audit stream keeps each.
--- The task's attempt, worker, name and correlation id come from know() when the script read
--- them anyway (a claim, a finish, a submit), else from one HMGET.
-local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
-local function know(id, attempt, worker, name, corr)
-  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
-end
-local function flush_events()
-  for i = 1, #EVENTS, 6 do
-    local id, etype, detail, attempt = EVENTS[i], EVENTS[i + 1], EVENTS[i + 2], EVENTS[i + 5]
-    local tk = K_task(id)
-    local k = KNOWN[id]
-    if not k then
-      local f = redis.call('HMGET', tk, 'retry_attempt', 'worker_id', 'name', 'correlation_id')
-      k = {tonumber(f[1] or '0') or 0, f[2] or '', f[3] or '', f[4] or ''}
-    end
-    if attempt == '' then attempt = k[1] end
-    local worker, own = '', ''
-    if EVENTS[i + 4] then
-      worker = k[2]
-      if etype == EV_STARTED then own = worker else own = 1 end
-    end
-    if #detail > MAX_EVENT_DETAIL then detail = string.sub(detail, 1, MAX_EVENT_DETAIL) end
-    local sid = redis.call('XADD', K_audit, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 't', id, 'y', etype,
-      'a', attempt, 'w', worker, 'n', k[3], 'c', k[4], 'd', detail)
-    local entry = cmsgpack.pack({EVENTS[i + 3], etype, attempt, own, detail})
-    if etype == EV_PROGRESS then
-      local last = redis.call('HGET', tk, 'evp')
-      if last then redis.call('HDEL', tk, 'ev:' .. last) end
-      redis.call('HSET', tk, 'ev:' .. sid, entry, 'evp', sid)
-    else
-      redis.call('HSET', tk, 'ev:' .. sid, entry)
-    end
-  end
-  EVENTS = {}
 end
 -- Reopening a run when a node is resubmitted from the dead letter queue (dlq_resubmit.lua, and
 -- wf_reopen.lua for a node of another queue than its run's). FRESH: the fresh task ids the
@@ -547,10 +536,9 @@ local function wf_reopen(wid, node, now)
   end
 end
 
--- Publish what the script made ready or scheduled, and write its throughput counts and events.
+-- Publish what the script made ready or scheduled, and write its throughput counts.
 local function flush_effects()
   if WF_ENDED[1] then wf_advance(now_ms()) end
-  if EVENTS[1] then flush_events() end
   for queue, _ in pairs(FREED) do
     if not WOKEN[queue] and redis.call('ZCARD', K_ready(queue)) > 0 then WOKEN[queue] = true end
   end

@@ -16,7 +16,7 @@ for i = 1, #KEYS do
   elseif status == STARTED then
     redis.call('HSET', tk, 'cancel_requested', '1', 'updated_at', fmt(now))
     redis.call('PUBLISH', C_cancel, id)
-    add_event(id, EV_CANCEL_REQUESTED, by, now, true, '')
+    add_event(id, EV_CANCEL_REQUESTED, by, now)
     out[i] = {id, CANCEL_REQUESTED, status, queue, name}
   else
     if status == SUBMITTED then redis.call('ZREM', ready_set_of(tk, queue), id)

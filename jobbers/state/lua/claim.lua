@@ -49,9 +49,9 @@ for qi = 1, #KEYS do
           if not lease_base then lease_base = worker .. ':' .. redis.call('INCR', K_lease_counter) .. ':' end
           local token = lease_base .. (#claimed + 1)
           know(id, f[CLAIM_READ.retry_attempt], worker, f[CLAIM_READ.name], f[CLAIM_READ.correlation_id])
-          move_status(id, SUBMITTED, STARTED, now)
+          local evf, evv = move_status(id, SUBMITTED, STARTED, now)
           redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
-            'worker_id', worker, 'lease', token, 'lease_ms', ARGV[4])
+            'worker_id', worker, 'lease', token, 'lease_ms', ARGV[4], evf, evv)
           redis.call('ZADD', K_inflight, now + lease_ms, id)
           redis.call('SADD', K_running(queue), id)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end

@@ -26,16 +26,17 @@ while remaining > 0 do
   if not best then break end
   redis.call('ZREM', best_set, best)
   local tk = K_task(best)
-  local f = redis.call('HMGET', tk, 'status', 'cancel_requested')
+  local f = redis.call('HMGET', tk, 'status', 'cancel_requested', 'retry_attempt', 'name', 'correlation_id')
   if f[1] == SUBMITTED then
     if f[2] == '1' then
       note(EV_CANCELLED, 'cancel requested before it started')
       end_task(best, tk, queue, SUBMITTED, CANCELLED, now, false, nil)
     else
       local token = base .. ':' .. fmt(#claimed + 1)
-      move_status(best, SUBMITTED, STARTED, now)
+      know(best, f[3], claimer, f[4], f[5])
+      local evf, evv = move_status(best, SUBMITTED, STARTED, now)
       redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
-        'worker_id', claimer, 'lease', token, 'ext_lease_ms', ARGV[4])
+        'worker_id', claimer, 'lease', token, 'ext_lease_ms', ARGV[4], evf, evv)
       redis.call('ZADD', K_inflight, now + lease_ms, best)
       redis.call('SADD', K_running(queue), best)
       claimed[#claimed + 1] = {best, token}

@@ -5,15 +5,17 @@
 -- KEYS[1]: the task's record.  ARGV[3..]: claimer, lease_ms, token.
 -- Returns 1 (taken) or 0.
 local tk = KEYS[1]
-local f = redis.call('HMGET', tk, 'status', 'external', 'queue', 'name', 'id', 'cancel_requested')
+local f = redis.call('HMGET', tk, 'status', 'external', 'queue', 'name', 'id', 'cancel_requested', 'retry_attempt',
+  'correlation_id')
 if f[1] ~= SUBMITTED or f[2] ~= '1' or f[6] == '1' then return 0 end
 local id, queue = f[5], f[3]
 local now = now_ms()
 local now_s = fmt(now)
 redis.call('ZREM', K_external(queue .. ':' .. f[4]), id)
-move_status(id, SUBMITTED, STARTED, now)
+know(id, f[7], ARGV[3], f[4], f[8])
+local evf, evv = move_status(id, SUBMITTED, STARTED, now)
 redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
-  'worker_id', ARGV[3], 'lease', ARGV[5], 'ext_lease_ms', ARGV[4])
+  'worker_id', ARGV[3], 'lease', ARGV[5], 'ext_lease_ms', ARGV[4], evf, evv)
 redis.call('ZADD', K_inflight, now + tonumber(ARGV[4]), id)
 redis.call('SADD', K_running(queue), id)
 return 1

@@ -30,7 +30,7 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
       if new == RETRY then
         local detail = 'retry in ' .. fmt(delay) .. ' ms'
         if error_text ~= '' then detail = error_text .. '; ' .. detail end
-        note(EV_RETRIED, detail, tonumber(f[5] or '0'))
+        note(EV_RETRIED, detail)
       else
         note(EV_RESUBMITTED, 'put back by its worker shutting down')
       end

@@ -26,7 +26,7 @@ for i = 1, #KEYS do
   local at = 4 + (i - 1) * 5
   local id, token, hb, progress = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local tk = KEYS[i]
-  local f = redis.call('HMGET', tk, 'status', 'lease', 'cancel_requested', 'progress_event_at')
+  local f = redis.call('HMGET', tk, 'status', 'lease', 'cancel_requested', 'progress_event_at', 'evp')
   if f[1] == STARTED and f[2] == token then
     redis.call('ZADD', K_inflight, now + lease_ms, id)
     if hb == '1' then redis.call('HSET', tk, 'last_heartbeat_at', fmt(now)) end
@@ -34,7 +34,10 @@ for i = 1, #KEYS do
       redis.call('HSET', tk, 'progress', progress, 'progress_at', fmt(now))
       if now - tonumber(f[4] or '0') >= PROGRESS_EVENT_MS and not memory_full() then
         redis.call('HSET', tk, 'progress_event_at', fmt(now))
-        add_event(id, EV_PROGRESS, ARGV[at + 4], now, true, '')
+        -- The record keeps its latest progress event only ('evp' names it); the audit log each.
+        local field = add_event(id, EV_PROGRESS, ARGV[at + 4], now)
+        if f[5] then redis.call('HDEL', tk, f[5]) end
+        redis.call('HSET', tk, 'evp', field)
       end
     end
     if f[3] == '1' then cancel[#cancel + 1] = id end

@@ -30,7 +30,7 @@ for _, node in ipairs(cmsgpack.unpack(f[2])) do
     elseif status == STARTED then
       redis.call('HSET', tk, 'cancel_requested', '1', 'updated_at', ts_s(now))
       redis.call('PUBLISH', C_cancel, id)
-      add_event(id, EV_CANCEL_REQUESTED, reason, now, true, '')
+      add_event(id, EV_CANCEL_REQUESTED, reason, now)
     elseif status and CANCELLABLE[status] then
       if status == SUBMITTED then redis.call('ZREM', ready_set_of(tk, queue), id)
       else redis.call('ZREM', K_sched(queue), id) end

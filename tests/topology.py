@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis as sync_redis
 
+from tests.redis_server import machine_redis_server
+
 
 def cluster_port() -> int:
     """A free port below 55536 whose cluster bus port (+10000) is free too."""
@@ -97,7 +99,7 @@ def wait_for(check: object, what: str, seconds: float = 30) -> None:
 
 
 def _binary() -> str:
-    found = shutil.which("redis-server")
+    found = machine_redis_server() or shutil.which("redis-server")
     if not found:
         raise RuntimeError("the topology tests need the machine's redis-server")
     return found

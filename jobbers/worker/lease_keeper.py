@@ -80,6 +80,9 @@ class LeaseKeeper:
         self._held = held
         self._answer = answer
         self._stop = threading.Event()
+        #: The keeper's own loop and the event that wakes it from its wait at ``stop``.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._worker_loop: asyncio.AbstractEventLoop | None = None
         #: token -> the heartbeat (monotonic) last written for that run
@@ -99,8 +102,14 @@ class LeaseKeeper:
         self._thread.start()
 
     async def stop(self) -> None:
-        """Stop renewing; waits for the thread (at most ``STOP_SECONDS``)."""
+        """Stop renewing; waits for the thread (at most ``STOP_SECONDS``), woken from its wait at
+        once (a worker recycled by WORKER_TTL does not sit out a probe interval at each exit)."""
         self._stop.set()
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None:
+            # Not yet set: the thread sees _stop before it first waits. Closed: it has ended.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wakeup.set)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, STOP_SECONDS)
 
@@ -114,9 +123,15 @@ class LeaseKeeper:
         interval = self._lease_seconds / 3
         heartbeat_every = min(interval, HEARTBEAT_WRITE_SECONDS)
         last = time.monotonic()
+        self._wakeup = wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         try:
             while not self._stop.is_set():
-                await asyncio.sleep(max(min(PROBE_SECONDS, last + interval - time.monotonic()), 0.001))
+                with contextlib.suppress(TimeoutError):
+                    wait = max(min(PROBE_SECONDS, last + interval - time.monotonic()), 0.001)
+                    await asyncio.wait_for(wakeup.wait(), wait)
+                if self._stop.is_set():
+                    break
                 self._probe()
                 running, unwritten = self._held()
                 since = time.monotonic() - last

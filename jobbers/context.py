@@ -95,6 +95,14 @@ def check_progress(
     return value, whole, message
 
 
+def progress_text(current: float, total: float | None, message: str | None) -> str:
+    """A progress report as the event log says it: ``3/10 (30%) pages``."""
+    text = f"{current:g}"
+    if total is not None:
+        text += f"/{total:g} ({current / total:.0%})"
+    return f"{text} {message}" if message else text
+
+
 _current: ContextVar[RunningTask] = ContextVar("jobbers_current_task")
 
 

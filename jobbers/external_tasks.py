@@ -118,17 +118,22 @@ class Heartbeat:
 
 
 async def heartbeat_task(
-    store: TaskStore, task_id: str, token: str, lease_seconds: float | None = None
+    store: TaskStore,
+    task_id: str,
+    token: str,
+    lease_seconds: float | None = None,
+    progress: tuple[float, float | None, str | None] | None = None,
 ) -> Heartbeat:
     """Renew the lease of a claimed external task (for ``lease_seconds``, by default the length
-    it was claimed with) and record a heartbeat. A task whose cancellation was requested ends
+    it was claimed with) and record a heartbeat, and ``progress`` (current, total, message) when
+    given. A task whose cancellation was requested ends
     ``cancelled`` here. Raises ``TaskNotFoundError`` or ``TaskConflictError`` (stale token, or
     the task is no longer started)."""
     state = await _state(store, task_id)
     if state.status is not TaskStatus.STARTED or state.token != token:
         raise _stale(state)
     seconds = lease_seconds if lease_seconds is not None else (state.lease_ms or 300_000) / 1000
-    renewed, cancel = await renew_external(store, state, token, seconds)
+    renewed, cancel = await renew_external(store, state, token, seconds, progress)
     if not renewed:
         raise _stale(await _state(store, task_id))
     if cancel:

@@ -119,6 +119,25 @@ async def test_complete_under_the_claims_token_stores_the_result(api: httpx.Asyn
     assert again.status_code == 409
 
 
+async def test_a_heartbeat_reports_progress_shown_by_task_status_and_the_event_log(api: httpx.AsyncClient) -> None:
+    task_id = (await submit(api, "review_pr", params={"pr": 1}))["id"]
+    (held,) = await claim(api, claimer="agent-7")
+    for current in (1, 2.5):
+        body = {"token": held["token"], "progress": {"current": current, "total": 4, "message": "files"}}
+        beat = await api.post(f"/task/{task_id}/heartbeat", json=body)
+        assert beat.status_code == 200, beat.text
+    shown = await status_of(api, task_id)
+    assert shown["progress"] == {"current": 2.5, "total": 4, "message": "files", "attempt": 0}
+    events = (await api.get(f"/tasks/{task_id}/events")).json()["events"]
+    assert [(e["type"], e["detail"], e["worker_id"]) for e in events[2:]] == [("progress", "1/4 (25%) files", "agent-7")]
+    for bad, field in (({"current": -1}, "current"), ({"current": 1, "total": 0}, "total"),
+                       ({"current": "1"}, "current"), ({"current": 1, "message": "x" * 501}, "message"),
+                       ({"current": 1, "totl": 2}, "totl")):
+        refused = await api.post(f"/task/{task_id}/heartbeat", json={"token": held["token"], "progress": bad})
+        assert refused.status_code == 422, refused.text
+        assert ["body", "progress", field] in [e["loc"][:3] for e in refused.json()["detail"]], refused.text
+
+
 async def test_late_write_with_a_stale_token_is_rejected_after_lease_recovery(
     api: httpx.AsyncClient, store: TaskStore
 ) -> None:

@@ -16,7 +16,7 @@ from jobbers.state.codec import pack_progress
 from jobbers.state.events import AuditQuery, EventLog
 from jobbers.state.scripts import PROGRESS_EVENT_MS
 from jobbers.state.store import LeaseRenewal, NewTask, TaskStore
-from jobbers.worker.lease_keeper import progress_text
+from jobbers.context import progress_text
 from tests.e2e import E2E, wait_until
 
 DEFAULT = [QueueConfig(name="default")]

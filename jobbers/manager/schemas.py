@@ -471,11 +471,22 @@ class ClaimedTasks(BaseModel):
     tasks: list[ClaimedTask]
 
 
+class ProgressReport(RequestBody):
+    """How far a task got (as ``task.progress()`` reports it from a worker)."""
+
+    current: BodyInt | BodyFloat = Field(ge=0, allow_inf_nan=False)
+    total: BodyInt | BodyFloat | None = Field(default=None, gt=0, allow_inf_nan=False)
+    message: str | None = Field(default=None, max_length=500)
+
+
 class TaskHeartbeat(RequestBody):
-    """Renew a claim's lease and record a heartbeat."""
+    """Renew a claim's lease and record a heartbeat (with how far the task got, optionally)."""
 
     token: LeaseToken
     lease_seconds: LeaseSeconds | None = Field(default=None, description="default: the claim's lease")
+    progress: ProgressReport | None = Field(
+        default=None, description="shown by /task-status; a progress event at most every 5 s"
+    )
 
 
 class HeartbeatAnswer(BaseModel):

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jobbers.context import progress_text
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import Task, TaskStatus
+from jobbers.state.codec import pack_progress
 from jobbers.state.records import LeaseRenewal, Outcome
 
 if TYPE_CHECKING:
@@ -117,12 +119,19 @@ async def lease_state(store: TaskStore, task_id: str) -> LeaseState | None:
 
 
 async def renew_external(
-    store: TaskStore, state: LeaseState, token: str, lease_seconds: float
+    store: TaskStore,
+    state: LeaseState,
+    token: str,
+    lease_seconds: float,
+    progress: tuple[float, float | None, str | None] | None = None,
 ) -> tuple[bool, bool]:
     """Renew the lease of a claimed task (the worker's renewal, for one task, recording a
-    heartbeat); returns (renewed, cancel_requested). Not renewed: the token is stale, or the task
-    is no longer started."""
-    lease = LeaseRenewal(state.id, token, heartbeat=True, queue=state.queue)
+    heartbeat and a progress report when given); returns (renewed, cancel_requested). Not
+    renewed: the token is stale, or the task is no longer started."""
+    packed, text = b"", ""
+    if progress is not None:
+        packed, text = pack_progress(*progress, state.retry_attempt), progress_text(*progress)
+    lease = LeaseRenewal(state.id, token, True, state.queue, packed, text)
     lost, cancel = await store.renew_leases(lease_seconds, [lease])
     return not lost, state.id in cancel
 

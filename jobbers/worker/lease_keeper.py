@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from jobbers.context import progress_text
 from jobbers.settings import Settings
 from jobbers.state.codec import pack_progress
 from jobbers.state.connection import connect
@@ -45,14 +46,6 @@ STOP_SECONDS = 5.0
 
 #: A ``task.progress()`` report: (current, total, message).
 Progress = tuple[float, float | None, str | None]
-
-
-def progress_text(current: float, total: float | None, message: str | None) -> str:
-    """A progress report as the event log says it: ``3/10 (30%) pages``."""
-    text = f"{current:g}"
-    if total is not None:
-        text += f"/{total:g} ({current / total:.0%})"
-    return f"{text} {message}" if message else text
 
 
 def _progress(run: Running, written: Progress | None) -> tuple[bytes, str]:

@@ -60,8 +60,10 @@ async def claim_tasks(body: ClaimTasks, services: ServicesDep) -> ClaimedTasks:
 async def heartbeat_task(task_id: TaskIdPath, body: TaskHeartbeat, services: ServicesDep) -> HeartbeatAnswer:
     """Renew a claimed task's lease; 409 when the token is not its current lease's (the lease was
     recovered, or the task ended). A task whose cancellation was requested ends ``cancelled``."""
+    progress = body.progress
+    report = (progress.current, progress.total, progress.message) if progress else None
     beat = await external_tasks.heartbeat_task(
-        services.store, task_id.upper(), body.token, body.lease_seconds
+        services.store, task_id.upper(), body.token, body.lease_seconds, report
     )
     return HeartbeatAnswer(
         id=task_id.upper(),

@@ -16,10 +16,12 @@ from redis.exceptions import RedisError
 
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
+from jobbers.state.connection import connect
 from jobbers.state.keys import Keys
 from jobbers.state.reconnect import is_out_of_memory
 from jobbers.state.records import LeaseRenewal
-from jobbers.state.store import NewTask
+from jobbers.state.store import NewTask, TaskStore
+from jobbers.state.transitions import TransitionFeed
 from tests import test_faults, test_http_story
 from tests.e2e import E2E, make_e2e
 from tests.helpers import assert_exactly_one_terminal_state
@@ -228,3 +230,23 @@ async def test_a_cluster_master_failover_under_load_loses_no_task_submitted_afte
             wait_for(cluster.healthy, "the cluster did not settle after the failover")
     finally:
         cluster.stop()
+
+
+async def test_a_new_clients_first_act_may_be_to_subscribe(
+    topology: Cluster | SentinelGroup, key_prefix: str
+) -> None:
+    """A cluster client learns its slots at its first command, and its pub/sub picks a node by
+    slot: a listener started first (client.wait, the transition feed, a worker's wake-ups) must
+    still subscribe, and hear what another client's script publishes."""
+    store = TaskStore(connect(topology.url), key_prefix)
+    other = TaskStore(connect(topology.url), key_prefix)
+    task = NewTask(name="noop")
+    try:
+        async with TransitionFeed(store) as feed:
+            await asyncio.wait_for(feed.subscribed.wait(), 10)
+            await other.submit(task)
+            batch = await asyncio.wait_for(feed.next_batch(), 5)
+    finally:
+        await store.close()
+        await other.close()
+    assert [(t.task_id, t.new) for t in batch] == [(task.id, TaskStatus.SUBMITTED)]

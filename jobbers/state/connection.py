@@ -212,6 +212,16 @@ class SignalListener:
         """Listen until ``stop()`` or cancellation."""
         backoff = Backoff()
         while not self._stopping:
+            try:
+                if is_cluster(self.redis):
+                    # A cluster client learns its slots at its first command; its pub/sub picks a
+                    # node by slot, so before that it fails (KeyError naming the slot).
+                    await self.redis.initialize()
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT_REDIS_ERRORS as exc:
+                await backoff.wait(log, "pub/sub connection", exc)
+                continue
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*self.handlers)

@@ -5,47 +5,24 @@ Slow (a real topology): ``python -m pytest -m topology``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
 from jobbers.models.event import EventKind
 from jobbers.models.queue_config import QueueConfig
 from jobbers.models.task import TaskStatus
-from jobbers.settings import Settings
-from jobbers.state.connection import connect
 from jobbers.state.events import AuditQuery, EventLog
 from jobbers.state.store import NewTask, Outcome, TaskStore
 from tests import test_events as ev
 from tests import test_events_e2e, test_manager_audit, test_progress
-from tests.e2e import E2E, make_e2e
 from tests.manager_support import api, registered
+from tests.on_cluster import e2e, manager_settings, store
 from tests.test_topology_queue_control import _one_queue_per_master
 from tests.topology import Cluster
 
 pytestmark = pytest.mark.topology
 
-__all__ = ["api", "registered"]  # fixtures, used by name
-
-
-@pytest.fixture
-async def store(cluster: Cluster, key_prefix: str) -> AsyncIterator[TaskStore]:
-    redis = connect(cluster.url)
-    yield TaskStore(redis, key_prefix)
-    await redis.aclose()
-
-
-@pytest.fixture
-def manager_settings(cluster: Cluster, key_prefix: str, sqlite_url: str) -> Settings:
-    return Settings(redis_url=cluster.url, redis_key_prefix=key_prefix, sql_path=sqlite_url)
-
-
-@pytest.fixture
-async def e2e(cluster: Cluster, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
-    async for env in make_e2e(cluster, key_prefix, tmp_path):
-        yield env
+__all__ = ["api", "e2e", "manager_settings", "registered", "store"]  # fixtures, used by name
 
 
 test_a_task_run_to_completion_has_its_events_in_order_with_worker_and_attempt = (

@@ -6,44 +6,22 @@ Slow (a real topology): ``python -m pytest -m topology``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from jobbers.settings import Settings
-from jobbers.state.connection import connect
 from jobbers.state.store import TaskStore
 from tests import test_external_tasks as ext
 from tests import test_mcp
-from tests.e2e import E2E, make_e2e
 from tests.manager_support import create_queue, submit
+from tests.on_cluster import e2e, manager_settings, store
 from tests.test_external_tasks import api, claim, status_of
 from tests.test_topology_queue_control import _one_queue_per_master
 from tests.topology import Cluster
 
 pytestmark = pytest.mark.topology
 
-__all__ = ["api"]  # a fixture, used by name
-
-
-@pytest.fixture
-async def store(cluster: Cluster, key_prefix: str) -> AsyncIterator[TaskStore]:
-    redis = connect(cluster.url)
-    yield TaskStore(redis, key_prefix)
-    await redis.aclose()
-
-
-@pytest.fixture
-def manager_settings(cluster: Cluster, key_prefix: str, sqlite_url: str) -> Settings:
-    return Settings(redis_url=cluster.url, redis_key_prefix=key_prefix, sql_path=sqlite_url)
-
-
-@pytest.fixture
-async def e2e(cluster: Cluster, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
-    async for env in make_e2e(cluster, key_prefix, tmp_path):
-        yield env
+__all__ = ["api", "e2e", "manager_settings", "store"]  # fixtures, used by name
 
 
 test_a_worker_claim_never_sees_external_tasks = ext.test_a_worker_claim_never_sees_external_tasks

@@ -7,8 +7,6 @@ Slow (a real topology): ``python -m pytest -m topology``."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -19,12 +17,11 @@ from jobbers.models.task import TaskStatus
 from jobbers.recurring_entries import recurring_task_id
 from jobbers.scheduler.recurring import RecurringFirer
 from jobbers.settings import Settings
-from jobbers.state.connection import connect
 from jobbers.state.keys import Keys
 from jobbers.state.store import NewTask, Outcome, TaskStore
 from tests import test_queue_control, test_queue_control_e2e, test_recurring, test_worker
-from tests.e2e import E2E, make_e2e
 from tests.manager_support import api, registered
+from tests.on_cluster import e2e, manager_settings, store
 from tests.test_queue_control import _keyed
 from tests.test_recurring import sql
 from tests.test_worker import client, config, run_worker
@@ -32,24 +29,11 @@ from tests.topology import Cluster
 
 pytestmark = pytest.mark.topology
 
-__all__ = ["api", "client", "config", "registered", "run_worker", "sql"]  # fixtures used here
+# fixtures, used by name
+__all__ = ["api", "client", "config", "e2e", "manager_settings", "registered", "run_worker", "sql", "store"]
 
 
 # -- the fixtures of the one-Redis tests, on the cluster ---------------------------------------
-
-
-@pytest.fixture
-async def store(cluster: Cluster, key_prefix: str) -> AsyncIterator[TaskStore]:
-    """A store on the cluster (replaces the one-Redis ``store`` for every test of this module)."""
-    redis = connect(cluster.url)
-    yield TaskStore(redis, key_prefix)
-    await redis.aclose()
-
-
-@pytest.fixture
-def manager_settings(cluster: Cluster, key_prefix: str, sqlite_url: str) -> Settings:
-    """The manager of the ``api`` fixture, on the cluster."""
-    return Settings(redis_url=cluster.url, redis_key_prefix=key_prefix, sql_path=sqlite_url)
 
 
 @pytest.fixture
@@ -58,13 +42,6 @@ def settings(cluster: Cluster, key_prefix: str, sqlite_url: str) -> Settings:
     return Settings(redis_url=cluster.url, redis_key_prefix=key_prefix, sql_path=sqlite_url,
                     worker_ttl=0, worker_lease_seconds=0.6, worker_refresh_interval=0.1,
                     worker_shutdown_grace=2, scheduler_poll_interval=0.1, scheduler_batch_size=50)  # fmt: skip
-
-
-@pytest.fixture
-async def e2e(cluster: Cluster, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
-    """Real processes on the cluster (REDIS_URL is its redis+cluster:// URL)."""
-    async for env in make_e2e(cluster, key_prefix, tmp_path):
-        yield env
 
 
 # -- the one-Redis tests, unchanged -------------------------------------------------------------

@@ -6,15 +6,13 @@ Slow (a real topology): ``python -m pytest -m topology``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from jobbers.state.connection import connect
-from jobbers.state.store import TaskStore
 from tests import test_workflows
-from tests.e2e import E2E, make_e2e
+from tests.e2e import E2E
+from tests.on_cluster import e2e, store
 from tests.test_topology_queue_control import _one_queue_per_master
 from tests.test_workflow_faults import relay_crashes
 from tests.test_workflows_e2e import run_across_queues
@@ -22,20 +20,7 @@ from tests.topology import Cluster
 
 pytestmark = pytest.mark.topology
 
-
-@pytest.fixture
-async def store(cluster: Cluster, key_prefix: str) -> AsyncIterator[TaskStore]:
-    """A store on the cluster (replaces the one-Redis ``store`` for every test of this module)."""
-    redis = connect(cluster.url)
-    yield TaskStore(redis, key_prefix)
-    await redis.aclose()
-
-
-@pytest.fixture
-async def e2e(cluster: Cluster, key_prefix: str, tmp_path: Path) -> AsyncIterator[E2E]:
-    """Real processes on the cluster (REDIS_URL is its redis+cluster:// URL)."""
-    async for env in make_e2e(cluster, key_prefix, tmp_path):
-        yield env
+__all__ = ["e2e", "store"]  # fixtures, used by name
 
 
 # -- the one-Redis tests, unchanged -------------------------------------------------------------

@@ -166,7 +166,7 @@ async def submit_workflow(
 ) -> tuple[bool, WorkflowStatus]:
     """Write run ``workflow_id`` (checked by ``check_graph`` first) and make its first nodes ready,
     in one script call; the same id again changes nothing. Returns (created, status)."""
-    fired = await _submit(store, workflow_id, name, nodes, "", False)
+    fired = await submit_recurring_workflow(store, workflow_id, name, nodes, "", False)
     return fired.created, fired.status
 
 
@@ -193,17 +193,6 @@ async def submit_recurring_workflow(
     record it as the entry's last run, in the same script call. With ``skip_if_running``, nothing is
     written while the entry's last run (in the same queue) is still running: the check and the
     write are one atomic step, so two schedulers firing at once cannot both start a run."""
-    return await _submit(store, workflow_id, name, nodes, entry_key, skip_if_running)
-
-
-async def _submit(
-    store: TaskStore,
-    workflow_id: str,
-    name: str,
-    nodes: Sequence[WorkflowNode],
-    entry_key: str,
-    skip_if_running: bool,
-) -> FiredRun:
     check_graph(nodes)
     queue = nodes[0].task.queue
     q = store.keys.queue(queue)

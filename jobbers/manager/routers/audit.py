@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,6 +28,7 @@ from jobbers.manager.params import (
     TaskIdPath,
     TaskNameQuery,
 )
+from jobbers.manager.rendering import item_response
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import clamp_limit
 from jobbers.models.event import EventKind
@@ -121,6 +123,39 @@ def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
         )
 
 
+@dataclass(frozen=True)
+class AuditFilters:
+    """The filters ``/audit-log`` and its summary share; ``since`` and ``until`` in UTC."""
+
+    since: dt.datetime | None
+    until: dt.datetime | None
+    correlation_id: str | None
+    task_name: str | None
+    queue: str | None
+    types: frozenset[EventKind]
+
+    def query(self, since: dt.datetime | None, until: dt.datetime | None) -> AuditQuery:
+        """The state layer's query over the window ``since``..``until`` (422 if it is empty)."""
+        _check_window(since, until)
+        return AuditQuery(_ms(since), _ms(until), self.queue, self.task_name, self.correlation_id, self.types)
+
+
+def audit_filters(
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    correlation_id: CorrelationQuery = None,
+    task_name: TaskNameQuery = None,
+    queue: QueueQuery = None,
+    type: TypeQuery = None,
+) -> AuditFilters:
+    return AuditFilters(
+        _utc(since, "since"), _utc(until, "until"), correlation_id, task_name, queue, frozenset(type or ())
+    )
+
+
+AuditFiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
+
+
 @router.get(
     "/tasks/{task_id}/events",
     response_model=TaskEvents,
@@ -134,9 +169,7 @@ async def task_events(task_id: TaskIdPath, services: ServicesDep) -> Response:
     events = await services.events.task_events(task_id)
     if events is None:
         raise TaskNotFoundError(f"no task {task_id}")
-    return Response(
-        TaskEvents(task_id=task_id, events=events).model_dump_json(), media_type="application/json"
-    )
+    return item_response(TaskEvents(task_id=task_id, events=events))
 
 
 _LOG_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "type", "limit", "cursor")
@@ -146,26 +179,14 @@ _LOG_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "type",
     "/audit-log", response_model=AuditLog, responses=UNAVAILABLE, dependencies=[only_query(*_LOG_PARAMS)]
 )
 async def audit_log(
-    services: ServicesDep,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
-    correlation_id: CorrelationQuery = None,
-    task_name: TaskNameQuery = None,
-    queue: QueueQuery = None,
-    type: TypeQuery = None,
-    limit: LimitQuery = 100,
-    cursor: CursorQuery = None,
+    services: ServicesDep, filters: AuditFiltersDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Response:
     """The audit log: every queue's events in a window, oldest first, optionally of one correlation
     id, task name, queue or event types; paged by ``cursor``. Each queue keeps its latest
     ``AUDIT_MAX_EVENTS`` events, and the cleaner removes those older than ``AUDIT_MAX_AGE_SECONDS``."""
-    since, until = _utc(since, "since"), _utc(until, "until")
-    _check_window(since, until)
     limit = clamp_limit(limit)
-    query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
-    page = await services.events.page(query, limit, cursor)
-    answer = AuditLog(events=page.events, next_cursor=page.next_cursor, limit=limit)
-    return Response(answer.model_dump_json(), media_type="application/json")
+    page = await services.events.page(filters.query(filters.since, filters.until), limit, cursor)
+    return item_response(AuditLog(events=page.events, next_cursor=page.next_cursor, limit=limit))
 
 
 _SUMMARY_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "type")
@@ -177,23 +198,13 @@ _SUMMARY_PARAMS = ("since", "until", "correlation_id", "task_name", "queue", "ty
     responses=UNAVAILABLE,
     dependencies=[only_query(*_SUMMARY_PARAMS)],
 )
-async def audit_summary(
-    services: ServicesDep,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
-    correlation_id: CorrelationQuery = None,
-    task_name: TaskNameQuery = None,
-    queue: QueueQuery = None,
-    type: TypeQuery = None,
-) -> AuditSummaryView:
+async def audit_summary(services: ServicesDep, filters: AuditFiltersDep) -> AuditSummaryView:
     """How many events of each type, and per task name, happened in a window ("what did the agents
     do yesterday?"); the window is the day before ``until`` (default: now) unless ``since`` is given."""
     now = dt.datetime.fromtimestamp(await services.store.redis_time_ms() / 1000, tz=dt.UTC)
-    until = _utc(until, "until") or now
-    since = _utc(since, "since") or max(until - DEFAULT_SUMMARY_WINDOW, _EPOCH)
-    _check_window(since, until)
-    query = AuditQuery(_ms(since), _ms(until), queue, task_name, correlation_id, frozenset(type or ()))
-    summary = await services.events.summary(query)
+    until = filters.until or now
+    since = filters.since or max(until - DEFAULT_SUMMARY_WINDOW, _EPOCH)
+    summary = await services.events.summary(filters.query(since, until))
     names = sorted(summary.by_task_name.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     return AuditSummaryView(
         since=since,

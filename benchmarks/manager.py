@@ -1,20 +1,25 @@
-"""REST API benchmark: single submit, bulk submit and a mixed load against one manager.
+"""REST API benchmark: single submit, bulk submit and a mixed load against one real manager.
 
-    python benchmarks/manager.py [--seconds 5] [--connections 16] [--workers N] [--otel] [--only mixed]
+    python benchmarks/manager.py [--seconds 5] [--connections 16] [--workers 1 --workers 2]
+                                 [--otel] [--only single --only bulk --only mixed]
 
-Starts its own redis-server and one `jobbers_manager` (with ``MANAGER_WORKERS=N`` uvicorn worker
-processes when ``--workers`` is given; with telemetry on, exporting nowhere, under ``--otel``).
-Three phases:
+Starts its own redis-server and, for each ``--workers N`` (default: 1, then 2), a `jobbers_manager`
+with ``MANAGER_WORKERS=N`` (telemetry on, exporting nowhere, under ``--otel``). Phases:
 
 - ``single``: ``POST /tasks``, one task per request;
-- ``bulk``: ``POST /tasks/bulk``, ``--bulk-size`` tasks per request;
+- ``bulk``: ``POST /tasks/bulk``, ``--bulk-size`` tasks per request (4 connections);
 - ``mixed``: what a busy deployment sends: of every 10 requests, 4 submit a task, 4 read a task's
   status (``GET /task-status/{id}``, ids of tasks submitted beforehand) and 2 list a page of 50
-  (``GET /tasks?status=submitted&limit=50``), with latency percentiles.
+  (``GET /tasks?status=submitted&limit=50``).
 
-Load comes from `wrk` when installed (Debian package `wrk`; it costs the server least), else
-from httpx in this process (which then measures the client as much as the server, and reports
-no percentiles for the single/bulk phases). Prints figures; never fails.
+Load comes from a separate process (``--load`` runs it) that keeps ``--connections`` HTTP/1.1
+keep-alive connections busy, each sending pre-built request bytes over a raw asyncio protocol (on
+uvloop) and reading the answer before sending the next: a few microseconds of client CPU per
+request, so the rate measures the server. The machine's cores are shared by the load generator,
+Redis and the manager, so beside requests/s and tasks/s it prints the manager's CPU per request
+(all its processes, from ``/proc/<pid>/stat`` over the measured window) and the implied capacity
+of one manager core (1e6 / CPU µs per request), the figure comparable across machines and loads.
+Prints figures; never fails.
 """
 
 from __future__ import annotations
@@ -24,232 +29,298 @@ import asyncio
 import json
 import os
 import random
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobbers.state.connection import connect  # noqa: E402
-from jobbers.state.store import TaskStore  # noqa: E402
 from tests.redis_server import RedisServer, find_redis_servers, free_port  # noqa: E402
 
 SINGLE = {"name": "noop", "version": 1, "queue": "default", "params": {}}
 MIXED_LIST = "/tasks?status=submitted&limit=50"
 #: Tasks submitted before the mixed phase, whose status it reads.
 MIXED_KNOWN_TASKS = 2000
+#: Load before the measured window, so that connections are open and caches warm.
+WARMUP_SECONDS = 1.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class Load:
-    """What one phase sustained: requests/s and, when measured, latency percentiles (ms)."""
-
-    rate: float
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    errors: int = 0
-
-    def latency(self) -> str:
-        if self.p50_ms is None or self.p99_ms is None:
-            return ""
-        return f"p50 {self.p50_ms:,.1f} ms, p99 {self.p99_ms:,.1f} ms"
+# --- the load generator (its own process) -------------------------------------------------------
 
 
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+def request_bytes(method: str, path: str, body: object = None) -> bytes:
+    """One keep-alive HTTP/1.1 request, ready to write."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n"
+    if body is None:
+        return (head + "\r\n").encode()
+    data = json.dumps(body).encode()
+    head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    return head.encode() + data
 
 
-def parse_wrk(out: str) -> Load:
-    """Requests/s, the 50% and 99% latencies and the non-2xx/socket error count of wrk's output."""
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))$", out, re.MULTILINE))
-    latency = {k: _ms(*re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()) for k, v in percentiles.items()}  # type: ignore[union-attr]
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return Load(rate, latency.get("50"), latency.get("99"), errors)
+class LoadConnection(asyncio.Protocol):
+    """One connection sending requests in a closed loop: the next goes out when an answer is in."""
+
+    def __init__(self, requests: list[bytes], offset: int, stats: dict[str, object]) -> None:
+        self.requests = requests
+        self.index = offset
+        self.stats = stats
+        self.buffer = b""
+        self.sent_at = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.send_next()
+
+    def send_next(self) -> None:
+        if self.stats["stop"]:
+            assert self.transport is not None
+            self.transport.close()
+            return
+        request = self.requests[self.index % len(self.requests)]
+        self.index += 1
+        self.sent_at = time.perf_counter()
+        assert self.transport is not None
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            status = int(head[9:12])
+            self.buffer = self.buffer[end + 4 + length :]
+            if self.stats["measuring"]:
+                self.stats["done"] += 1  # type: ignore[operator]
+                self.stats["errors"] += status >= 400  # type: ignore[operator]
+                self.stats["latencies"].append(time.perf_counter() - self.sent_at)  # type: ignore[attr-defined]
+            self.send_next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
-def run_wrk(url: str, script: str, seconds: int, connections: int, tmp: Path) -> Load:
-    path = tmp / f"load-{time.monotonic_ns()}.lua"
-    path.write_text(script)
-    threads = min(2, connections)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(path), url],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    return parse_wrk(out)
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a ``MANAGER_WORKERS`` > 1 manager's worker processes)."""
+    tree = [pid]
+    for p in tree:
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                tree += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return tree
 
 
-def post_script(body: dict[str, object]) -> str:
-    return (
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [[{json.dumps(body)}]]\n"
-    )
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of ``pids`` so far (seconds)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
 
 
-def mixed_script(task_ids: list[str]) -> str:
-    """A wrk script cycling 4 submits, 4 status reads and 2 listings out of every 10 requests."""
-    ids = ",".join(f'"{i}"' for i in task_ids)
-    body = json.dumps(SINGLE)
-    return f"""
-local ids = {{{ids}}}
-local submit_body = [[{body}]]
-local n = 0
-function request()
-  n = n + 1
-  local k = n % 10
-  if k < 4 then
-    return wrk.format("POST", "/tasks", {{["Content-Type"] = "application/json"}}, submit_body)
-  elseif k < 8 then
-    return wrk.format("GET", "/task-status/" .. ids[math.random(#ids)])
-  else
-    return wrk.format("GET", "{MIXED_LIST}")
-  end
-end
-"""
+async def generate_load(spec: dict[str, object]) -> dict[str, object]:
+    """Drive ``spec``'s requests for ``spec["seconds"]`` after a warm-up; the counts and CPU figures."""
+    loop = asyncio.get_running_loop()
+    requests = [r.encode("latin-1") for r in spec["requests"]]  # type: ignore[attr-defined]
+    stats: dict[str, object] = {"done": 0, "errors": 0, "latencies": [], "measuring": False, "stop": False}
+    host, port = spec["host"], spec["port"]
+    connections = [
+        (await loop.create_connection(lambda i=i: LoadConnection(requests, i * 7, stats), host, port))[1]  # type: ignore[misc]
+        for i in range(int(spec["connections"]))  # type: ignore[call-overload]
+    ]
+    await asyncio.sleep(WARMUP_SECONDS)
+    pids = {name: process_tree(int(pid)) for name, pid in spec["pids"].items()}  # type: ignore[attr-defined]
+    cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
+    own_before = time.process_time()
+    stats["measuring"] = True
+    started = time.perf_counter()
+    await asyncio.sleep(float(spec["seconds"]))  # type: ignore[arg-type]
+    stats["measuring"] = False
+    elapsed = time.perf_counter() - started
+    cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
+    cpu["load"] = time.process_time() - own_before
+    stats["stop"] = True
+    await asyncio.wait([c.closed for c in connections], timeout=30)
+    latencies = sorted(stats["latencies"])  # type: ignore[type-var]
+    return {
+        "done": stats["done"],
+        "errors": stats["errors"],
+        "elapsed": elapsed,
+        "cpu": cpu,
+        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None,
+    }
 
 
-async def httpx_load(base: str, pick: object, seconds: float, connections: int) -> Load:
-    """Closed-loop load from httpx: ``pick(i)`` gives the i-th request's (method, path, body)."""
-    done = 0
-    errors = 0
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+def load_main() -> None:
+    """``--load``: read a spec as JSON on stdin, print the result as JSON."""
+    try:
+        import uvloop
 
-    async def one(client: httpx.AsyncClient) -> None:
-        nonlocal done, errors
-        while time.perf_counter() < deadline:
-            method, path, body = pick(done)  # type: ignore[operator]
-            started = time.perf_counter()
-            r = await client.request(method, base + path, json=body)
-            latencies.append(time.perf_counter() - started)
-            errors += r.status_code >= 400
-            done += 1
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(generate_load(json.load(sys.stdin)))))
 
-    limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(one(client) for _ in range(connections)))
-        rate = done / (time.perf_counter() - start)
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] * 1000 if latencies else None
-    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None
-    return Load(rate, p50, p99, errors)
+
+# --- the driver ---------------------------------------------------------------------------------
 
 
 def start_manager(
-    server: RedisServer, tmp: Path, workers: int | None, otel: bool
-) -> tuple[subprocess.Popen[bytes], str]:
+    server: RedisServer, tmp: Path, workers: int, otel: bool
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": server.url, "SQL_PATH": f"sqlite+aiosqlite:///{tmp / 'b.db'}",
+    env = {**os.environ, "REDIS_URL": server.url, "SQL_PATH": f"sqlite+aiosqlite:///{tmp / f'b{port}.db'}",
            "MANAGER_PORT": str(port), "MANAGER_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
-           "OTEL_SDK_DISABLED": "true", "PYTHONPATH": str(ROOT)}
+           "OTEL_SDK_DISABLED": "true", "PYTHONPATH": str(ROOT), "MANAGER_WORKERS": str(workers)}
     if otel:
         # Telemetry on, as in production, exporting to a local port where nothing listens.
         env.pop("OTEL_SDK_DISABLED")
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
-    if workers is not None:
-        env["MANAGER_WORKERS"] = str(workers)
     manager = subprocess.Popen(
         [str(Path(sys.executable).parent / "jobbers_manager"), "benchmarks.bench_tasks"], env=env
     )
-    return manager, f"http://127.0.0.1:{port}"
+    return manager, port
 
 
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as c:
-        for _ in range(300):
-            try:
-                if (await c.get(f"{base}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
+def call(port: int, method: str, path: str, body: object = None, timeout: float = 60) -> tuple[int, bytes]:
+    """One request on a fresh connection (set-up and checks, not load)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = None if body is None else json.dumps(body)
+        conn.request(method, path, data, {"Content-Type": "application/json"} if data else {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(port: int) -> None:
+    for _ in range(300):
+        try:
+            if call(port, "GET", "/readyz", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
     raise RuntimeError("the manager did not become ready")
 
 
-async def main(args: argparse.Namespace) -> None:
-    server = RedisServer(find_redis_servers().get("system") or next(iter(find_redis_servers().values())))
-    server.start()
-    tmp = Path(tempfile.mkdtemp(prefix="jobbers-bench-"))
-    manager, base = start_manager(server, tmp, args.workers, args.otel)
-    store = TaskStore(connect(server.url))
-    use_wrk = shutil.which("wrk") is not None and not args.httpx
-    phases = args.only or ["single", "bulk", "mixed"]
-    results: dict[str, Load] = {}
+def run_load(port: int, requests: list[bytes], connections: int, seconds: float,
+             pids: dict[str, int]) -> dict[str, object]:
+    spec = {"host": "127.0.0.1", "port": port, "connections": connections, "seconds": seconds,
+            "requests": [r.decode("latin-1") for r in requests], "pids": pids}
+    out = subprocess.run([sys.executable, __file__, "--load"], input=json.dumps(spec), text=True,
+                         capture_output=True, timeout=seconds + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def report(label: str, result: dict[str, object], tasks_per_request: int, budget: str) -> None:
+    done, elapsed = int(result["done"]), float(result["elapsed"])  # type: ignore[arg-type]
+    cpu = result["cpu"]
+    rate = done / elapsed
+    manager_us = cpu["manager"] / done * 1e6 if done else float("nan")  # type: ignore[index]
+    redis_us = cpu["redis"] / done * 1e6 if done else float("nan")  # type: ignore[index]
+    load_us = cpu["load"] / done * 1e6 if done else float("nan")  # type: ignore[index]
+    tasks = f"{rate * tasks_per_request:>9,.0f} tasks/s" if tasks_per_request else " " * 16
+    capacity = 1e6 / manager_us * max(tasks_per_request, 1)
+    latency = f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms" if result["p50_ms"] else ""
+    errors = f"  {result['errors']} ERRORS" if result["errors"] else ""
+    print(f"  {label:<34}{rate:>8,.0f} req/s {tasks}   manager {manager_us:>7,.0f} us/req "
+          f"-> one core {capacity:>8,.0f} {'tasks' if tasks_per_request else 'req'}/s {budget}")
+    print(f"  {'':<34}{latency}; Redis {redis_us:,.0f} us/req, load generator {load_us:,.0f} us/req{errors}")
+
+
+def bench_manager(server: RedisServer, tmp: Path, workers: int, args: argparse.Namespace) -> None:
+    manager, port = start_manager(server, tmp, workers, args.otel)
     try:
-        await wait_ready(base)
-        bulk_body = {"tasks": [SINGLE] * args.bulk_size}
+        wait_ready(port)
+        time.sleep(0.5)  # every worker process started
+        pids = {"manager": manager.pid, "redis": server.proc.pid}  # type: ignore[union-attr]
+        phases = args.only or ["single", "bulk", "mixed"]
+        print(f"MANAGER_WORKERS={workers}{', telemetry on' if args.otel else ''}: "
+              f"{args.seconds} s per phase after {WARMUP_SECONDS:.0f} s of warm-up")
         if "single" in phases:
-            results["single"] = (
-                run_wrk(f"{base}/tasks", post_script(SINGLE), args.seconds, args.connections, tmp)
-                if use_wrk
-                else await httpx_load(base, lambda _i: ("POST", "/tasks", SINGLE), args.seconds, args.connections)
-            )
+            single = [request_bytes("POST", "/tasks", SINGLE)]
+            r = run_load(port, single, args.connections, args.seconds, pids)
+            report(f"POST /tasks ({args.connections} conns)", r, 1, "(budget >= 3,000 tasks/s)")
         if "bulk" in phases:
-            load = (
-                run_wrk(f"{base}/tasks/bulk", post_script(bulk_body), args.seconds, 4, tmp)
-                if use_wrk
-                else await httpx_load(base, lambda _i: ("POST", "/tasks/bulk", bulk_body), args.seconds, 4)
-            )
-            results["bulk"] = load
+            body = {"tasks": [SINGLE] * args.bulk_size}
+            r = run_load(port, [request_bytes("POST", "/tasks/bulk", body)], 4, args.seconds, pids)
+            report(f"POST /tasks/bulk ({args.bulk_size}/req, 4 conns)", r, args.bulk_size,
+                   "(budget >= 30,000 tasks/s)")
         if "mixed" in phases:
-            async with httpx.AsyncClient(timeout=60) as c:
-                r = await c.post(f"{base}/tasks/bulk", json={"tasks": [SINGLE] * MIXED_KNOWN_TASKS})
-                r.raise_for_status()
-                known = [t["id"] for t in r.json()["tasks"]]
-
-            def pick(i: int) -> tuple[str, str, object]:
-                k = i % 10
-                if k < 4:
-                    return "POST", "/tasks", SINGLE
-                if k < 8:
-                    return "GET", f"/task-status/{random.choice(known)}", None
-                return "GET", MIXED_LIST, None
-
-            results["mixed"] = (
-                run_wrk(base, mixed_script(known), args.seconds, args.connections, tmp)
-                if use_wrk
-                else await httpx_load(base, pick, args.seconds, args.connections)
-            )
-        stored = await store.queue_depth("default")
+            status, answer = call(port, "POST", "/tasks/bulk", {"tasks": [SINGLE] * MIXED_KNOWN_TASKS})
+            known = [t["id"] for t in json.loads(answer)["tasks"]] if status < 300 else ["0" * 26]
+            rng = random.Random(1)
+            cycle: list[bytes] = []
+            for _ in range(50):
+                cycle += [request_bytes("POST", "/tasks", SINGLE)] * 4
+                cycle += [request_bytes("GET", f"/task-status/{rng.choice(known)}") for _ in range(4)]
+                cycle += [request_bytes("GET", MIXED_LIST)] * 2
+            r = run_load(port, cycle, args.connections, args.seconds, pids)
+            report("mixed 4 submit/4 status/2 list", r, 0, "")
+    except Exception as exc:
+        print(f"  MANAGER_WORKERS={workers}: {type(exc).__name__}: {exc}")
     finally:
         manager.terminate()
-        manager.wait(30)
-        await store.close()
+        try:
+            manager.wait(30)
+        except subprocess.TimeoutExpired:
+            manager.kill()
+
+
+def main(args: argparse.Namespace) -> None:
+    servers = find_redis_servers()
+    server = RedisServer(servers.get("system") or next(iter(servers.values())))
+    server.start()
+    tmp = Path(tempfile.mkdtemp(prefix="jobbers-bench-"))
+    try:
+        for workers in args.workers or [1, 2]:
+            bench_manager(server, tmp, workers, args)
+    finally:
         server.stop()
-    workers = f"MANAGER_WORKERS={args.workers}" if args.workers else "one manager process"
-    workers += ", telemetry on" if args.otel else ""
-    print(f"{workers} (uvicorn), load from {'wrk' if use_wrk else 'httpx'}, {args.connections} connections, "
-          f"{args.seconds} s per phase; {stored:,} tasks stored")
-    if "single" in results:
-        r = results["single"]
-        print(f"POST /tasks, one task per request      {r.rate:>10,.0f} tasks/s   (budget >= 3,000/s)  {r.latency()}")
-    if "bulk" in results:
-        r = results["bulk"]
-        print(f"POST /tasks/bulk, {args.bulk_size} per request  {r.rate * args.bulk_size:>10,.0f} tasks/s   "
-              "(budget >= 30,000/s)")
-    if "mixed" in results:
-        r = results["mixed"]
-        print(f"mixed 4 submit/4 status/2 list          {r.rate:>10,.0f} req/s     {r.latency()}"
-              f"{f'  ({r.errors} errors)' if r.errors else ''}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=5)
+    if sys.argv[1:] == ["--load"]:
+        load_main()
+        sys.exit(0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--bulk-size", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=None, help="MANAGER_WORKERS for the manager")
+    parser.add_argument(
+        "--workers", type=int, action="append", help="MANAGER_WORKERS (repeatable; default 1 and 2)"
+    )
     parser.add_argument("--only", action="append", choices=["single", "bulk", "mixed"], help="repeatable")
     parser.add_argument("--otel", action="store_true", help="run the manager with OpenTelemetry on")
-    parser.add_argument("--httpx", action="store_true", help="generate load with httpx even if wrk exists")
-    asyncio.run(main(parser.parse_args()))
+    main(parser.parse_args())

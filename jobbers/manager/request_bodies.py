@@ -69,7 +69,12 @@ class StrictJSONRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        return self._strict(super().get_route_handler())
+
+    def _strict(
+        self, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """``handler`` called with a ``StrictJSONRequest`` whose JSON body is already parsed."""
         has_body = self.body_field is not None
 
         async def strict_handler(request: Request) -> Response:

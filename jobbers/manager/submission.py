@@ -33,6 +33,8 @@ async def build_tasks(
     errors: list[tuple[Loc, JobbersError]] = []
     tasks: list[NewTask] = []
     now = dt.datetime.now(dt.UTC)
+    # A bulk submit's tasks are mostly in a few queues: each is looked up once.
+    queue_exists: dict[str, bool] = {}
     for index, request in enumerate(requests):
         at: Loc = ("body", "tasks", index) if bulk else ("body",)
         try:
@@ -40,7 +42,10 @@ async def build_tasks(
         except UnknownTaskError as exc:
             errors.append(((*at, "name"), exc))
             continue
-        if not await queues.exists(request.queue):
+        exists = queue_exists.get(request.queue)
+        if exists is None:
+            exists = queue_exists[request.queue] = await queues.exists(request.queue)
+        if not exists:
             errors.append(((*at, "queue"), queue_not_found(request.queue)))
         key = f"{idempotency_key}:{index}" if idempotency_key and bulk else idempotency_key
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import time
@@ -15,9 +14,9 @@ from jobbers.models.outcomes import CancelKind, ResubmitKind, RetryKind
 from jobbers.models.queue_config import DEFAULT_QUEUE
 from jobbers.models.task import TaskStatus
 
-_RFC4648_TO_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: Every pair of Crockford digits, indexed by the 10 bits they encode.
+_DIGIT_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
 _last_id_value = 0
 
 
@@ -52,9 +51,14 @@ def new_task_id() -> str:
 
 def encode_task_id(value: int) -> str:
     """The ULID text of a 128-bit value (48-bit millisecond time, then 80 bits)."""
-    # 26 Crockford digits = 130 bits: left-align the 128-bit value in 160 bits, keep 26 digits.
+    # 26 Crockford digits = 130 bits: 13 pairs of digits, 10 bits each, the first pair holding
+    # the top 8 bits (a third of the cost of base64.b32encode and a translation).
+    p = _DIGIT_PAIRS
     return FreshId(
-        base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_RFC4648_TO_CROCKFORD).decode()
+        p[value >> 120] + p[(value >> 110) & 1023] + p[(value >> 100) & 1023] + p[(value >> 90) & 1023]
+        + p[(value >> 80) & 1023] + p[(value >> 70) & 1023] + p[(value >> 60) & 1023]
+        + p[(value >> 50) & 1023] + p[(value >> 40) & 1023] + p[(value >> 30) & 1023]
+        + p[(value >> 20) & 1023] + p[(value >> 10) & 1023] + p[value & 1023]
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
@@ -26,7 +26,14 @@ from jobbers.manager.params import (
     TraceParent,
     task_links,
 )
-from jobbers.manager.rendering import SSE, item_response, page_response, sse_event
+from jobbers.manager.rendering import (
+    SSE,
+    item_response,
+    page_response,
+    sse_event,
+    submitted_page_response,
+    submitted_response,
+)
 from jobbers.manager.request_bodies import StrictJSONRoute
 from jobbers.manager.schemas import (
     ActiveTask,
@@ -60,18 +67,17 @@ MAX_STREAM_SECONDS = 3600
 router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
 
 
-def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> TaskSubmitted:
+def _submitted(task: NewTask, outcome: SubmitOutcome, existing: Task | None) -> dict[str, Any]:
+    """The fields of the ``TaskSubmitted`` answering ``task`` (rendered by ``submitted_response``)."""
     source = existing or task
-    # model_construct: these values come from the store, already typed; validating each of a
-    # bulk submit's thousands of items again would cost more than writing them to Redis.
-    return TaskSubmitted.model_construct(
-        id=outcome.id,
-        name=source.name,
-        status=outcome.status,
-        queue=source.queue,
-        submitted_at=outcome.submitted_at,
-        cancel_reason=outcome.cancel_reason,
-    )
+    return {
+        "id": outcome.id,
+        "name": source.name,
+        "status": outcome.status,
+        "queue": source.queue,
+        "submitted_at": outcome.submitted_at,
+        "cancel_reason": outcome.cancel_reason,
+    }
 
 
 async def submit_task(
@@ -87,8 +93,8 @@ async def submit_task(
         (task,) = await build_tasks([body], services.queues, idempotency_key, trace, bulk=False)
         outcome = await services.store.submit(task)
     if outcome.created:
-        return item_response(_submitted(task, outcome, None), 201)
-    return item_response(_submitted(task, outcome, await services.store.get_task(outcome.id)))
+        return submitted_response(_submitted(task, outcome, None), 201)
+    return submitted_response(_submitted(task, outcome, await services.store.get_task(outcome.id)), 200)
 
 
 # The submit routes are the hot path: DirectRoute fills their arguments without FastAPI's
@@ -124,13 +130,8 @@ async def submit_tasks(
     existing_ids = [o.id for o in outcomes if not o.created]
     existing = {t.id: t for t in await services.store.get_tasks(existing_ids)} if existing_ids else {}
     created = len(outcomes) - len(existing_ids)
-    answer = TasksSubmitted.model_construct(
-        tasks=[_submitted(t, o, existing.get(o.id)) for t, o in zip(tasks, outcomes, strict=True)],
-        created=created,
-    )
-    # Serialized here: FastAPI would re-validate every one of up to 10,000 items on the way out.
-    status = 201 if created else 200
-    return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
+    items = [_submitted(t, o, existing.get(o.id)) for t, o in zip(tasks, outcomes, strict=True)]
+    return submitted_page_response(items, created, 201 if created else 200)
 
 
 router.add_api_route(

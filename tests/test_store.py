@@ -141,6 +141,23 @@ async def test_claim_enforces_max_concurrent_across_workers(store: TaskStore) ->
     assert await store.queue_depth("q") == 6  # delayed, never dropped
 
 
+async def test_a_queues_running_count_is_its_started_tasks_and_an_old_running_set_is_ignored(
+    store: TaskStore,
+) -> None:
+    """max_concurrent and the queue's figures count the started tasks of its space; the running set
+    earlier versions kept (``running:<queue>``), left behind in Redis, is neither read nor written."""
+    await store.submit_many([NewTask(name="t", queue="q") for _ in range(4)])
+    leftover = store.keys.space_prefix("q") + "running:q"
+    await store.redis.sadd(leftover, "gone-1", "gone-2")  # type: ignore[misc]
+    q = [QueueConfig(name="q", max_concurrent=2)]
+    first = await store.claim("w1", 30, 5, q)
+    assert len(first.tasks) == 2 and (await store.queue_stats(["q"]))[0].running == 2
+    await store.finish([Outcome(id=first.tasks[0].id, token=first.tasks[0].token, status="completed")])
+    assert len((await store.claim("w2", 30, 5, q)).tasks) == 1
+    assert (await store.queue_stats(["q"]))[0].running == 2
+    assert await store.redis.smembers(leftover) == {b"gone-1", b"gone-2"}  # type: ignore[misc]
+
+
 async def test_claim_enforces_the_rate_limit_and_says_when_to_retry(store: TaskStore) -> None:
     await store.submit_many([NewTask(name="t", queue="r") for _ in range(5)])
     q = [QueueConfig(name="r", rate_numerator=2, rate_denominator=1, rate_period=RatePeriod.SECOND)]

@@ -1,8 +1,9 @@
 """Engine benchmark: prints submit rates, processing rate, submit->start latency and memory.
 
-    python benchmarks/engine.py [--tasks 50000] [--concurrency 500]
+    python benchmarks/engine.py [--tasks 50000] [--concurrency 500] [--workers 1]
 
-Starts its own redis-server on a free port and one real `jobbers_worker` process (no-op tasks).
+Starts its own redis-server on a free port and real `jobbers_worker` processes (no-op tasks; one
+unless --workers says more; the latency figures are always of one idle worker).
 It measures; it never fails. The budgets printed beside the figures are listed in README.md
 (Benchmarks).
 """
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,23 @@ async def wait_count(store: TaskStore, status: TaskStatus, target: int, timeout:
     return time.perf_counter() - start
 
 
+async def rate(call: Callable[[], Awaitable[object]], n: int, in_flight: int) -> float:
+    """Calls per second of ``call`` made ``n`` times, ``in_flight`` at once."""
+    t0 = time.perf_counter()
+    if in_flight == 1:
+        for _ in range(n):
+            await call()
+    else:
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one() -> None:
+            async with gate:
+                await call()
+
+        await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
 async def main(args: argparse.Namespace) -> None:
     server = RedisServer(find_redis_servers().get("system") or next(iter(find_redis_servers().values())))
     server.start()
@@ -71,14 +90,27 @@ async def main(args: argparse.Namespace) -> None:
            "WORKER_CONCURRENT_TASKS": str(args.concurrency), "PYTHONPATH": str(ROOT)}
     worker_bin = str(Path(sys.executable).parent / "jobbers_worker")
     print(f"redis-server {server.binary}; python {sys.version.split()[0]}; "
-          f"{args.tasks} no-op tasks; worker concurrency {args.concurrency}")
+          f"{args.tasks} no-op tasks; {args.workers} worker(s), concurrency {args.concurrency}")
     try:
-        # 1. Submit through the Python API, one at a time (1 round trip each).
+        # 0. References in the same run: a raw redis-py client's single-command rate (SET), one at a
+        # time and 32 in flight, to set the Python submit rates below against.
+        raw_client = connect(server.url)
+        raw_single = await rate(lambda: raw_client.set("bench:ref", "1"), 5_000, 1)
+        raw_32 = await rate(lambda: raw_client.set("bench:ref", "1"), 5_000, 32)
+        await raw_client.delete("bench:ref")
+        await raw_client.aclose()
+        # 1. Submit through the Python API, one at a time (1 round trip each), then 32 in flight
+        # (concurrent submits share script calls).
         n_single = min(args.tasks, 10_000)
+        client_n = max(n_single // 4, 1)
+        client_single = await rate(lambda: client.submit("noop", {}), client_n, 1)
+        client_32 = await rate(lambda: client.submit("noop", {}), client_n, 32)
+        n_single -= 2 * client_n
         t0 = time.perf_counter()
         for _ in range(n_single):
             await store.submit(NewTask(name="noop"))
         single = n_single / (time.perf_counter() - t0)
+        n_single += 2 * client_n
         info = await store.redis.info("memory")
         used_before = int(info["used_memory"])
         # 2. Submit in bulk (pipelined script calls of 500 tasks).
@@ -91,14 +123,19 @@ async def main(args: argparse.Namespace) -> None:
         bulk_redis_us = (await redis_cpu_seconds(store) - redis_cpu) / max(n_bulk, 1) * 1e6
         used_after = int((await store.redis.info("memory"))["used_memory"])
         per_task = (used_after - used_before) / max(n_bulk, 1)
-        # 3. One worker process drains the queue: claim with lease, run, store result.
+        # 3. The worker process(es) drain the queue: claim with lease, run, store result.
         redis_cpu = await redis_cpu_seconds(store)
-        worker = subprocess.Popen([worker_bin, "benchmarks.bench_tasks"], env=env)
+        command = [worker_bin, "benchmarks.bench_tasks"]
+        workers = [subprocess.Popen(command, env=env) for _ in range(args.workers)]
         elapsed = await wait_count(store, TaskStatus.COMPLETED, args.tasks)
         processing = args.tasks / elapsed
         # CPU per task does not depend on what else the machine runs, unlike the rates above.
-        worker_us = cpu_seconds(worker.pid) / args.tasks * 1e6  # includes the worker's start-up
+        worker_us = sum(cpu_seconds(w.pid) for w in workers) / args.tasks * 1e6  # with start-up
         processing_redis_us = (await redis_cpu_seconds(store) - redis_cpu) / args.tasks * 1e6
+        for extra in workers[1:]:  # the latency figures below are of one idle worker
+            extra.terminate()
+            extra.wait(30)
+        worker = workers[0]
         busy_rss = rss_mb(worker.pid)
         # 4. Submit -> start latency on an idle worker.
         await asyncio.sleep(1.0)
@@ -142,10 +179,14 @@ async def main(args: argparse.Namespace) -> None:
         server.stop()
 
     rows = [
-        ("submit, Python API, one at a time", f"{single:,.0f} tasks/s", ">= 5,000/s"),
+        ("reference: raw redis-py SET, one at a time", f"{raw_single:,.0f} /s", "-"),
+        ("reference: raw redis-py SET, 32 in flight", f"{raw_32:,.0f} /s", "-"),
+        ("submit, client.submit(), one at a time", f"{client_single:,.0f} tasks/s", ">= 5,000/s"),
+        ("submit, client.submit(), 32 in flight", f"{client_32:,.0f} tasks/s", ">= 8,000/s"),
+        ("submit, TaskStore.submit(), one at a time", f"{single:,.0f} tasks/s", "-"),
         ("submit, Python API, bulk", f"{bulk:,.0f} tasks/s", ">= 50,000/s"),
         ("Redis CPU per task, bulk submit", f"{bulk_redis_us:.1f} us", "-"),
-        ("processing, one worker process", f"{processing:,.0f} tasks/s", ">= 10,000/s"),
+        (f"processing, {args.workers} worker process(es)", f"{processing:,.0f} tasks/s", ">= 10,000/s"),
         ("Redis CPU per task, processing (claim + finish)", f"{processing_redis_us:.1f} us", "<= 20 us"),
         ("worker CPU per task (with its start-up)", f"{worker_us:.0f} us", "-"),
         ("submit -> start latency p50 (client call -> task runs)", f"{p50:.2f} ms", "<= 1 ms"),
@@ -166,4 +207,5 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes that drain the queue")
     asyncio.run(main(parser.parse_args()))

@@ -171,6 +171,20 @@ async def test_a_claim_is_refused_whole_while_out_of_memory(oom_redis: Redis, oo
     assert [t.id for t in (await oom_store.claim("w", 30, 1, DEFAULT)).tasks] == [task_id]
 
 
+async def test_an_outcome_reported_while_out_of_memory_is_written(oom_redis: Redis, oom_store: TaskStore) -> None:
+    ids = [o.id for o in await oom_store.submit_many([NewTask(name="t"), NewTask(name="t")])]
+    claimed = (await oom_store.claim("w", 30, 2, DEFAULT)).tasks
+    await push_out_of_memory(oom_redis)
+    outcomes = [
+        Outcome(claimed[0].id, claimed[0].token, TaskStatus.COMPLETED, result=pack(1)),
+        Outcome(claimed[1].id, claimed[1].token, TaskStatus.FAILED, error_type="E", error_message="x"),
+    ]
+    assert await oom_store.finish(outcomes) == [True, True]
+    tasks = {t.id: t for t in await oom_store.get_tasks(ids)}
+    assert tasks[claimed[0].id].status is TaskStatus.COMPLETED and tasks[claimed[1].id].status is TaskStatus.FAILED
+    assert await oom_redis.zcard(oom_store.keys.space("default").inflight) == 0
+
+
 async def test_the_cleaner_prunes_while_out_of_memory_and_recovers_nothing(
     oom_redis: Redis, oom_store: TaskStore
 ) -> None:

@@ -150,6 +150,7 @@ async def _write_old_layout(redis: Redis, prefix: str) -> dict[str, list[str]]:
         [Outcome(held.id, held.token, TaskStatus.FAILED, error_type="E", error_message="x", dead_letter=True)]
     )
     await redis.delete(old.keys.locator)  # the old layout had none
+    await redis.sadd(prefix + "running:c", *running)  # nor a started index alone: a running set
     # nor an event log (it came with the per-queue spaces)
     await redis.delete(old.keys.space("a").audit)
     return {"ready": ready, "running": running, "failed": [failed]}
@@ -162,8 +163,11 @@ async def test_the_upgrade_moves_old_shared_layout_data_into_queue_spaces(
     store = TaskStore(redis, key_prefix)
     assert await old_layout_present(store) and await store.get_task(written["ready"][0]) is None
 
+    leftover = store.keys.space_prefix("c") + "running:c"  # a running set of a per-queue space
+    await redis.sadd(leftover, written["running"][0])
     report = await upgrade_layout(store)
     again = await upgrade_layout(store)
+    assert not await redis.exists(leftover)
 
     assert report.tasks == 4 and not again.moved_anything and not await old_layout_present(store)
     assert [t.status for t in await store.get_tasks(written["ready"])] == [TaskStatus.SUBMITTED] * 2

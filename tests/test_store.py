@@ -43,6 +43,55 @@ async def test_submit_writes_record_and_queue_entry_atomically(store: TaskStore)
     assert await status_index_of(store, out.id) == [TaskStatus.SUBMITTED]
 
 
+async def _script_calls(store: TaskStore) -> int:
+    stats = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_concurrent_single_submits_share_script_calls_and_are_answered_each(store: TaskStore) -> None:
+    await store.submit(NewTask(name="t"))  # the script is loaded
+    calls = await _script_calls(store)
+    tasks = [NewTask(name="t", params={"n": n}) for n in range(200)]
+    outcomes = await asyncio.gather(*(store.submit(t) for t in tasks))
+    assert [o.id for o in outcomes] == [t.id for t in tasks]
+    assert all(o.created and o.status is TaskStatus.SUBMITTED for o in outcomes)
+    assert await _script_calls(store) - calls < 50  # group commit: far fewer calls than tasks
+    assert await store.queue_depth("default") == 201
+    for t in tasks[::37]:
+        got = await store.get_task(t.id)
+        assert got is not None and got.params == t.params
+
+
+async def test_a_keyed_submit_goes_alone_so_its_conflict_refuses_no_neighbour(store: TaskStore) -> None:
+    await store.submit(NewTask(name="t", idempotency_key="k", fingerprint="a"))
+    plain = [NewTask(name="t") for _ in range(20)]
+    results = await asyncio.gather(
+        *(store.submit(t) for t in plain[:10]),
+        store.submit(NewTask(name="t", idempotency_key="k", fingerprint="b")),
+        *(store.submit(t) for t in plain[10:]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[10], IdempotencyConflictError)
+    assert [r.id for r in results if not isinstance(r, BaseException)] == [t.id for t in plain]
+    assert await store.queue_depth("default") == 21
+
+
+async def test_a_submit_cancelled_while_it_waits_for_the_call_on_its_way_is_not_written(store: TaskStore) -> None:
+    await store.submit(NewTask(name="t"))
+    first = asyncio.ensure_future(store.submit(NewTask(name="t")))
+    await asyncio.sleep(0)  # first is on its way
+    waiting = NewTask(name="t")
+    second = asyncio.ensure_future(store.submit(waiting))
+    await asyncio.sleep(0)
+    second.cancel()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert await store.get_task(waiting.id) is None
+    after = await store.submit(NewTask(name="t"))  # the batcher is idle again
+    assert after.created and await store.queue_depth("default") == 3
+
+
 async def test_submit_with_the_same_id_or_idempotency_key_returns_the_same_task(store: TaskStore) -> None:
     task_id = new_task_id()
     first = await store.submit(NewTask(name="t", id=task_id))
@@ -139,6 +188,23 @@ async def test_claim_enforces_max_concurrent_across_workers(store: TaskStore) ->
     c = await store.claim("w3", 30, 5, q)
     assert len(c.tasks) == 1
     assert await store.queue_depth("q") == 6  # delayed, never dropped
+
+
+async def test_a_queues_running_count_is_its_started_tasks_and_an_old_running_set_is_ignored(
+    store: TaskStore,
+) -> None:
+    """max_concurrent and the queue's figures count the started tasks of its space; the running set
+    earlier versions kept (``running:<queue>``), left behind in Redis, is neither read nor written."""
+    await store.submit_many([NewTask(name="t", queue="q") for _ in range(4)])
+    leftover = store.keys.space_prefix("q") + "running:q"
+    await store.redis.sadd(leftover, "gone-1", "gone-2")  # type: ignore[misc]
+    q = [QueueConfig(name="q", max_concurrent=2)]
+    first = await store.claim("w1", 30, 5, q)
+    assert len(first.tasks) == 2 and (await store.queue_stats(["q"]))[0].running == 2
+    await store.finish([Outcome(id=first.tasks[0].id, token=first.tasks[0].token, status="completed")])
+    assert len((await store.claim("w2", 30, 5, q)).tasks) == 1
+    assert (await store.queue_stats(["q"]))[0].running == 2
+    assert await store.redis.smembers(leftover) == {b"gone-1", b"gone-2"}  # type: ignore[misc]
 
 
 async def test_claim_enforces_the_rate_limit_and_says_when_to_retry(store: TaskStore) -> None:

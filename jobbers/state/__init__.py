@@ -14,7 +14,7 @@ listings and figures), ``walks`` (listings followed page by page to their end), 
 Where keys live
 ---------------
 A queue is the unit of sharding. Every key of a queue lives in that queue's *key space*
-(``Keys.queue(name).space``, or ``Keys.space(name)``): its ready set, schedule, running set, rate
+(``Keys.queue(name).space``, or ``Keys.space(name)``): its ready set, schedule, rate
 window and pause flag, the slots and waiters of its concurrency keys, the records of its tasks and
 their indexes (status, in-flight, dead letters), its idempotency records, throughput counts, lease
 counter, and the task-type stall config its workers publish. Each space is its own Redis Cluster

@@ -28,10 +28,8 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
-from redis.backoff import ExponentialBackoff as AsyncExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from jobbers.state.reconnect import TRANSIENT_REDIS_ERRORS, Backoff
 
@@ -143,7 +141,7 @@ def connect(url: str, cluster: bool = False) -> Redis:
     routed by its key's slot) and pipelines that batch per node.
     """
     target = parse_redis_url(url, cluster)
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+    retry = AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
     if target.kind == "single":
         return Redis.from_url(
             url, retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError], **_RESILIENT
@@ -154,7 +152,7 @@ def connect(url: str, cluster: bool = False) -> Redis:
             "username": target.sentinel_options.get("sentinel_username"),
             "password": target.sentinel_options.get("sentinel_password"),
         }
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(target.hosts),
             sentinel_kwargs={**sentinel_auth, "socket_connect_timeout": 2, "socket_timeout": 2},
             **_RESILIENT,
@@ -172,7 +170,7 @@ def connect(url: str, cluster: bool = False) -> Redis:
         startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
         ssl=target.tls,
         # A failover moves slots: retry long enough for a replica to be promoted (about 1-2 s).
-        retry=AsyncRetry(AsyncExponentialBackoff(cap=0.5, base=0.05), retries=20),
+        retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=20),
         **auth,
         **_RESILIENT,
     )
@@ -242,7 +240,7 @@ class SignalListener:
                 await backoff.wait(log, "pub/sub connection", exc)
             finally:
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                 except Exception:
                     pass
 
@@ -260,7 +258,7 @@ def _sync_client(url: str, cluster: bool, timeout: float) -> Any:
         return sync_redis.Redis.from_url(url, **options)
     auth: dict[str, Any] = {"username": target.username, "password": target.password}
     if target.kind == "sentinel":
-        sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = SyncSentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(target.hosts),
             sentinel_kwargs={
                 "username": target.sentinel_options.get("sentinel_username"),
@@ -269,7 +267,7 @@ def _sync_client(url: str, cluster: bool, timeout: float) -> Any:
             },
             **options,
         )
-        return sentinel.master_for(target.service, db=target.db, ssl=target.tls, **auth)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(target.service, db=target.db, ssl=target.tls, **auth)  # type: ignore[no-untyped-call,unused-ignore]
     nodes = [SyncClusterNode(host, port) for host, port in target.hosts]  # type: ignore[no-untyped-call]
     return SyncRedisCluster(startup_nodes=nodes, ssl=target.tls, **auth, **options)
 

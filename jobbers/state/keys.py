@@ -1,7 +1,7 @@
 """Every Redis key name, in one place: the keys of a queue's key space, and the few global ones.
 
 A *key space* is the prefix that every key of one queue starts with: its ready and schedule sets,
-running set, rate window and pause flag, its concurrency keys' slots and waiters, the records of its
+rate window and pause flag, its concurrency keys' slots and waiters, the records of its
 tasks (each with its own events) and their indexes (status, in-flight, dead letters), the queue's
 audit log, idempotency records, throughput counts, lease counter and the task-type stall config its
 workers published. Each queue's space is its own
@@ -29,7 +29,6 @@ SPACE_KEYS: dict[str, str] = {
     "task": "task:{}",
     "ready": "queue:{}",  # zset: ready task ids of a queue, score = enqueue time (ms)
     "sched": "sched:{}",  # zset: scheduled/retry-delayed ids of a queue, score = run_at (ms)
-    "running": "running:{}",  # set: ids of a queue currently started (max_concurrent)
     "rate": "rate:{}",  # zset: starts of a queue within the rate window, score = start time (ms)
     "paused": "paused:{}",  # string "1" while a queue is paused (no claim starts anything from it)
     "conc": "conc:{}",  # zset per "<queue>:<concurrency key>": holders of its slots, score = lapse (ms)
@@ -39,7 +38,9 @@ SPACE_KEYS: dict[str, str] = {
     # scored as in the ready set; claimed over HTTP (ext_claim), never read by a worker's claim
     "external": "external:{}",
     "extnames": "extnames:{}",  # set per queue: the external task names that have had ready tasks
-    "status": "status:{}",  # zset: ids per status, score = time of entering it (ms)
+    # zset: ids per status, score = time of entering it (ms); a space holds one queue's tasks, so
+    # its 'started' index is the queue's running tasks (what max_concurrent counts)
+    "status": "status:{}",
     "idem": "idem:{}",  # string: idempotency key -> "<task id> <request fingerprint>"
     "tasktype": "tasktype:{}",  # hash per "name:version": stall config published by workers
     "throughput": "throughput:{}",  # hash per minute (ms // 60000): "queue:status" -> terminals; kept 1 h
@@ -89,9 +90,7 @@ _TASK, _STATUS, _IDEM, _TASKTYPE, _THROUGHPUT = map(
     _head, ("task", "status", "idem", "tasktype", "throughput")
 )
 _WF, _EXTERNAL = _head("wf"), _head("external")
-_READY, _SCHED, _RUNNING, _RATE, _PAUSED, _CONC_DUE = map(
-    _head, ("ready", "sched", "running", "rate", "paused", "conc_due")
-)
+_READY, _SCHED, _RATE, _PAUSED, _CONC_DUE = map(_head, ("ready", "sched", "rate", "paused", "conc_due"))
 
 
 class Space:
@@ -148,14 +147,13 @@ class Space:
 class QueueKeys:
     """The keys of one queue, and the space they (and its tasks' records) live in."""
 
-    __slots__ = ("conc_due", "name", "paused", "rate", "ready", "running", "sched", "space")
+    __slots__ = ("conc_due", "name", "paused", "rate", "ready", "sched", "space")
 
     def __init__(self, name: str, space: Space) -> None:
         self.name = name
         self.space = space
         self.ready = space.prefix + _READY + name
         self.sched = space.prefix + _SCHED + name
-        self.running = space.prefix + _RUNNING + name
         self.rate = space.prefix + _RATE + name
         self.paused = space.prefix + _PAUSED + name
         self.conc_due = space.prefix + _CONC_DUE + name

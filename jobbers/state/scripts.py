@@ -21,15 +21,15 @@ Out of memory (``maxmemory`` reached, ``noeviction``), Redis refuses a script's 
 may grow memory and lets any write after it through (it cannot stop a script half-done), so
 without a rule of its own whether a script runs depends on which write it happens to make first.
 ``OOM_RULES`` gives the scripts that matter one: ``allow`` runs them regardless (renewal keeps the
-leases of running tasks, a worker's report keeps it listed alive, pruning frees memory: none
-grows it beyond a few fields), ``deny`` refuses them whole before they change anything (a claim,
-and the recovery of leases and hung tasks: nothing may be taken back from a worker while Redis
-is out of memory). On Redis 7 and later the rule is the script's flags (``#!lua flags=allow-oom``
-or ``#!lua``, which Redis refuses whole when out of memory); Redis 6 has no flags, so the script
-opens with a write that changes nothing (to a key that never exists, ``K_oom_guard``): a ``DEL``,
-which never needs memory (``allow``: every write after it goes through), or a ``SET ... XX``,
-which may (``deny``: refused before anything else). A client learns which it has when it first
-loads a script with a rule.
+leases of running tasks, a worker's report keeps it listed alive, an attempt's outcome is kept,
+pruning frees memory: none grows it beyond a few fields and events), ``deny`` refuses them whole
+before they change anything (a claim, and the recovery of leases and hung tasks: nothing may be
+taken back from a worker while Redis is out of memory). On Redis 7 and later the rule is the
+script's flags (``#!lua flags=allow-oom`` or ``#!lua``, which Redis refuses whole when out of
+memory); Redis 6 has no flags, so the script opens with a write that changes nothing (to a key
+that never exists, ``K_oom_guard``): a ``DEL``, which never needs memory (``allow``: every write
+after it goes through), or a ``SET ... XX``, which may (``deny``: refused before anything else).
+A client learns which it has when it first loads a script with a rule.
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ OOM_RULES: dict[str, OomRule] = {
     "prune_rate": OomRule.ALLOW,
     "dlq_remove": OomRule.ALLOW,
     "worker_seen": OomRule.ALLOW,  # a live worker's report rewrites its own fields
+    # An attempt's outcome (its task ran) is written regardless: it adds a few fields and events,
+    # and ends the lease that recovery would otherwise take back once memory returns.
+    "finish": OomRule.ALLOW,
     "claim": OomRule.DENY,
     "ext_claim": OomRule.DENY,
     "recover": OomRule.DENY,

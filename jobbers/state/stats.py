@@ -91,7 +91,7 @@ class PlatformStats:
         for queue in queues:
             q = keys.queue(queue)
             pipe.zcard(q.ready)
-            pipe.scard(q.running)
+            pipe.zcard(q.space.status(TaskStatus.STARTED.value))  # the space holds only this queue
             pipe.zcard(q.sched)
         for q in every:
             for status in statuses:

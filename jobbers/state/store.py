@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -78,6 +78,73 @@ def _by_space(items: Iterable[tuple[int, Space]]) -> dict[Space, list[int]]:
     return out
 
 
+class _GroupCommit:
+    """Group commit for single submits: while one script call is on its way, the submits that
+    arrive wait and go together in the next (up to ``most`` a call). A submit that finds nothing
+    on its way is sent at once, by its own caller: a lone submitter pays no extra latency.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[Sequence[NewTask], RequestKey | None], Awaitable[list[SubmitOutcome]]],
+        most: int = 500,
+    ) -> None:
+        self._send = send
+        self._most = most
+        self._waiting: list[tuple[NewTask, asyncio.Future[SubmitOutcome]]] = []
+        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, task: NewTask) -> SubmitOutcome:
+        if not self._busy:
+            self._busy = True
+            try:
+                return (await self._send([task], None))[0]
+            finally:
+                self._release()
+        future: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
+        entry = (task, future)
+        self._waiting.append(entry)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if entry in self._waiting:  # not sent yet: it is not submitted at all
+                self._waiting.remove(entry)
+            raise
+
+    def _release(self) -> None:
+        """The call on its way has ended: send what waits (in a task of its own), or go idle."""
+        if self._waiting:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
+                try:
+                    outcomes = await self._send([task for task, _ in batch], None)
+                except Exception as exc:  # every waiter of the call hears why it failed
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                except BaseException:
+                    self._waiting = batch + self._waiting
+                    raise
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            # Stopped (the loop closing): whoever still waits is told so rather than left hanging.
+            for _, future in self._waiting:
+                future.cancel()
+            self._waiting = []
+            self._busy = False
+            self._drainer = None
+
+
 class TaskStore:
     """All reads and writes of task state: the only door to Redis. Scripts are loaded once and
     called by EVALSHA; ``close()`` closes the connection.
@@ -101,6 +168,7 @@ class TaskStore:
         #: id -> queue of the tasks this process claimed and has not finished (a worker's renewals
         #: and outcomes then need no look-up); entries leave at finish or when the lease is lost.
         self._held: dict[str, str] = {}
+        self._submits = _GroupCommit(self._submit_chunk)
 
     async def close(self) -> None:
         """Close the Redis connection (pool)."""
@@ -151,10 +219,17 @@ class TaskStore:
     async def submit(self, task: NewTask) -> SubmitOutcome:
         """Create one task and its queue (or schedule) entry atomically; 1 round trip.
 
+        Submits made while another is on its way to Redis go together in the next script call
+        (each still atomic on its own, answered as if alone), so many concurrent submitters share
+        round trips; a lone submit is sent at once. A task with an Idempotency-Key or a chosen id
+        is sent alone (its conflict must not refuse its neighbours).
+
         Raises ``IdempotencyConflictError`` (writing nothing) when its Idempotency-Key was used
         for a request with another fingerprint.
         """
-        return (await self.submit_many([task]))[0]
+        if task.idempotency_key or not is_fresh_id(task.id):
+            return (await self.submit_many([task]))[0]
+        return await self._submits.submit(task)
 
     async def submit_many(
         self,

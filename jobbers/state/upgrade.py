@@ -8,12 +8,16 @@ deletes each old key once it is moved, so it is safe to run again, or after an i
 resumes), and finds nothing to do on data that is already upgraded. Stop the old processes first:
 one still running keeps writing the old names.
 
-What moves where: each task record to its queue's space (and the locator); the ready, scheduled,
-running and rate-window sets of each queue to its space; the status, in-flight and dead-letter
+What moves where: each task record to its queue's space (and the locator); the ready, scheduled
+and rate-window sets of each queue to its space; the status, in-flight and dead-letter
 indexes split by each task's queue; Idempotency-Keys to the space of the task they name (a bulk
 request's own key to every queue's); workers' task-type configs to every queue's space; the
 per-minute throughput counts split by queue; the lease counter to every queue's space (never
 lowered). The global keys (the queue set, workers) keep their names.
+
+Each queue's running set (``running:NAME``, its started ids, old layout or in its space) is gone
+since a space's index of started tasks counts them: such a set is deleted, nothing moves (the
+status indexes carry those tasks). Nothing reads one any longer, so one left behind is harmless.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from jobbers.state.store import TaskStore
 
 #: Old keys examined per round trip.
 BATCH = 500
+#: A queue's running set (its started ids) in the layouts before: no longer written or read.
+OLD_RUNNING = "running:{}"
 
 
 @dataclass
@@ -59,7 +65,8 @@ class LayoutUpgrade:
         self.report = UpgradeReport()
 
     def _old(self, name: str, part: str = "") -> str:
-        return self.old + SPACE_KEYS[name].replace("{}", part)
+        template = OLD_RUNNING if name == "running" else SPACE_KEYS[name]
+        return self.old + template.replace("{}", part)
 
     async def _scan(self, name: str) -> AsyncIterator[list[str]]:
         """Batches of old keys of kind ``name`` (their varying part)."""
@@ -131,12 +138,19 @@ class LayoutUpgrade:
             await pipe.execute()
 
     async def _queue_keys(self) -> None:
-        for name in ("ready", "sched", "running", "rate"):
+        for name in ("ready", "sched", "rate"):
             async for queues in self._scan(name):
                 for queue in queues:
                     await self._merge(self._old(name, queue), getattr(self.keys.queue(queue), name))
                     self.report.queue_keys += 1
                 await self.redis.sadd(self.keys.queues, *queues)  # type: ignore[misc,unused-ignore]
+        async for queues in self._scan("running"):
+            await self.redis.delete(*(self._old("running", q) for q in queues))
+            self.report.queue_keys += len(queues)
+        every = await self._queues()
+        if every:  # the running sets of the per-queue spaces, before their started index counted
+            leftover = [self.keys.space_prefix(q) + OLD_RUNNING.replace("{}", q) for q in every]
+            self.report.other_keys += int(await self.redis.delete(*leftover))
 
     async def _merge(self, old_key: str, new_key: str) -> None:
         """Merge ``old_key`` (a sorted set or set) into ``new_key``, then delete it."""

@@ -22,6 +22,36 @@ local SCHEDULE_CHANGED = false
 local TRANSITIONS = {}       -- id, old, new of each status change, flat: published for `jobbers tail`
 local TRANSITIONS_AT = nil   -- when they happened (a script uses one 'now' throughout)
 local WF_ENDED = {}          -- {workflow id, node id, status, task id} of each workflow node that ended
+-- The sorted-set indexes a script only writes (the status indexes, the in-flight leases): each
+-- entry's last write, per key (id -> score, or false: removed), written when the script ends in
+-- one ZADD and one ZREM per key, not one command per task. No script reads them after writing
+-- them (recover and stall_silent read theirs first), so the deferral is invisible.
+local INDEX = {}             -- key -> {id -> score | false}
+local INDEX_KEYS = {}        -- those keys, in the order first written
+local function index_entry(key)
+  local m = INDEX[key]
+  if not m then m = {}; INDEX[key] = m; INDEX_KEYS[#INDEX_KEYS + 1] = key end
+  return m
+end
+local function index_add(key, score, id) index_entry(key)[id] = score end
+local function index_rem(key, id) index_entry(key)[id] = false end
+local INDEX_CHUNK = 4000     -- arguments per command (unpack's limit is about 8000)
+local function index_write(cmd, key, args)
+  for from = 1, #args, INDEX_CHUNK do
+    redis.call(cmd, key, unpack(args, from, math.min(#args, from + INDEX_CHUNK - 1)))
+  end
+end
+local function flush_index()
+  for _, key in ipairs(INDEX_KEYS) do
+    local add, rem = {}, {}
+    for id, score in pairs(INDEX[key]) do
+      if score then add[#add + 1] = score; add[#add + 1] = id else rem[#rem + 1] = id end
+    end
+    if rem[1] then index_write('ZREM', key, rem) end
+    if add[1] then index_write('ZADD', key, add) end
+  end
+  INDEX, INDEX_KEYS = {}, {}
+end
 
 -- The event log. Every status change (move_status) appends an event in the call that makes it,
 -- so the log and the state never disagree; so do a cancel request and a progress report
@@ -43,6 +73,10 @@ local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
 local function know(id, attempt, worker, name, corr)
   KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
 end
+-- The workflow run and node of a task (false / '' = none), when the script read them anyway (else
+-- end_task reads them).
+local WORKFLOW_OF = {}       -- id -> {workflow id, node id}
+local function know_workflow(id, wid, node) WORKFLOW_OF[id] = {wid, node} end
 -- Append one event of task id; returns the record field and value that hold it there.
 local function log_event(id, etype, detail, ts, with_worker)
   local k = KNOWN[id]
@@ -86,8 +120,8 @@ local function move_status(id, old, new, ts)
   if not (moves and moves[new]) then
     error('jobbers: transition ' .. tostring(old) .. ' -> ' .. tostring(new) .. ' of ' .. id .. ' is not allowed')
   end
-  if old ~= UNSUBMITTED then redis.call('ZREM', K_status(old), id) end
-  redis.call('ZADD', K_status(new), ts, id)
+  if old ~= UNSUBMITTED then index_rem(K_status(old), id) end
+  index_add(K_status(new), ts, id)
   local n = #TRANSITIONS
   TRANSITIONS[n + 1], TRANSITIONS[n + 2], TRANSITIONS[n + 3] = id, old, new
   TRANSITIONS_AT = ts
@@ -179,7 +213,7 @@ local function end_task(id, tk, queue, old, new, now, dead_letter, ckey, ...)
   end
   count_terminal(queue, new, now)
   -- A workflow node's successors are released (or cancelled) by wf_advance, in this same call.
-  local w = redis.call('HMGET', tk, 'workflow_id', 'workflow_node')
+  local w = WORKFLOW_OF[id] or redis.call('HMGET', tk, 'workflow_id', 'workflow_node')
   if w[1] and w[1] ~= '' then WF_ENDED[#WF_ENDED + 1] = {w[1], w[2], new, id} end
 end
 -- Put a task into its queue's ready set: the one way a task becomes ready (submit, retry, lease
@@ -245,11 +279,11 @@ local function make_scheduled(id, tk, queue, old, run_at, now, ...)
   SCHEDULE_CHANGED = true
   if old ~= UNSUBMITTED then release_slot(id, queue, redis.call('HGET', tk, 'concurrency_key'), now) end
 end
--- Leave 'started': drop the lease from the in-flight index and count the task out of its queue.
+-- Leave 'started': drop the lease from the in-flight index (the queue's running count, for
+-- max_concurrent, is its space's index of started tasks, which move_status keeps).
 -- (The lease field itself may stay: every fenced write also requires status 'started'.)
 local function release(id, queue)
-  redis.call('ZREM', K_inflight, id)
-  redis.call('SREM', K_running(queue), id)
+  index_rem(K_inflight, id)
   FREED[queue] = true
 end
 -- Append one error record to a task's msgpack-encoded error history.
@@ -554,4 +588,5 @@ local function flush_effects()
   if TRANSITIONS_AT then
     redis.call('PUBLISH', C_transitions, fmt(TRANSITIONS_AT) .. ' ' .. table.concat(TRANSITIONS, ' '))
   end
+  flush_index()
 end

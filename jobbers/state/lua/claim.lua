@@ -21,7 +21,9 @@ for qi = 1, #KEYS do
   local allowed = remaining
   if redis.call('EXISTS', K_paused(queue)) == 1 then allowed = 0 end  -- paused: start nothing from it
   if maxc > 0 and allowed > 0 then
-    allowed = math.min(allowed, maxc - redis.call('SCARD', K_running(queue)))
+    -- Its space holds this queue's tasks alone, so its started index counts the queue's running
+    -- tasks (those outside processes run included).
+    allowed = math.min(allowed, maxc - redis.call('ZCARD', K_status(STARTED)))
   end
   if rlim > 0 and allowed > 0 then
     local rk = K_rate(queue)
@@ -52,8 +54,7 @@ for qi = 1, #KEYS do
           local evf, evv = move_status(id, SUBMITTED, STARTED, now)
           redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
             'worker_id', worker, 'lease', token, 'lease_ms', ARGV[4], evf, evv)
-          redis.call('ZADD', K_inflight, now + lease_ms, id)
-          redis.call('SADD', K_running(queue), id)
+          index_add(K_inflight, now + lease_ms, id)
           if rlim > 0 then redis.call('ZADD', K_rate(queue), now, token) end
           claimed[#claimed + 1] = claim_row(f, id, queue, token, popped[p + 1])
           allowed = allowed - 1

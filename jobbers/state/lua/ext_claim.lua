@@ -14,7 +14,7 @@ local now = now_ms()
 local now_s = fmt(now)
 local claimed = {}
 if redis.call('EXISTS', K_paused(queue)) == 1 then return {now_s, claimed} end
-if maxc > 0 then remaining = math.min(remaining, maxc - redis.call('SCARD', K_running(queue))) end
+if maxc > 0 then remaining = math.min(remaining, maxc - redis.call('ZCARD', K_status(STARTED))) end
 while remaining > 0 do
   local best, best_score, best_set = nil, nil, nil
   for _, set in ipairs(KEYS) do
@@ -37,8 +37,7 @@ while remaining > 0 do
       local evf, evv = move_status(best, SUBMITTED, STARTED, now)
       redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
         'worker_id', claimer, 'lease', token, 'ext_lease_ms', ARGV[4], evf, evv)
-      redis.call('ZADD', K_inflight, now + lease_ms, best)
-      redis.call('SADD', K_running(queue), best)
+      index_add(K_inflight, now + lease_ms, best)
       claimed[#claimed + 1] = {best, token}
       remaining = remaining - 1
     end

@@ -16,6 +16,5 @@ know(id, f[7], ARGV[3], f[4], f[8])
 local evf, evv = move_status(id, SUBMITTED, STARTED, now)
 redis.call('HSET', tk, 'status', STARTED, 'started_at', now_s, 'updated_at', now_s,
   'worker_id', ARGV[3], 'lease', ARGV[5], 'ext_lease_ms', ARGV[4], evf, evv)
-redis.call('ZADD', K_inflight, now + tonumber(ARGV[4]), id)
-redis.call('SADD', K_running(queue), id)
+index_add(K_inflight, now + tonumber(ARGV[4]), id)
 return 1

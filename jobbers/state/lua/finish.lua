@@ -9,12 +9,13 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[3])) do
   local id, new = o[FINISH.id], o[FINISH.status]
   local tk = KEYS[i]
   local f = redis.call('HMGET', tk, 'status', 'lease', 'queue', 'submitted_at', 'retry_attempt', 'priority',
-    'concurrency_key', 'worker_id', 'name', 'correlation_id')
+    'concurrency_key', 'worker_id', 'name', 'correlation_id', 'workflow_id', 'workflow_node')
   if f[1] ~= STARTED or f[2] ~= o[FINISH.token] then
     out[i] = 0
   else
     local queue = f[3]
     know(id, f[5], f[8], f[9], f[10])
+    know_workflow(id, f[11], f[12])
     release(id, queue)
     local etype = o[FINISH.error_type]
     local error_text = ''

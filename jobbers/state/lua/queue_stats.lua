@@ -31,7 +31,7 @@ for i = 1, #KEYS do
   end
   local now_counts = redis.call('HMGET', this_minute, queue .. ':' .. COMPLETED, queue .. ':' .. FAILED)
   local last_counts = redis.call('HMGET', last_minute, queue .. ':' .. COMPLETED, queue .. ':' .. FAILED)
-  out[i] = {redis.call('ZCARD', ready), redis.call('ZCARD', K_sched(queue)), redis.call('SCARD', K_running(queue)),
+  out[i] = {redis.call('ZCARD', ready), redis.call('ZCARD', K_sched(queue)), redis.call('ZCARD', K_status(STARTED)),
     redis.call('EXISTS', K_paused(queue)), fmt(oldest), now_counts[1] or '0', now_counts[2] or '0',
     last_counts[1] or '0', last_counts[2] or '0', blocked, external}
 end

@@ -1,4 +1,5 @@
-"""Recycling benchmark: the default WORKER_TTL=50 under a restart loop, versus WORKER_TTL=0.
+"""Recycling benchmark: the default WORKER_TTL=50 under a restart loop, and forked by one parent
+(WORKER_RECYCLE=fork), versus WORKER_TTL=0.
 
     python benchmarks/recycle.py [--tasks 1000] [--ms 10] [--ttl 50] [--collector refused|hung|off]
 
@@ -8,13 +9,17 @@ process when the previous one has exited (what systemd's ``Restart=always`` or D
 policy do), with every other setting at its default: 5 slots, telemetry on with the default
 exporter, and no collector to export to (``--collector refused``: nothing listens on the OTLP
 port; ``hung``: a socket accepts connections and never answers; ``off``: ``OTEL_SDK_DISABLED``).
-Then the same tasks with ``WORKER_TTL=0``: one process, stopped with SIGTERM once they are done.
+Then the same tasks through one ``jobbers_worker --recycle fork`` (``WORKER_RECYCLE=fork``: a
+parent that loaded everything forks a fresh worker for each ``WORKER_TTL`` tasks), and with
+``WORKER_TTL=0``: one process each, stopped with SIGTERM once the tasks are done.
 
 Prints, per run: tasks/s (from the first worker being ready to the last task completed, so the
 TTL=0 figure is the steady rate and the TTL=50 one pays for every restart after the first),
-process starts, start -> ready to claim (spawn to the worker's "started" log line, which it
-writes just before its first claim), exit time (from the "reached WORKER_TTL" line, or from
-SIGTERM, to the process having exited), worker CPU per task, and the TTL=0 worker's idle RSS.
+process starts (worker lifetimes, in fork mode), start -> ready to claim (spawn to the worker's
+"started" log line, which it writes just before its first claim; in fork mode, from a lifetime's
+"reached WORKER_TTL" line to the next lifetime's "started"), exit time (from the "reached
+WORKER_TTL" line, or from SIGTERM, to the process having exited), worker CPU per task, and the
+TTL=0 worker's idle RSS.
 Also the time of ``import jobbers.cli``, and with ``--rss`` the idle RSS of a worker whose
 OTLP exporter is loaded (gRPC, the default, and http/protobuf; a collector that accepts
 connections and never answers stands in for a real one). It measures; it never fails.
@@ -52,6 +57,7 @@ WORKER = str(Path(sys.executable).parent / "jobbers_worker")
 @dataclass
 class Run:
     ttl: int
+    fork: bool = False
     elapsed: float = 0.0  # from the first worker's "started" line to the last task completed
     wall: float = 0.0  # from the first spawn
     starts: int = 0
@@ -91,18 +97,25 @@ async def supervise(run: Run, env: dict[str, str], store: TaskStore, total: int)
     watcher = asyncio.create_task(watch())
     while not done.is_set():
         spawned = time.perf_counter()
+        recycle = ["--recycle", "fork"] if run.fork else []
         proc = await asyncio.create_subprocess_exec(
-            WORKER, "benchmarks.bench_tasks", env=env, cwd=ROOT,
+            WORKER, *recycle, "benchmarks.bench_tasks", env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        run.starts += 1
         marks: dict[str, float] = {}
 
-        async def read_log(proc: asyncio.subprocess.Process = proc, marks: dict[str, float] = marks) -> None:
+        async def read_log(
+            proc: asyncio.subprocess.Process = proc, marks: dict[str, float] = marks, spawned: float = spawned
+        ) -> None:
             assert proc.stderr is not None
             async for line in proc.stderr:
                 if b" started, role=" in line:
-                    marks["ready"] = time.perf_counter()
+                    run.starts += 1
+                    if "ready" not in marks:
+                        marks["ready"] = time.perf_counter()
+                        run.ready.append(marks["ready"] - spawned)
+                    elif "ttl" in marks:  # a forked lifetime after the previous one's last claim
+                        run.ready.append(time.perf_counter() - marks.pop("ttl"))
                 elif b"reached WORKER_TTL" in line:
                     marks["ttl"] = time.perf_counter()
 
@@ -113,7 +126,7 @@ async def supervise(run: Run, env: dict[str, str], store: TaskStore, total: int)
             # All done while this process runs: a TTL worker about to exit gets a moment to say
             # so; else (WORKER_TTL=0, or a process that got no work) it is stopped with SIGTERM.
             await asyncio.wait([exited], timeout=0.3)
-            if "ttl" not in marks and not exited.done():
+            if ("ttl" not in marks or run.fork) and not exited.done():
                 if run.ttl == 0:
                     await asyncio.sleep(1.0)  # idle for a second, then read its memory
                     run.idle_rss_mb = rss_mb(proc.pid)
@@ -122,8 +135,6 @@ async def supervise(run: Run, env: dict[str, str], store: TaskStore, total: int)
         await exited
         ended = time.perf_counter()
         await reader
-        if "ready" in marks:
-            run.ready.append(marks["ready"] - spawned)
         if "ttl" in marks:
             run.exits.append(ended - marks["ttl"])
     await watcher
@@ -183,29 +194,37 @@ def fmt_ms(values: list[float]) -> str:
 
 async def measure(args: argparse.Namespace, server: RedisServer, env: dict[str, str]) -> None:
     runs = []
-    for ttl in (args.ttl, 0):
+    modes = {"exit": (args.ttl, False), "fork": (args.ttl, True), "ttl0": (0, False)}
+    for ttl, fork in (modes[mode] for mode in args.modes.split(",")):
         # A store per run: one that saw the data FLUSHALL removed would not register its queue again.
         store = TaskStore(connect(server.url))
         try:
             await store.redis.flushall()
             tasks = [NewTask(name="sleep_ms", params={"ms": args.ms}) for _ in range(args.tasks)]
             await store.submit_many(tasks)
-            run = Run(ttl)
+            run = Run(ttl, fork)
             await supervise(run, {**env, "WORKER_TTL": str(ttl)}, store, args.tasks)
             runs.append(run)
         finally:
             await store.close()
     for run in runs:
         rate = args.tasks / run.elapsed
+        mode = "fork" if run.fork else "exit"
         print(
-            f"WORKER_TTL={run.ttl:<3} {rate:7.1f} tasks/s  {run.elapsed:6.2f} s "
+            f"WORKER_TTL={run.ttl:<3} {mode} {rate:7.1f} tasks/s  {run.elapsed:6.2f} s "
             f"({run.wall:.2f} s with the first start)  starts {run.starts:3d}  "
             f"ready {fmt_ms(run.ready)}  exit {fmt_ms(run.exits)}  "
             f"CPU/task {run.cpu / args.tasks * 1000:.1f} ms  completed {run.completed}"
         )
-    recycled, steady = runs
-    print(f"TTL={recycled.ttl} rate / TTL=0 rate: {steady.elapsed / recycled.elapsed:.0%} (target >= 70%)")
-    print(f"TTL=0 worker idle RSS after the run: {steady.idle_rss_mb:.0f} MB (budget 80 MB)")
+    steady = next((run for run in runs if run.ttl == 0), None)
+    for run in runs:
+        if steady is not None and run.ttl:
+            mode = "fork" if run.fork else "exit"
+            print(
+                f"TTL={run.ttl} {mode} rate / TTL=0 rate: {steady.elapsed / run.elapsed:.0%} (target >= 70%)"
+            )
+    if steady is not None:
+        print(f"TTL=0 worker idle RSS after the run: {steady.idle_rss_mb:.0f} MB (budget 80 MB)")
     if args.rss:
         for protocol, listening in (("grpc", False), ("grpc", True), ("http/protobuf", True)):
             rss = await exporter_rss(env, server.url, protocol, listening)
@@ -262,6 +281,7 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--ms", type=float, default=10.0, help="how long each task sleeps")
     parser.add_argument("--ttl", type=int, default=50)
+    parser.add_argument("--modes", default="exit,fork,ttl0", help="runs: exit (restart loop), fork, ttl0")
     parser.add_argument("--collector", choices=("refused", "hung", "off"), default="refused")
     parser.add_argument(
         "--rss", action="store_true", help="also the idle RSS with each OTLP exporter loaded (~15 s more)"

@@ -19,8 +19,10 @@ gc.disable()
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -28,10 +30,12 @@ from typing import Any
 from jobbers.config_store import ConfigStore
 from jobbers.errors import ConfigurationError, JobbersError, StartupError
 from jobbers.logs import configure_logging
+from jobbers.process import Turn, run_forked_lifetimes
 from jobbers.recurring_entries import store_declared_recurring
 from jobbers.registry import load_task_module, runnable_tasks
 from jobbers.settings import Settings
 from jobbers.startup import (
+    EXIT_CONFIGURATION,
     ensure_port_free,
     load_settings,
     open_store,
@@ -42,7 +46,7 @@ from jobbers.startup import (
 )
 from jobbers.state.connection import TRANSIENT_REDIS_ERRORS
 from jobbers.state.store import TaskStore
-from jobbers.telemetry import export_interval_seconds, setup_telemetry
+from jobbers.telemetry import Telemetry, export_interval_seconds, setup_telemetry
 
 # Each command imports the room it runs (worker, scheduler, cleaner, manager) when it runs: a
 # worker recycled every WORKER_TTL tasks does not load the others at each start
@@ -92,15 +96,24 @@ def _parser(prog: str, description: str, note: str = "") -> argparse.ArgumentPar
     )
 
 
+async def _prepare_config(config: ConfigStore) -> None:
+    """Migrate the SQL schema and store the recurring entries the task module declares."""
+    await prepare_sql(config)
+    await store_declared_recurring(config)
+
+
 @asynccontextmanager
-async def _services(settings: Settings) -> AsyncIterator[tuple[TaskStore, ConfigStore]]:
-    """Redis and SQL for a long-running process, with the SQL schema migrated; closed on exit."""
+async def _services(
+    settings: Settings, prepared: bool = False
+) -> AsyncIterator[tuple[TaskStore, ConfigStore]]:
+    """Redis and SQL for a long-running process, with the SQL schema migrated (unless ``prepared``
+    already); closed on exit."""
     store = open_store(settings)
     try:
         config = ConfigStore(settings.sql_path)
         try:
-            await prepare_sql(config)
-            await store_declared_recurring(config)
+            if not prepared:
+                await _prepare_config(config)
             yield store, config
         finally:
             await config.close()
@@ -109,13 +122,13 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[TaskStore, Config
 
 
 def _start_with_task_module(
-    prog: str, description: str, argv: list[str] | None, require_tasks: bool = False, burst: bool = False
+    prog: str, description: str, argv: list[str] | None, require_tasks: bool = False, worker: bool = False
 ) -> Settings:
-    """Parse ``<task_module>`` (and, with ``burst``, the burst flags, which win over their
+    """Parse ``<task_module>`` (and, with ``worker``, the worker's flags, which win over their
     variables), read settings, set up logging and import the user's tasks."""
     parser = _parser(prog, description)
     parser.add_argument("task_module", help="dotted module name or path to a .py file registering tasks")
-    if burst:
+    if worker:
         parser.add_argument(
             "--burst", action="store_true", help="run what the queues hold, then exit 0 (WORKER_BURST)"
         )
@@ -126,15 +139,24 @@ def _start_with_task_module(
             default=None,
             help="a burst run stops claiming after this long (WORKER_BURST_MAX_SECONDS)",
         )
+        parser.add_argument(
+            "--recycle",
+            choices=("exit", "fork"),
+            default=None,
+            help="after WORKER_TTL tasks, exit (for a supervisor) or fork a fresh worker (WORKER_RECYCLE)",
+        )
     args = parser.parse_args(argv)
-    if burst and args.max_seconds is not None and args.max_seconds < 0:
+    if worker and args.max_seconds is not None and args.max_seconds < 0:
         parser.error("--max-seconds must not be negative")
     settings = load_settings()
-    if burst and (args.burst or args.max_seconds is not None):
+    if worker:
         changes: dict[str, object] = {"worker_burst": True} if args.burst else {}
         if args.max_seconds is not None:
             changes["worker_burst_max_seconds"] = args.max_seconds
-        settings = settings.model_copy(update=changes)
+        if args.recycle is not None:
+            changes["worker_recycle"] = args.recycle
+        if changes:
+            settings = settings.model_copy(update=changes)
     _setup_logging(settings)
     try:
         load_task_module(args.task_module)
@@ -150,30 +172,81 @@ def _start_with_task_module(
 
 
 def worker_main(argv: list[str] | None = None) -> int:
-    """``jobbers_worker [--burst [--max-seconds S]] <task_module>``: run a worker for ``WORKER_ROLE``
-    (with ``--burst``, until its queues are drained)."""
+    """``jobbers_worker [--burst [--max-seconds S]] [--recycle exit|fork] <task_module>``: run a
+    worker for ``WORKER_ROLE`` (with ``--burst``, until its queues are drained)."""
     return run_command("jobbers_worker", lambda: _worker(argv))
 
 
 def _worker(argv: list[str] | None) -> int:
     with _loading():
         settings = _start_with_task_module(
-            "jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True, burst=True
+            "jobbers_worker", "Run a Jobbers worker.", argv, require_tasks=True, worker=True
         )
         from jobbers.worker import Worker
 
-        telemetry = setup_telemetry("jobbers-worker")
+        forking = settings.worker_recycle == "fork" and settings.worker_ttl > 0 and not settings.worker_burst
+        if forking:
+            _preload_worker_lifetime(settings)
+        else:
+            telemetry = setup_telemetry("jobbers-worker")
 
-    async def main() -> int:
-        async with _services(settings) as (store, config):
-            await Worker(settings, store, config).run()
+    def lifetime(telemetry: Telemetry, turn: Turn) -> int:
+        async def main() -> int:
+            async with _services(settings, prepared=forking) as (store, config):
+                worker = Worker(settings, store, config)
+                if turn.queued:  # a forked worker reads its queues, then waits for the one before it
+                    await redis_problem(store)
+                    await worker.refresh_config()
+                    if not turn.wait():
+                        return 0
+                await worker.run()
+                turn.done()
+            return 0
+
+        try:
+            return _run(main())
+        finally:
+            gc.freeze()  # the interpreter's final collection at exit then has nothing to traverse
+            telemetry.shutdown()
+
+    if not forking:
+        return lifetime(telemetry, Turn())
+
+    async def prepare() -> int:  # once for every lifetime; it leaves no loop, connection or thread
+        config = ConfigStore(settings.sql_path)
+        try:
+            await _prepare_config(config)
+        finally:
+            await config.close()
         return 0
 
-    try:
-        return _run(main())
-    finally:
-        gc.freeze()  # the interpreter's final collection at exit then has nothing to traverse
-        telemetry.shutdown()
+    _run(prepare())
+    gc.collect()
+    gc.freeze()  # the children's collections never traverse (and so never copy) what the parent loaded
+
+    # Each child makes its own event loop, connections and telemetry providers (and threads).
+    def child(turn: Turn) -> int:
+        return run_command("jobbers_worker", lambda: lifetime(setup_telemetry("jobbers-worker"), turn))
+
+    log.info("worker parent %d forks a worker for each WORKER_TTL=%d tasks", os.getpid(), settings.worker_ttl)
+    return run_forked_lifetimes(child, final_statuses=(EXIT_CONFIGURATION,))
+
+
+def _preload_worker_lifetime(settings: Settings) -> None:
+    """Load, in a ``WORKER_RECYCLE=fork`` parent, what each forked worker would load at its start
+    (its event loop, the telemetry SDK's providers, the Lua scripts' sources), so no child pays."""
+    from jobbers.state.scripts import SCRIPT_NAMES, script_source
+
+    for name in SCRIPT_NAMES:
+        script_source(name, audit_max_events=settings.audit_max_events)
+
+    import opentelemetry.sdk.metrics
+    import opentelemetry.sdk.resources
+    import opentelemetry.sdk.trace
+    import opentelemetry.sdk.trace.export  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
 
 
 def scheduler_main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     worker_ttl: int = Field(default=50, ge=0)
     """Exit after this many tasks (run under a supervisor); 0 = run forever. A burst worker
     (WORKER_BURST) counts it only when it is set."""
+    worker_recycle: Literal["exit", "fork"] = "exit"
+    """How a worker is recycled after WORKER_TTL tasks (also `--recycle`): `exit` ends the process
+    (a supervisor starts the next one); `fork` keeps a parent process that loaded everything once
+    and forks a fresh worker for each WORKER_TTL tasks (ignored with WORKER_TTL=0 or in burst mode)."""
     worker_lease_seconds: float = Field(default=30.0, gt=0)
     """Seconds a claimed task's lease lasts; the worker renews it every third of this."""
     worker_shutdown_grace: float = Field(default=30.0, ge=0)

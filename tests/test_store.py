@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from jobbers.client import JobbersClient
@@ -90,6 +91,23 @@ async def test_a_submit_cancelled_while_it_waits_for_the_call_on_its_way_is_not_
     assert await store.get_task(waiting.id) is None
     after = await store.submit(NewTask(name="t"))  # the batcher is idle again
     assert after.created and await store.queue_depth("default") == 3
+
+
+async def _calls_of(store: TaskStore, command: str) -> int:
+    stats = await store.redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_a_task_read_back_by_its_submitter_needs_no_locator_look_up(store: TaskStore, redis: Redis) -> None:
+    mine = await store.submit(NewTask(name="t", queue="q1"))
+    theirs = await TaskStore(redis, store.keys.prefix).submit(NewTask(name="t", queue="q2"))
+    before = await _calls_of(store, "hmget")
+    got = await store.get_task(mine.id)
+    assert got is not None and got.queue == "q1"
+    assert await _calls_of(store, "hmget") == before  # the submitter knew its queue
+    other = await store.get_task(theirs.id)
+    assert other is not None and other.queue == "q2"
+    assert await _calls_of(store, "hmget") == before + 1  # another's task: found by the locator
 
 
 async def test_submit_with_the_same_id_or_idempotency_key_returns_the_same_task(store: TaskStore) -> None:

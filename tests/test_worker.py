@@ -315,6 +315,25 @@ async def test_idle_worker_picks_up_new_work_within_milliseconds(run_worker: Run
     assert latencies[10] < 0.05  # the wake-up signal works (the 5 s safety poll would be far slower)
 
 
+async def test_a_worker_at_capacity_waits_for_a_free_slot_without_spinning_on_new_work(
+    run_worker: Runner, client: JobbersClient
+) -> None:
+    @register_task(name="long_one")
+    async def long_one() -> None:
+        await asyncio.sleep(1.5)
+
+    await run_worker(worker_concurrent_tasks=1)
+    first = await client.submit("long_one")
+    while (await client.get(first.id)).status is not TaskStatus.STARTED:
+        await asyncio.sleep(0.01)
+    second = await client.submit("long_one")  # its wake-up reaches a worker with no free slot
+    cpu = time.process_time()
+    await asyncio.sleep(1.0)
+    # This process only waits meanwhile; a claim loop spinning on the wake-up took a whole core.
+    assert time.process_time() - cpu < 0.5
+    assert (await client.wait(second.id, 10)).status is TaskStatus.COMPLETED
+
+
 async def test_scheduled_task_runs_at_its_time(run_worker: Runner, client: JobbersClient) -> None:
     @register_task(name="later")
     async def later() -> None: ...

@@ -246,11 +246,13 @@ def _used_by(code: str, definitions: list[tuple[set[str], str]]) -> str:
     return "".join(reversed(kept))
 
 
+@functools.cache
 def script_source(name: str, flags: bool = True, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> str:
     """The source of script ``name``: the check of its key space, the generated names and shared
     helpers it uses, its body, and the flush of the effects it collected. A script with an
     ``OOM_RULES`` entry states it by its flags, or (``flags=False``, for Redis before 7) by its
-    first write."""
+    first write. Built once per process (a ``WORKER_RECYCLE=fork`` parent builds them for its
+    children)."""
     lua = resources.files("jobbers.state") / "lua"
     rule = OOM_RULES.get(name)
     guard = _GUARD[rule] if rule is not None and not flags else ""

@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 
+#: How many of its own newest submits a store remembers the queue of (about 100 bytes each).
+SUBMITTED_MEMORY = 10_000
+
+
 def _s(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -168,6 +172,10 @@ class TaskStore:
         #: id -> queue of the tasks this process claimed and has not finished (a worker's renewals
         #: and outcomes then need no look-up); entries leave at finish or when the lease is lost.
         self._held: dict[str, str] = {}
+        #: id -> queue of the last SUBMITTED_MEMORY tasks this process created under ids it made
+        #: (``new_task_id``: never another task's), so reading one back (``client.wait``, a
+        #: status request after a submit) needs no locator look-up. Oldest first.
+        self._submitted: dict[str, str] = {}
         self._submits = _GroupCommit(self._submit_chunk)
 
     async def close(self) -> None:
@@ -196,7 +204,8 @@ class TaskStore:
     async def locate(self, task_ids: Sequence[str]) -> dict[str, str]:
         """The queue of each of these tasks that exists (by the locator; tasks this process holds
         need no round trip)."""
-        found = {i: self._held[i] for i in task_ids if i in self._held}
+        held, submitted = self._held, self._submitted
+        found = {i: held.get(i) or submitted[i] for i in task_ids if i in held or i in submitted}
         missing = [i for i in dict.fromkeys(task_ids) if i not in found]
         if missing:
             raw: Any = await self.redis.hmget(self.keys.locator, missing)  # type: ignore[misc,unused-ignore]
@@ -328,6 +337,8 @@ class TaskStore:
                 if task_id:
                     conflicts.append(f"{task.idempotency_key!r} (task {_s(task_id)})")
                 continue
+            if _s(kind) == SubmitKind.NEW and is_fresh_id(task.id):
+                self._remember_submitted(task.id, task.queue)
             outcomes.append(
                 SubmitOutcome(
                     id=_s(task_id),
@@ -343,6 +354,12 @@ class TaskStore:
                 f"Idempotency-Key {keys_used} was already used for a different request; nothing was written"
             )
         return outcomes
+
+    def _remember_submitted(self, task_id: str, queue: str) -> None:
+        submitted = self._submitted
+        submitted[task_id] = queue
+        if len(submitted) > SUBMITTED_MEMORY:
+            del submitted[next(iter(submitted))]
 
     async def _ids_held_elsewhere(self, part: Sequence[NewTask]) -> dict[int, Any]:
         """Submit rows (``SUBMIT_EXISTING``) for the tasks of ``part`` whose id the locator gives to

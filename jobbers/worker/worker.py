@@ -88,6 +88,10 @@ class Worker:
         self.stopping = False
         self._stop_requested = asyncio.Event()
         self._wake = asyncio.Event()
+        #: Whether ready work may wait that no claim has been asked for since: a claim that filled
+        #: its batch, a wake-up, a reconnect or a queue change sets it; asking for a claim clears it.
+        #: Without it a task's end starts no claim (the queues were drained; new work wakes us).
+        self._more_work = True
         self._outcome_ready = asyncio.Event()
         self._rotation = 0
         self._closed = False
@@ -107,7 +111,7 @@ class Worker:
         if handle_signals:
             stop_on_signals(self.request_shutdown)
         listener = self.store.listener(
-            on_wake=self._on_wake, on_cancel=self._on_cancel, on_reconnect=self._wake.set
+            on_wake=self._on_wake, on_cancel=self._on_cancel, on_reconnect=self._recheck
         )
         if not await self._unless_stopped(self._start_up(), grace=0):
             log.info("worker %s stopped before Redis was reachable", self.worker_id)
@@ -243,7 +247,7 @@ class Worker:
             log.info("worker %s now consumes %s %s", self.worker_id, [q.name for q in queues], how)
             self.queues = queues
             self.in_order = in_order
-            self._wake.set()
+            self._recheck()
 
     async def _why_role_has_no_queues(self) -> str:
         role_name = self.settings.worker_role
@@ -329,11 +333,15 @@ class Worker:
                 break
             free = self._capacity()
             if free <= 0 or not self.queues:
+                # No slot: a wake-up now would only spin this loop. The work it announced is
+                # remembered (_more_work), and the next task's end wakes the loop to claim it.
+                self._wake.clear()
                 await self._wait_for_wake(
                     self.burst.capped(IDLE_RECHECK_SECONDS) if self.burst else IDLE_RECHECK_SECONDS
                 )
                 continue
             self._wake.clear()
+            self._more_work = False
             order = self.queues if self.in_order else self._rotated_queues()
             try:
                 result = await within(
@@ -350,6 +358,7 @@ class Worker:
             for claimed in result.tasks:
                 self._start(claimed, result.now_ms)
             if len(result.tasks) >= free:
+                self._more_work = True  # a full batch: more may wait
                 continue
             if self.burst is not None:
                 wait = await self._burst_wait()
@@ -398,6 +407,16 @@ class Worker:
 
     def _on_wake(self, queue: str) -> None:
         if any(q.name == queue for q in self.queues):
+            self._recheck()
+
+    def _recheck(self) -> None:
+        """Claim again: work may be ready that no claim has been asked for yet."""
+        self._more_work = True
+        self._wake.set()
+
+    def _slot_freed(self) -> None:
+        """A task ended: claim again if work may wait (or to count WORKER_TTL, or end a burst)."""
+        if self._more_work or self.ttl or self.burst is not None or self.stopping:
             self._wake.set()
 
     def _on_cancel(self, task_id: str) -> None:
@@ -479,7 +498,7 @@ class Worker:
                 del self._run_of[claim.id]
             self._running_changed.set()
             telemetry.TASKS_IN_FLIGHT.add((claim.queue, self.settings.worker_role), -1)
-            self._wake.set()
+            self._slot_freed()
         if span is not None:
             if outcome is None:
                 span.end("lease_lost")

@@ -70,8 +70,10 @@ local function note(etype, detail)
   NOTE_TYPE, NOTE_DETAIL = etype, detail or ''
 end
 local KNOWN = {}             -- id -> {attempt, worker, name, correlation id}
-local function know(id, attempt, worker, name, corr)
-  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or ''}
+-- external: the task's external flag ('1' / ''), when the caller has its submit row (make_ready
+-- then needs no read for it); nil when unknown.
+local function know(id, attempt, worker, name, corr, external)
+  KNOWN[id] = {tonumber(attempt or '0') or 0, worker or '', name or '', corr or '', external}
 end
 -- The workflow run and node of a task (false / '' = none), when the script read them anyway (else
 -- end_task reads them).
@@ -227,7 +229,8 @@ local function make_ready(id, tk, queue, old, enqueued_at, priority, now, ckey, 
   local evf, evv = move_status(id, old, SUBMITTED, now)
   redis.call('HSET', tk, 'status', SUBMITTED, 'updated_at', ts_s(now), evf, evv, ...)
   local score = ready_score(enqueued_at, priority)
-  local ext = redis.call('HMGET', tk, 'external', 'name')
+  local known, ext = KNOWN[id], nil
+  if known and known[5] ~= nil then ext = {known[5], known[3]} else ext = redis.call('HMGET', tk, 'external', 'name') end
   if ext[1] == '1' then
     -- An external task (no concurrency key: register_external_task offers none) waits where only
     -- ext_claim looks, and wakes no worker.
@@ -393,7 +396,7 @@ end
 local function wf_create(row, now, reason)
   local id = row[SUBMIT.id]
   local tk, queue = K_task(id), row[SUBMIT.queue]
-  know(id, 0, '', row[SUBMIT.name], row[SUBMIT.correlation_id])
+  know(id, 0, '', row[SUBMIT.name], row[SUBMIT.correlation_id], row[SUBMIT.external])
   if reason then
     local evf, evv = move_status(id, UNSUBMITTED, SUBMITTED, now)
     redis.call('HSET', tk, evf, evv, submitted_fields(row, ts_s(now)))

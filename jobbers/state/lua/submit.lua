@@ -61,7 +61,7 @@ for i, t in ipairs(rows) do
     out[i] = {SUBMIT_EXISTING, id, existing[1], existing[2], ''}
   else
     local queue, run_at = t[SUBMIT.queue], tonumber(t[SUBMIT.run_at])
-    know(id, 0, '', t[SUBMIT.name], t[SUBMIT.correlation_id])
+    know(id, 0, '', t[SUBMIT.name], t[SUBMIT.correlation_id], t[SUBMIT.external])
     local status, reason = SUBMITTED, ''
     if run_at > now then
       status = SCHEDULED

@@ -22,6 +22,7 @@ from jobbers.state.reconnect import is_out_of_memory
 from jobbers.state.records import LeaseRenewal
 from jobbers.state.store import NewTask, TaskStore
 from jobbers.state.transitions import TransitionFeed
+from jobbers.state.waits import TaskWaits
 from tests import test_faults, test_http_story
 from tests.e2e import E2E, make_e2e
 from tests.helpers import assert_exactly_one_terminal_state
@@ -250,3 +251,27 @@ async def test_a_new_clients_first_act_may_be_to_subscribe(
         await store.close()
         await other.close()
     assert [(t.task_id, t.new) for t in batch] == [(task.id, TaskStatus.SUBMITTED)]
+
+
+async def test_a_listener_cancelled_while_its_connection_drops_or_comes_back_stops(
+    topology: Cluster | SentinelGroup, key_prefix: str
+) -> None:
+    """A cancellation that lands while the listener's connection is being torn down or set up
+    again (its store closed under it, as at a process's or test's end) must end the listener:
+    redis-py can turn it into a connection error or drop it, and a listener that retried on would
+    keep the event loop's shutdown waiting for ever."""
+    still_running = []
+    for i in range(48):
+        store = TaskStore(connect(topology.url), key_prefix)
+        waits = TaskWaits(store)
+        await waits._subscribe()
+        listening = waits._task
+        assert listening is not None
+        await store.close()
+        # around the back-off's first delay (50 ms): the teardown, then the reconnect
+        await asyncio.sleep((i % 24) * 0.003)
+        listening.cancel()
+        done, _ = await asyncio.wait({listening}, timeout=3)
+        if not done:
+            still_running.append(i)
+    assert still_running == []

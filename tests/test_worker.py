@@ -42,8 +42,10 @@ async def config(settings: Settings) -> AsyncIterator[ConfigStore]:
 
 
 @pytest.fixture
-async def client(store: TaskStore, config: ConfigStore) -> JobbersClient:
-    return JobbersClient(store, config, queue_cache_seconds=0)
+async def client(store: TaskStore, config: ConfigStore) -> AsyncIterator[JobbersClient]:
+    client = JobbersClient(store, config, queue_cache_seconds=0)
+    yield client
+    await client.waits.close()  # the store and config fixtures close the rest
 
 
 Runner = Callable[..., Awaitable[Worker]]

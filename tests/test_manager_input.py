@@ -27,6 +27,7 @@ from tests.test_json_values import nested
 __all__ = ["api", "manager_settings", "registered"]  # fixtures used by this module
 
 JSON = {"Content-Type": "application/json"}
+UNKNOWN_TASK = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 #: (method, path, a valid body) for every route that takes a JSON body; ``{value}`` marks where
 #: the tests put a hostile value.
@@ -240,3 +241,34 @@ async def test_a_query_or_path_value_that_fails_validation_is_echoed_safely(api:
 
     assert odd.status_code == 422 and long_cursor.status_code == 422
     assert len(long_cursor.content) < 2000
+
+
+# -- unknown query parameters -------------------------------------------------------------------
+
+
+async def test_every_route_refuses_a_query_parameter_it_does_not_take_by_name(api: httpx.AsyncClient) -> None:
+    """A misspelt filter (``?stauts=failed``) would otherwise answer as if no filter were given:
+    every route of the schema answers 422 naming it, and writes nothing."""
+    spec = (await api.get("/openapi.json")).json()
+    asked = 0
+    for path, operations in spec["paths"].items():
+        concrete = path.replace("{task_id}", UNKNOWN_TASK).replace("{workflow_id}", UNKNOWN_TASK)
+        concrete = concrete.replace("{", "").replace("}", "")
+        for method, operation in operations.items():
+            takes = sorted(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
+            response = await api.request(method.upper(), concrete, params={"stauts": "failed"})
+            assert response.status_code == 422, (method, path, response.text)
+            (error,) = response.json()["detail"]
+            assert error["type"] == "extra_forbidden" and error["loc"] == ["query", "stauts"], error
+            assert error["msg"].endswith(f"takes: {', '.join(takes) or 'none'})"), error
+            asked += 1
+    assert asked >= 40
+    assert (await api.get("/tasks")).json()["total"] == 0
+
+
+async def test_the_query_parameters_a_route_takes_still_work(api: httpx.AsyncClient) -> None:
+    task = await submit(api)
+    response = await api.get("/tasks", params={"status": "submitted", "limit": 5})
+    assert response.status_code == 200 and [t["id"] for t in response.json()["tasks"]] == [task["id"]]
+    response = await api.get(f"/task-status/{task['id']}", params={"wait": 0.2})
+    assert response.status_code == 200 and response.json()["status"] == "submitted"

@@ -4,7 +4,9 @@ Every router uses ``StrictJSONRoute``. Its requests parse a JSON body with
 ``jobbers.json_values.loads``, so a NaN, an integer beyond 64 bits, a lone surrogate, a body
 nested deeper than ``MAX_BODY_DEPTH``, bytes that are not UTF-8 or plain bad syntax are each a
 422 naming the place in the body, before any model sees them (FastAPI alone answers some of
-these with an undocumented 400, and others reach the code that stores the task).
+these with an undocumented 400, and others reach the code that stores the task). A query
+parameter the route does not take is a 422 naming it too (FastAPI alone ignores it, so a typo
+such as ``?stauts=failed`` would silently answer for every status).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -76,8 +79,11 @@ class StrictJSONRoute(APIRoute):
     ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """``handler`` called with a ``StrictJSONRequest`` whose JSON body is already parsed."""
         has_body = self.body_field is not None
+        takes = query_names(self.dependant)
 
         async def strict_handler(request: Request) -> Response:
+            if request.scope.get("query_string"):
+                refuse_unknown_query(request, takes)
             strict = StrictJSONRequest(request.scope, request.receive)
             if has_body and await strict.body():
                 if not is_json_content_type(strict.headers.get("content-type")):
@@ -86,3 +92,32 @@ class StrictJSONRoute(APIRoute):
             return await handler(strict)
 
         return strict_handler
+
+
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """The names of the query parameters a route takes: its own and its dependencies'."""
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        current = todo.pop()
+        names.update(field.alias for field in current.query_params)
+        todo.extend(current.dependencies)
+    return frozenset(names)
+
+
+def refuse_unknown_query(request: Request, takes: frozenset[str]) -> None:
+    """Raise ``RequestValidationError`` (422, each by name) for every query parameter of
+    ``request`` that is not one of ``takes``."""
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in takes]
+    if unknown:
+        offered = ", ".join(sorted(takes)) if takes else "none"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", k),
+                    "msg": f"unknown query parameter (this route takes: {offered})",
+                }
+                for k in unknown
+            ]
+        )

@@ -108,9 +108,9 @@ def query_names(dependant: Dependant) -> frozenset[str]:
 def refuse_unknown_query(request: Request, takes: frozenset[str]) -> None:
     """Raise ``RequestValidationError`` (422, each by name) for every query parameter of
     ``request`` that is not one of ``takes``."""
-    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in takes]
+    unknown = [k for k in request.query_params if k not in takes]  # each name once
     if unknown:
-        offered = ", ".join(sorted(takes)) if takes else "none"
+        offered = ", ".join(sorted(takes)) or "none"
         raise RequestValidationError(
             [
                 {

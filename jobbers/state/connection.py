@@ -188,7 +188,8 @@ def _raise_if_cancelling() -> None:
     redis-py can turn a cancellation that lands while a connection is being set up or torn down
     into a connection error, or drop it; a loop that retries such errors would then listen on,
     cancelled in name only, and the ``asyncio.run`` or event loop waiting for it at shutdown would
-    hang. A cancelled task stops instead.
+    hang. The listener checks before each connection attempt and each read, so a cancelled one
+    stops there instead.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -223,6 +224,7 @@ class SignalListener:
         """Listen until ``stop()`` or cancellation."""
         backoff = Backoff()
         while not self._stopping:
+            _raise_if_cancelling()
             try:
                 if is_cluster(self.redis):
                     # A cluster client learns its slots at its first command; its pub/sub picks a
@@ -231,20 +233,18 @@ class SignalListener:
             except asyncio.CancelledError:
                 raise
             except TRANSIENT_REDIS_ERRORS as exc:
-                _raise_if_cancelling()
                 await backoff.wait(log, "pub/sub connection", exc)
                 continue
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(*self.handlers)
-                _raise_if_cancelling()  # redis-py's connect can swallow a cancellation outright
                 backoff.succeeded()
                 if self.on_reconnect:
                     self.on_reconnect()
                 while not self._stopping:
+                    _raise_if_cancelling()
                     # Blocking read: redis-py's timed get_message adds ~0.5 ms per message.
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    _raise_if_cancelling()
                     if message is None or message["type"] != "message":
                         continue
                     handler = self.handlers.get(message["channel"].decode())
@@ -253,7 +253,6 @@ class SignalListener:
             except asyncio.CancelledError:
                 raise
             except TRANSIENT_REDIS_ERRORS as exc:
-                _raise_if_cancelling()
                 await backoff.wait(log, "pub/sub connection", exc)
             finally:
                 try:

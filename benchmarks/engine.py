@@ -51,6 +51,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+async def script_time(store: TaskStore) -> tuple[float, int]:
+    """Redis's own count of the time spent in script calls (EVALSHA and FCALL), in us, and the calls."""
+    stats = await store.redis.info("commandstats")
+    found = [stats.get(f"cmdstat_{command}", {}) for command in ("evalsha", "fcall")]
+    return sum(float(f.get("usec", 0)) for f in found), sum(int(f.get("calls", 0)) for f in found)
+
+
 async def wait_count(store: TaskStore, status: TaskStatus, target: int, timeout: float = 300) -> float:
     start = time.perf_counter()
     while await count_by_status(store, status) < target:
@@ -156,11 +163,15 @@ async def main(args: argparse.Namespace) -> None:
         # 5. Submit -> result: the client's submit call until wait() returns the ended task (woken by
         # the transition's notification, not by polling).
         waited: list[float] = []
+        lone_cpu, (lone_usec, lone_calls) = await redis_cpu_seconds(store), await script_time(store)
         for _ in range(args.latency_samples):
             t0 = time.perf_counter()
             sub = await client.submit("noop", {})
             await client.wait(sub.id, 5)
             waited.append((time.perf_counter() - t0) * 1000)
+        lone_redis_us = (await redis_cpu_seconds(store) - lone_cpu) / args.latency_samples * 1e6
+        usec, calls = await script_time(store)
+        lone_script_us = (usec - lone_usec) / max(calls - lone_calls, 1)
         waited.sort()
         w50 = statistics.median(waited)
         w99 = waited[int(len(waited) * 0.99) - 1]
@@ -193,6 +204,8 @@ async def main(args: argparse.Namespace) -> None:
         ("submit -> start latency p99 (client call -> task runs)", f"{p99:.2f} ms", "<= 5 ms"),
         ("submit -> result p50 (client call -> wait() returns)", f"{w50:.2f} ms", "<= 1 ms"),
         ("submit -> result p99 (client call -> wait() returns)", f"{w99:.2f} ms", "<= 3 ms"),
+        ("Redis CPU per lone task (submit, claim, finish, reads)", f"{lone_redis_us:.0f} us", "-"),
+        ("Redis time per script call, lone tasks", f"{lone_script_us:.1f} us", "-"),
         ("stored -> claimed p50 / p99 (Redis clock, 1 ms steps)", f"{r50:.0f} ms / {r99:.0f} ms", "-"),
         ("worker RSS idle / after load", f"{idle_rss:.0f} MB / {busy_rss:.0f} MB", "<= 80 MB idle"),
         ("Redis memory per queued task", f"{per_task:,.0f} bytes", "<= 1 KB"),

@@ -234,11 +234,13 @@ def _worker(argv: list[str] | None) -> int:
 
 def _preload_worker_lifetime(settings: Settings) -> None:
     """Load, in a ``WORKER_RECYCLE=fork`` parent, what each forked worker would load at its start
-    (its event loop, the telemetry SDK's providers, the Lua scripts' sources), so no child pays."""
-    from jobbers.state.scripts import SCRIPT_NAMES, script_source
+    (its event loop, the telemetry SDK's providers, the Lua scripts' sources and function
+    libraries), so no child pays."""
+    from jobbers.state.scripts import SCRIPT_NAMES, function_library, script_source
 
     for name in SCRIPT_NAMES:
         script_source(name, audit_max_events=settings.audit_max_events)
+        function_library(name, audit_max_events=settings.audit_max_events)
 
     import opentelemetry.sdk.metrics
     import opentelemetry.sdk.resources

@@ -142,6 +142,32 @@ async def test_a_live_worker_still_reports_itself_while_out_of_memory(
     assert await oom_redis.hget(oom_store.keys.worker("w1"), "running") == b"3"
 
 
+async def test_a_script_whose_function_cannot_be_loaded_out_of_memory_runs_by_evalsha(
+    oom_redis: Redis, oom_store: TaskStore
+) -> None:
+    functions = await major_version(oom_redis) >= 7
+    await oom_store.report_worker("w1", 5, {"role": "default", "running": 0})
+    if functions:
+        await oom_redis.function_flush()  # as after a restart: the next call loads it again
+    junk = await push_out_of_memory(oom_redis)
+    await oom_store.report_worker("w1", 5, {"role": "default", "running": 2})  # FUNCTION LOAD is refused
+    assert await oom_redis.hget(oom_store.keys.worker("w1"), "running") == b"2"
+    if functions:
+        assert await oom_redis.function_list("jobbers_worker_seen_*") == []
+    await free_memory(oom_redis, junk)
+    await oom_store.report_worker("w1", 5, {"role": "default", "running": 3})
+    assert await oom_redis.hget(oom_store.keys.worker("w1"), "running") == b"3"
+    if functions:
+        assert len(await oom_redis.function_list("jobbers_worker_seen_*")) == 1  # loaded once memory is back
+
+
+async def test_a_script_that_only_reads_runs_while_out_of_memory(oom_redis: Redis, oom_store: TaskStore) -> None:
+    await oom_store.submit(NewTask(name="t"))
+    assert [s.depth for s in await oom_store.queue_stats(["default"])] == [1]
+    await push_out_of_memory(oom_redis)
+    assert [s.depth for s in await oom_store.queue_stats(["default"])] == [1]  # no-writes: not refused
+
+
 async def test_expired_leases_are_not_recovered_while_out_of_memory(
     oom_redis: Redis, oom_store: TaskStore
 ) -> None:

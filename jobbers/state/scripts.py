@@ -30,11 +30,23 @@ memory); Redis 6 has no flags, so the script opens with a write that changes not
 that never exists, ``K_oom_guard``): a ``DEL``, which never needs memory (``allow``: every write
 after it goes through), or a ``SET ... XX``, which may (``deny``: refused before anything else).
 A client learns which it has when it first loads a script with a rule.
+
+On Redis 7 and later each script is called as a Redis Function (``FCALL``) of a library of its
+own (``function_library``), named by a hash of its source like a script by its SHA, so clients of
+two versions never call each other's. A script's main chunk runs on every ``EVALSHA``, building
+each of its helpers and tables again (about 20-25 us of Redis CPU per call); a library builds them
+once, when it is loaded, and each call only resets the state a call collects. As a function a
+script states its rule by its flags (``allow-oom``, none for ``deny``; ``no-writes`` for the
+scripts in ``READ_ONLY``), and one with no rule is refused whole while Redis is out of memory. A
+library is loaded when a call finds it missing (a restart without persistence, a node new to a
+cluster; a replica promoted at a failover has its primary's), and a call whose library cannot be
+loaded (out of memory, no permission) or a Redis without ``FCALL`` runs the script by ``EVALSHA``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -42,6 +54,7 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -283,6 +296,79 @@ def _flags_unknown(exc: ResponseError) -> bool:
     return "Error compiling script" in message and "near '#'" in message
 
 
+#: Scripts that only read (their functions are flagged ``no-writes``, so they run out of memory).
+READ_ONLY = frozenset({"queue_stats", "audit_summary"})
+
+#: A library's per-call state: a top-level local initialised to a fresh value (or from the call's
+#: arguments) is reset at the start of every call instead of once at load.
+_PER_CALL_VALUE = re.compile(r"\{\}|false|nil|nil, nil|\{\}, 1|false, ''")
+_LOCAL_VALUE = re.compile(r"local\s+([\w\s,]+?)\s*=\s*(.*?)\s*(?:--.*)?")
+_BODY_CALL = "local result = body()\nflush_effects()\nreturn result\n"
+
+
+@functools.cache
+def function_library(name: str, audit_max_events: int = DEFAULT_AUDIT_MAX_EVENTS) -> tuple[str, str]:
+    """Script ``name`` as a Redis Function library: (the function's name, the library's source).
+
+    The same code as ``script_source``: its helpers, constants and body are defined once, when the
+    library is loaded; each call sets ``KEYS``, ``ARGV`` and the space ``S`` / ``G``, resets the
+    state a call collects (the locals of ``_common.lua`` that start empty, the keys named from
+    ``S``), checks ``KEYS[1]`` and runs the body and the flush as a script does.
+    """
+    source = script_source(name, audit_max_events=audit_max_events)
+    if source.startswith("#!"):
+        source = source.split("\n", 1)[1]
+    if not source.startswith(_HEAD):
+        raise ValueError(f"script {name} does not open with the key space check")
+    definitions, body = source[len(_HEAD) :].split("local function body()\n", 1)
+    if not body.endswith(_BODY_CALL):
+        raise ValueError(f"script {name} does not end by running its body")
+    body = "local function body()\n" + body[: -len(_BODY_CALL)]
+    declared, resets, static = [], [], []
+    for _names, text in _definitions(definitions):
+        first = next(line for line in text.splitlines() if line.startswith("local "))
+        found = _LOCAL_VALUE.fullmatch(first)
+        if first.startswith("local function") or found is None:
+            static.append(text)
+            continue
+        names, value = found.group(1), found.group(2)
+        if _PER_CALL_VALUE.fullmatch(value) or _identifiers(value) & {"S", "G", "KEYS", "ARGV"}:
+            declared.append(f"local {names}\n")
+            resets.append(f"  {names} = {value}\n")
+        else:
+            static.append(text)
+    digest = hashlib.sha1("".join((*declared, *static, *resets, body)).encode()).hexdigest()
+    function = f"jobbers_{name}_{digest[:16]}"
+    rule = OOM_RULES.get(name)
+    flags = "'no-writes'" if name in READ_ONLY else "'allow-oom'" if rule is OomRule.ALLOW else ""
+    library = (
+        f"#!lua name={function}\n"
+        "local KEYS, ARGV\nlocal S, G\n"
+        + "".join(declared)
+        + "".join(static)
+        + "local function reset()\n  S, G = ARGV[1], ARGV[2]\n" + "".join(resets) + "end\n"
+        + body
+        + f"redis.register_function{{function_name = '{function}', flags = {{{flags}}},\n"
+        "callback = function(keys, args)\n"
+        "  KEYS, ARGV = keys, args\n"
+        "  reset()\n"
+        + "".join(f"  {line}\n" for line in _HEAD.splitlines()[1:])
+        + "  local result = body()\n  flush_effects()\n  return result\nend}\n"
+    )
+    return function, library
+
+
+def _function_missing(exc: BaseException) -> bool:
+    return isinstance(exc, ResponseError) and "function not found" in str(exc).lower()
+
+
+def _functions_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says this Redis (or this user) cannot call or load functions: a Redis before
+    7, a command renamed away, or an ACL without them."""
+    message = str(exc).lower()
+    return isinstance(exc, ResponseError) and ("unknown command" in message or message.startswith("noperm"))
+
+
 class Call(NamedTuple):
     """One script call: script ``name`` in ``space``, given ``keys`` (KEYS[1] in ``space``) and ``args``."""
 
@@ -293,7 +379,8 @@ class Call(NamedTuple):
 
 
 class Scripts:
-    """The scripts of one client, each built and registered at its first call, then called by EVALSHA.
+    """The scripts of one client, each built at its first call, then called by ``FCALL`` (Redis 7
+    and later) or ``EVALSHA``.
 
     Built lazily: a process uses a few of them (a worker: claim, renew, finish, worker_seen), and
     building all of them at start cost a worker recycled every ``WORKER_TTL`` tasks ~0.1 s each time.
@@ -310,6 +397,9 @@ class Scripts:
         self._unflagged: dict[str, AsyncScript] = {}
         #: Whether Redis takes script flags: assumed until it fails to compile a flagged script.
         self.flags_supported = True
+        #: Whether Redis calls functions: assumed until it refuses FCALL or FUNCTION LOAD.
+        self.functions_supported = True
+        self._functions: dict[str, str] = {}  # script name -> its function's name
 
     def _script(self, name: str) -> AsyncScript:
         if not self.flags_supported and name in OOM_RULES:
@@ -333,7 +423,46 @@ class Scripts:
         """Run script ``name`` in ``space``; ``keys`` are the keys it is given (KEYS[1] in ``space``)."""
         return await self._call(name, keys, [space.prefix, self._global, *args])
 
+    def _function(self, name: str) -> str:
+        function = self._functions.get(name)
+        if function is None:
+            if name not in SCRIPT_NAMES:
+                raise KeyError(name)
+            function = self._functions[name] = function_library(name, self._audit_max_events)[0]
+        return function
+
+    async def _load_function(self, name: str, keys: Sequence[str]) -> bool:
+        """Load script ``name``'s library where a call with ``keys`` runs (on a cluster, on the
+        master of their slot alone: a shard that is down keeps no other from loading); False when
+        Redis will not (out of memory, no permission, no functions): the call then runs the script."""
+        library = function_library(name, self._audit_max_events)[1]
+        try:
+            if isinstance(self._redis, RedisCluster):
+                node = self._redis.get_node_from_key(keys[0])
+                await self._redis.execute_command("FUNCTION LOAD", "REPLACE", library, target_nodes=node)
+            else:
+                await self._redis.function_load(library, replace=True)
+        except ResponseError as exc:
+            if _functions_unavailable(exc):
+                self.functions_supported = False
+            return False
+        return True
+
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if self.functions_supported:
+            function = self._function(name)
+            try:
+                return await self._redis.fcall(function, len(keys), *keys, *args)  # type: ignore[misc,unused-ignore]
+            except ResponseError as exc:
+                if _functions_unavailable(exc):
+                    self.functions_supported = False
+                elif not _function_missing(exc):
+                    raise
+                elif await self._load_function(name, keys):
+                    return await self._redis.fcall(function, len(keys), *keys, *args)  # type: ignore[misc,unused-ignore]
+        return await self._run_script(name, keys, args)
+
+    async def _run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await self._script(name)(keys=keys, args=args)
         except ResponseError as exc:
@@ -346,23 +475,28 @@ class Scripts:
         """Run ``calls`` in one pipeline (on a cluster, one batch per node, sent at once), after the
         plain commands ``before(pipe)`` queues (it returns how many; their replies come first).
 
-        A node that lacks a script (restarted, or a replica promoted at a failover) answers
-        NOSCRIPT without running anything: that call alone is run again, loading the script.
+        A node that lacks a script or function (restarted, or a node new to a cluster) answers so
+        without running anything: that call alone is run again, loading it.
         """
         if len(calls) == 1 and before is None:
             call = calls[0]
             return [await self.run(call.name, call.space, call.keys, call.args)]
         pipe = self._redis.pipeline(transaction=False)
         plain = before(pipe) if before else 0
+        functions = self.functions_supported
         for call in calls:
-            script = self._script(call.name)
-            # EVALSHA by name: a cluster pipeline refuses its evalsha() method, not the command itself.
-            pipe.execute_command(
-                "EVALSHA", script.sha, len(call.keys), *call.keys, call.space.prefix, self._global, *call.args
-            )
+            # By name: a cluster pipeline refuses its evalsha() method, not the command itself.
+            if functions:
+                command = ("FCALL", self._function(call.name))
+            else:
+                command = ("EVALSHA", self._script(call.name).sha)
+            keys, args = call.keys, (call.space.prefix, self._global, *call.args)
+            pipe.execute_command(*command, len(keys), *keys, *args)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError) and i >= plain:
+            if i >= plain and (
+                isinstance(reply, NoScriptError) or _function_missing(reply) or _functions_unavailable(reply)
+            ):
                 call = calls[i - plain]
                 replies[i] = await self.run(call.name, call.space, call.keys, call.args)
             elif isinstance(reply, Exception):

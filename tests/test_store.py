@@ -15,6 +15,7 @@ from jobbers.models.queue_config import QueueConfig, RatePeriod, rate_limit_allo
 from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
 from jobbers.state.store import (
+    QUEUE_RECORD_SECONDS,
     LeaseRenewal,
     NewTask,
     Outcome,
@@ -412,3 +413,13 @@ async def test_renew_reports_an_earlier_lease_of_a_task_claimed_again_as_lost(st
     old, new = LeaseRenewal(task_id, first.token, queue="default"), LeaseRenewal(task_id, again.token)
     lost, cancel = await store.renew_leases(30, [old, new])
     assert lost == [old] and cancel == []  # the earlier run must stop; the new lease is renewed
+
+
+async def test_a_queue_a_failover_lost_from_the_queue_set_is_recorded_again_by_its_next_submit(
+    store: TaskStore,
+) -> None:
+    await store.submit(NewTask(name="t", queue="q"))
+    await store.redis.delete(store.keys.queues)  # as a failover that lost the set's write
+    await asyncio.sleep(QUEUE_RECORD_SECONDS)
+    await store.submit(NewTask(name="t", queue="q"))
+    assert await store.known_queues() == ["q"]

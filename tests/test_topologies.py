@@ -20,12 +20,12 @@ from jobbers.state.connection import connect
 from jobbers.state.keys import Keys
 from jobbers.state.reconnect import is_out_of_memory
 from jobbers.state.records import LeaseRenewal
-from jobbers.state.store import NewTask, TaskStore
+from jobbers.state.store import NewTask, TaskStore, new_task_id
 from jobbers.state.transitions import TransitionFeed
 from jobbers.state.waits import TaskWaits
 from tests import test_faults, test_http_story
-from tests.e2e import E2E, make_e2e
-from tests.helpers import assert_exactly_one_terminal_state, status_index_of
+from tests.e2e import E2E, make_e2e, wait_until
+from tests.helpers import assert_exactly_one_terminal_state
 from tests.topology import Cluster, SentinelGroup, wait_for
 
 pytestmark = pytest.mark.topology
@@ -111,6 +111,25 @@ async def test_the_keys_of_six_queues_land_on_all_three_masters(
     assert set().union(*holders.values()) == set(queues)  # every queue's keys, each on exactly one master
     assert sum(len(h) for h in holders.values()) == len(queues)
 
+
+
+async def test_a_task_whose_locator_entry_a_failover_lost_is_found_in_its_queue_and_located_again(
+    cluster: Cluster, key_prefix: str
+) -> None:
+    """The locator lives on another shard than most tasks: losing its entry (a failover of that
+    shard) must not make a task that still exists, and runs, unfindable by its id."""
+    queue = _queues_on_every_master(cluster, key_prefix)[0]
+    submitter, reader = (TaskStore(connect(cluster.url), key_prefix) for _ in range(2))
+    try:
+        task_id = (await submitter.submit(NewTask(name="noop", queue=queue))).id
+        await reader.redis.hdel(reader.keys.locator, task_id)  # as the failover that lost its write
+        (task,) = await reader.get_tasks([task_id])
+        assert (task.id, task.queue, task.status) == (task_id, queue, TaskStatus.SUBMITTED)
+        assert await reader.redis.hget(reader.keys.locator, task_id) == queue.encode()  # located again
+        assert await reader.get_tasks([new_task_id()]) == []  # an id no queue holds is still unknown
+    finally:
+        await submitter.close()
+        await reader.close()
 
 
 @pytest.mark.parametrize("topology", ["cluster"], indirect=True)
@@ -205,6 +224,13 @@ async def test_a_sentinel_failover_under_load_loses_no_task_submitted_after_it(
         group.stop()
 
 
+async def _queue_recorded(e2e: E2E, queue: str) -> bool:
+    try:
+        return queue in await e2e.store.known_queues()
+    except Exception:
+        return False
+
+
 async def test_a_cluster_master_failover_under_load_loses_no_task_submitted_after_it(
     key_prefix: str, tmp_path: Path
 ) -> None:
@@ -225,22 +251,11 @@ async def test_a_cluster_master_failover_under_load_loses_no_task_submitted_afte
             tasks = await e2e.wait_terminal(after, seconds=60)
 
             assert len(after) >= 20 and {t.status for t in tasks} == {TaskStatus.COMPLETED}, took
-            try:
-                await assert_exactly_one_terminal_state(e2e.store, after)
-            except AssertionError:
-                # A known open defect (seen in 1 run of 3 on the 2-core machine, on this code and
-                # the code before it): now and then the first task submitted after the promotion
-                # completes (record and events right) but is in no status index. Every other
-                # check stays a failure.
-                unindexed = [i for i in after if await status_index_of(e2e.store, i) == []]
-                if not unindexed:
-                    raise
-                space = e2e.store.keys.space("default")
-                for task_id in after:  # the rest of the check, for every task
-                    assert await status_index_of(e2e.store, task_id) in ([TaskStatus.COMPLETED], []), task_id
-                    assert await e2e.store.redis.zscore(space.inflight, task_id) is None, task_id
-                    assert await e2e.store.redis.zscore(keys.queue("default").ready, task_id) is None, task_id
-                pytest.xfail(f"known defect: completed after a failover, in no status index: {unindexed}")
+            # The queue set lives on one shard: the failover may have lost its entry (written by
+            # the first submit, before the promotion), and lease recovery and the listings find a
+            # queue's tasks through it. Submitters and the scheduler record their queues again.
+            await wait_until(lambda: _queue_recorded(e2e, "default"), 10)  # noqa: B023
+            await assert_exactly_one_terminal_state(e2e.store, after)
             survivors = [t.id for t in await e2e.store.get_tasks(before)]
             await e2e.wait_terminal(survivors, seconds=60)
             wait_for(cluster.healthy, "the cluster did not settle after the failover")

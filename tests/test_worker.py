@@ -374,3 +374,17 @@ async def test_worker_reports_itself_alive_and_leaves_the_list_on_exit(
     while await workers():
         assert time.monotonic() < deadline + 5, "the worker stayed listed after a clean exit"
         await asyncio.sleep(0.02)
+
+
+async def test_a_dead_workers_task_is_recovered_when_a_failover_lost_its_queue_from_the_queue_set(
+    settings: Settings, store: TaskStore, config: ConfigStore
+) -> None:
+    task_id = (await store.submit(NewTask(name="t"))).id
+    (claimed,) = (await store.claim("gone", 0.05, 1, [QueueConfig(name="default")])).tasks
+    await asyncio.sleep(0.1)  # its worker is gone: the lease expired
+    await store.redis.delete(store.keys.queues)  # as a failover that lost the set's write
+    assert (await store.recover_expired_leases()).requeued == []  # its queue is not found
+    await Scheduler(settings, store, config).run_once()  # records the queues it serves, then recovers
+    assert "default" in await store.known_queues()
+    (task,) = await store.get_tasks([task_id])
+    assert task.status is TaskStatus.SUBMITTED and claimed.id == task_id

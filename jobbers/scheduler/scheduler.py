@@ -170,4 +170,10 @@ class Scheduler:
             log.warning("could not read queue configuration (%s); using queues seen in Redis", exc)
             return await self.store.known_queues()
         self._queues_cache = (now, names)
+        try:
+            # Each pass that reads them records them in Redis's queue set again: a failover can
+            # lose that write, and lease recovery and the cleaner find a queue's tasks through it.
+            await self.store.record_queues(names)
+        except TRANSIENT_REDIS_ERRORS as exc:
+            log.debug("could not record the queues in Redis (%s); the next pass tries again", exc)
         return names

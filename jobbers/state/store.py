@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -68,6 +70,12 @@ __all__ = [
 
 #: How many of its own newest submits a store remembers the queue of (about 100 bytes each).
 SUBMITTED_MEMORY = 10_000
+#: Most unlocated ids a look-up searches every queue's space for (on a Redis Cluster, where a
+#: failover can lose a locator entry): an id no queue holds costs one EXISTS per known queue.
+LOCATOR_SEARCH_MOST = 100
+#: Seconds after which a submitting store records a queue in the global queue set again (one
+#: SADD per queue per interval): a write a failover lost is made good within that time.
+QUEUE_RECORD_SECONDS = 1.0
 
 
 def _s(raw: bytes | str) -> str:
@@ -167,8 +175,11 @@ class TaskStore:
         #: On a cluster a script touches one slot; on one node the submit call also writes the
         #: locator (one call, atomic with the task), so single-Redis users pay no extra command.
         self.cluster = is_cluster(redis)
-        #: Queues this process has recorded in the global queue set (it is never pruned).
-        self._registered_queues: set[str] = set()
+        #: Queue -> when (monotonic) this process last recorded it in the global queue set (never
+        #: pruned). Recorded again after QUEUE_RECORD_SECONDS: a failover can lose the write (the
+        #: set lives on one shard, replicated asynchronously), and lease recovery, stall detection,
+        #: pruning and the listings find a queue's tasks through it.
+        self._registered_queues: dict[str, float] = {}
         #: id -> queue of the tasks this process claimed and has not finished (a worker's renewals
         #: and outcomes then need no look-up); entries leave at finish or when the lease is lost.
         self._held: dict[str, str] = {}
@@ -210,7 +221,32 @@ class TaskStore:
         if missing:
             raw: Any = await self.redis.hmget(self.keys.locator, missing)  # type: ignore[misc,unused-ignore]
             found.update((i, _s(q)) for i, q in zip(missing, raw, strict=True) if q is not None)
+            unlocated = [i for i in missing if i not in found]
+            if self.cluster and 0 < len(unlocated) <= LOCATOR_SEARCH_MOST:
+                found.update(await self._search_spaces(unlocated))
         return found
+
+    async def _search_spaces(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The queue of each of ``task_ids`` that the locator does not name but whose record is in
+        a known queue's space, looked up there (one pipeline) and written back to the locator.
+
+        On a Redis Cluster the locator lives on another shard than a task, written beside its
+        submit: a failover of the locator's shard can lose the entry while the task stays (and
+        runs) on its own. On one Redis (or Sentinel) the two are written in one script call, on
+        one node, so they are kept or lost together and this is never needed.
+        """
+        queues = await self.known_queues()
+        if not queues:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        pairs = [(task_id, queue) for task_id in task_ids for queue in queues]
+        for task_id, queue in pairs:
+            pipe.exists(self.keys.space(queue).task(task_id))
+        hits = {task_id: queue for (task_id, queue), n in zip(pairs, await pipe.execute(), strict=True) if n}
+        if hits:
+            entries: Any = hits  # redis-py's mapping type is invariant in its keys
+            await self.redis.hset(self.keys.locator, mapping=entries)  # type: ignore[misc,unused-ignore]
+        return hits
 
     async def _spaces_of(self, task_ids: Sequence[str]) -> tuple[dict[Space, list[int]], list[int]]:
         """Positions of ``task_ids`` grouped by their tasks' key spaces, and those of unknown ids."""
@@ -293,7 +329,9 @@ class TaskStore:
             calls.append(
                 Call("submit", q.space, [q.ready] if self.cluster else [q.ready, self.keys.locator], args)
             )
-        unregistered = [q for q in by_queue if q not in self._registered_queues]
+        now = time.monotonic()
+        recorded = self._registered_queues
+        unregistered = [q for q in by_queue if now - recorded.get(q, -math.inf) >= QUEUE_RECORD_SECONDS]
         locator: dict[str, str] = {}
         if self.cluster:
             locator = {part[i].id: queue for queue, positions in by_queue.items() for i in positions}
@@ -319,7 +357,7 @@ class TaskStore:
             )
         else:
             replies = await self._scripts.run_all(calls, before if plain else None) if calls else []
-        self._registered_queues.update(unregistered)
+        recorded.update(dict.fromkeys(unregistered, now))
         for positions, reply in zip(by_queue.values(), replies[plain:], strict=False):
             for i, row in zip(positions, reply, strict=True):
                 answered[i] = row
@@ -709,6 +747,14 @@ class TaskStore:
             if queue is not None:
                 refs[task_id] = TaskRef(_s(queue), _s(name or b""), int(version or 1), dead == b"1")
         return refs
+
+    async def record_queues(self, queues: Sequence[str]) -> None:
+        """Record ``queues`` in the global queue set (as a submit does), so that what finds tasks
+        through it (lease recovery, stall detection, pruning, listings) finds theirs even when no
+        one submits to them (the scheduler records the queues it serves, each pass)."""
+        if queues:
+            await self.redis.sadd(self.keys.queues, *queues)  # type: ignore[misc,unused-ignore]
+            self._registered_queues.update(dict.fromkeys(queues, time.monotonic()))
 
     async def known_queues(self) -> list[str]:
         """Every queue name that ever held a task."""

@@ -16,6 +16,7 @@ from jobbers.models.task import TaskStatus
 from jobbers.state.codec import pack
 from jobbers.state.store import (
     QUEUE_RECORD_SECONDS,
+    SUBMITTED_MEMORY,
     LeaseRenewal,
     NewTask,
     Outcome,
@@ -423,3 +424,18 @@ async def test_a_queue_a_failover_lost_from_the_queue_set_is_recorded_again_by_i
     await asyncio.sleep(QUEUE_RECORD_SECONDS)
     await store.submit(NewTask(name="t", queue="q"))
     assert await store.known_queues() == ["q"]
+
+
+async def test_a_store_remembers_the_queues_of_its_newest_submits_and_forgets_the_oldest_first(
+    store: TaskStore,
+) -> None:
+    first = await store.submit_many([NewTask(name="t", queue="q1") for _ in range(SUBMITTED_MEMORY)])
+    oldest = list(store._submitted)[:10]  # in the order their calls were answered
+    newest = await store.submit_many([NewTask(name="t", queue="q2") for _ in range(10)])
+    remembered = store._submitted
+    assert len(remembered) == SUBMITTED_MEMORY
+    assert [o.id for o in first if o.id not in remembered] == [i for i in (o.id for o in first) if i in oldest]
+    assert [remembered[o.id] for o in newest] == ["q2"] * 10
+    before = await _calls_of(store, "hmget")
+    assert await store.locate([newest[0].id, oldest[0]]) == {newest[0].id: "q2", oldest[0]: "q1"}
+    assert await _calls_of(store, "hmget") == before + 1  # only the forgotten one is looked up

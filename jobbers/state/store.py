@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -185,8 +186,10 @@ class TaskStore:
         self._held: dict[str, str] = {}
         #: id -> queue of the last SUBMITTED_MEMORY tasks this process created under ids it made
         #: (``new_task_id``: never another task's), so reading one back (``client.wait``, a
-        #: status request after a submit) needs no locator look-up. Oldest first.
-        self._submitted: dict[str, str] = {}
+        #: status request after a submit) needs no locator look-up. Oldest first: an OrderedDict,
+        #: whose oldest entry goes in O(1) (a dict's first key after many deletions from its front
+        #: takes a scan: ~5 us a submit once the memory is full).
+        self._submitted: OrderedDict[str, str] = OrderedDict()
         self._submits = _GroupCommit(self._submit_chunk)
 
     async def close(self) -> None:
@@ -397,7 +400,7 @@ class TaskStore:
         submitted = self._submitted
         submitted[task_id] = queue
         if len(submitted) > SUBMITTED_MEMORY:
-            del submitted[next(iter(submitted))]
+            submitted.popitem(last=False)
 
     async def _ids_held_elsewhere(self, part: Sequence[NewTask]) -> dict[int, Any]:
         """Submit rows (``SUBMIT_EXISTING``) for the tasks of ``part`` whose id the locator gives to

@@ -7,6 +7,7 @@ script's first write (jobbers.state.scripts)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -159,6 +160,19 @@ async def test_a_script_whose_function_cannot_be_loaded_out_of_memory_runs_by_ev
     assert await oom_redis.hget(oom_store.keys.worker("w1"), "running") == b"3"
     if functions:
         assert len(await oom_redis.function_list("jobbers_worker_seen_*")) == 1  # loaded once memory is back
+
+
+async def test_the_scheduler_still_promotes_due_tasks_while_out_of_memory(
+    oom_redis: Redis, oom_store: TaskStore
+) -> None:
+    assert (await oom_store.promote_due("default", 10)).promoted == 0  # its script is loaded
+    run_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=100)
+    task_id = (await oom_store.submit(NewTask(name="t", run_at=run_at))).id
+    await push_out_of_memory(oom_redis)
+    await asyncio.sleep(0.15)
+    assert (await oom_store.promote_due("default", 10)).promoted == 1  # allow-oom: not refused
+    (task,) = await oom_store.get_tasks([task_id])
+    assert task.status is TaskStatus.SUBMITTED
 
 
 async def test_a_script_that_only_reads_runs_while_out_of_memory(oom_redis: Redis, oom_store: TaskStore) -> None:

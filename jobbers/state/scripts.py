@@ -117,6 +117,9 @@ OOM_RULES: dict[str, OomRule] = {
     # An attempt's outcome (its task ran) is written regardless: it adds a few fields and events,
     # and ends the lease that recovery would otherwise take back once memory returns.
     "finish": OomRule.ALLOW,
+    # A promotion moves due scheduled tasks to their queue (a few fields and an event each); the
+    # scheduler runs it every pass, and a pass refused at its first step would take back nothing.
+    "promote": OomRule.ALLOW,
     "claim": OomRule.DENY,
     "ext_claim": OomRule.DENY,
     "recover": OomRule.DENY,

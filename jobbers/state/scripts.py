@@ -469,7 +469,8 @@ class Scripts:
         try:
             return await self._script(name)(keys=keys, args=args)
         except ResponseError as exc:
-            if not (self.flags_supported and name in OOM_RULES and _flags_unknown(exc)):
+            # (Whether or not a concurrent first call has found this out already.)
+            if not (name in OOM_RULES and _flags_unknown(exc)):
                 raise
         self.flags_supported = False  # Redis before 7: its scripts state their OOM rule by a write
         return await self._unflagged_script(name)(keys=keys, args=args)

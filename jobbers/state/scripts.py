@@ -402,7 +402,6 @@ class Scripts:
         self.flags_supported = True
         #: Whether Redis calls functions: assumed until it refuses FCALL or FUNCTION LOAD.
         self.functions_supported = True
-        self._functions: dict[str, str] = {}  # script name -> its function's name
 
     def _script(self, name: str) -> AsyncScript:
         if not self.flags_supported and name in OOM_RULES:
@@ -427,12 +426,10 @@ class Scripts:
         return await self._call(name, keys, [space.prefix, self._global, *args])
 
     def _function(self, name: str) -> str:
-        function = self._functions.get(name)
-        if function is None:
-            if name not in SCRIPT_NAMES:
-                raise KeyError(name)
-            function = self._functions[name] = function_library(name, self._audit_max_events)[0]
-        return function
+        """The name of script ``name``'s function (``function_library`` builds each once)."""
+        if name not in SCRIPT_NAMES:
+            raise KeyError(name)
+        return function_library(name, self._audit_max_events)[0]
 
     async def _load_function(self, name: str, keys: Sequence[str]) -> bool:
         """Load script ``name``'s library where a call with ``keys`` runs (on a cluster, on the
